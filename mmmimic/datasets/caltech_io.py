@@ -1,0 +1,417 @@
+"""Reading and writing the Caltech Pedestrian file formats, without external tools.
+
+Three formats (see ``docs/caltech.md`` and the toolbox sources named below):
+
+- ``.seq``: Norpix sequence of JPEG frames (toolbox ``videos/seqReaderPlugin.m``).
+- ``.vbb``: MATLAB v5 ``.mat`` holding the video annotation struct ``A`` (toolbox ``vbb.m``).
+- bbGt text, version 0-3: one annotation file per image (toolbox ``bbGt.m``, ``bbSave``/``bbLoad``),
+  also the format of the new annotations of Zhang et al. (CVPR 2016).
+
+Objects are plain dicts so that the converter, the dataset, the metric and the tests share one
+representation: ``lbl`` (str), ``pos`` ``[l, t, w, h]``, ``posv`` ``[l, t, w, h]`` (visible part,
+all zeros when not given), ``occl`` (0/1); vbb objects add ``id`` (1-based track id), bbGt objects
+add ``ign`` (0/1) and ``ang`` (degrees).
+
+Every reader raises ``ValueError`` naming the file and what is wrong with it.
+"""
+import os
+import os.path as osp
+import struct
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+SEQ_MAGIC = 0xFEED
+SEQ_HEADER_SIZE = 1024
+#: image formats whose frames are stored as variable-size compressed images
+SEQ_JPEG_FORMATS = (102, 201)
+SEQ_PNG_FORMATS = (1, 2)
+SEQ_RAW_FORMATS = (100, 200, 101)
+
+VBB_FIELDS = ('nFrame', 'objLists', 'maxObj', 'objInit', 'objLbl', 'objStr', 'objEnd', 'objHide',
+              'altered', 'log', 'logLen')
+VBB_OBJ_FIELDS = ('id', 'pos', 'occl', 'lock', 'posv')
+
+BBGT_HEADER = '% bbGt version='
+#: number of tokens per object line for each bbGt version
+BBGT_NUM_TOKENS = {0: 5, 1: 10, 2: 11, 3: 12}
+
+
+# --------------------------------------------------------------------------------------------------
+# .seq
+# --------------------------------------------------------------------------------------------------
+def write_seq(path: str,
+              jpeg_frames: Sequence[bytes],
+              width: int,
+              height: int,
+              fps: float = 30.0) -> None:
+    """Write JPEG frames as a Norpix ``.seq`` file (version 3, image format 102).
+
+    Each frame is stored as a uint32 size (its own 4 bytes included), the JPEG bytes and an
+    8-byte timestamp (uint32 seconds, uint16 milliseconds, 2 bytes padding), as in Caltech's files.
+
+    Args:
+        path: output file.
+        jpeg_frames: encoded JPEG images (``FF D8 ... FF D9``), e.g. from ``cv2.imencode``.
+        width: frame width in pixels.
+        height: frame height in pixels.
+        fps: frame rate stored in the header; timestamps are ``i / fps`` seconds.
+    """
+    header = bytearray(SEQ_HEADER_SIZE)
+    struct.pack_into('<I', header, 0, SEQ_MAGIC)
+    name = 'Norpix seq'.encode('utf-16-le')
+    header[4:4 + len(name)] = name
+    struct.pack_into('<iI', header, 28, 3, SEQ_HEADER_SIZE)
+    true_size = 0
+    for i, jpg in enumerate(jpeg_frames):
+        if bytes(jpg[:2]) != b'\xff\xd8':
+            raise ValueError(f'write_seq({path!r}): frame {i} is not a JPEG (no FF D8 marker)')
+        true_size = max(true_size, len(jpg) + 4 + 8)
+    struct.pack_into('<9I', header, 548, width, height, 24, 8, width * height * 3, 102,
+                     len(jpeg_frames), 0, true_size)
+    struct.pack_into('<d', header, 584, float(fps))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(header)
+        for i, jpg in enumerate(jpeg_frames):
+            t = i / fps
+            sec = int(t)
+            f.write(struct.pack('<I', len(jpg) + 4))
+            f.write(bytes(jpg))
+            f.write(struct.pack('<IHH', sec, int(round((t - sec) * 1000)) % 1000, 0))
+
+
+class SeqReader:
+    """Random access to the frames of a Norpix ``.seq`` file (JPEG or PNG frames).
+
+    The whole frame index is built (and checked) on construction, so a truncated or corrupt file
+    fails before any frame is used.
+
+    Args:
+        path: the ``.seq`` file.
+
+    Attributes:
+        width, height, num_frames, fps: from the header; ``num_frames`` is the number of frames
+            actually present (it is an error for the file to hold fewer than the header says).
+        image_format: the Norpix image format code (102/201 JPEG, 1/2 PNG).
+        extra: bytes after each image (8 or 16), detected once as the toolbox does.
+
+    Raises:
+        ValueError: not a seq file, unsupported image format, or truncated/corrupt frames; the
+            message names the file and the frame at fault.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        size = osp.getsize(path)
+        with open(path, 'rb') as f:
+            header = f.read(SEQ_HEADER_SIZE)
+            if len(header) < SEQ_HEADER_SIZE:
+                raise ValueError(f'{path}: not a .seq file (only {len(header)} bytes, the header '
+                                 f'alone has {SEQ_HEADER_SIZE})')
+            magic, = struct.unpack_from('<I', header, 0)
+            if magic != SEQ_MAGIC:
+                raise ValueError(f'{path}: not a .seq file (magic number {magic:#x}, '
+                                 f'expected {SEQ_MAGIC:#x})')
+            self.version, header_size = struct.unpack_from('<iI', header, 28)
+            (self.width, self.height, self.bit_depth, _, self.image_size_bytes, self.image_format,
+             num_frames, _, _) = struct.unpack_from('<9I', header, 548)
+            self.fps, = struct.unpack_from('<d', header, 584)
+            if self.image_format in SEQ_RAW_FORMATS:
+                raise ValueError(f'{path}: raw image format {self.image_format} is not supported '
+                                 f'(only JPEG 102/201 and PNG 1/2)')
+            if self.image_format not in SEQ_JPEG_FORMATS + SEQ_PNG_FORMATS:
+                raise ValueError(f'{path}: unknown image format {self.image_format}')
+            self._offsets, self._sizes, self.extra = self._index(f, size, num_frames)
+        self.num_frames = len(self._offsets)
+        self._file = None
+
+    def _index(self, f, size: int, num_frames: int):
+        offsets = np.zeros(num_frames, dtype=np.int64)
+        sizes = np.zeros(num_frames, dtype=np.int64)
+        magic = b'\xff\xd8' if self.image_format in SEQ_JPEG_FORMATS else b'\x89P'
+        pos, extra = SEQ_HEADER_SIZE, 8
+        for i in range(num_frames):
+            f.seek(pos)
+            raw = f.read(4)
+            if len(raw) < 4:
+                raise ValueError(f'{self.path}: truncated: the header announces {num_frames} '
+                                 f'frames but the file ends before frame {i} (at byte {pos})')
+            n, = struct.unpack('<I', raw)
+            if n <= 4 or pos + n > size:
+                raise ValueError(f'{self.path}: frame {i} extends past end of file (size field '
+                                 f'{n} at byte {pos}, file has {size} bytes)')
+            if f.read(2) != magic:
+                raise ValueError(f'{self.path}: frame {i} at byte {pos + 4} is not a '
+                                 f'{"JPEG" if magic[0] == 0xFF else "PNG"} image')
+            offsets[i], sizes[i] = pos + 4, n - 4
+            if i == 0:
+                # seqReaderPlugin: 16 bytes of extra data if the uint32 after the timestamp is 0
+                f.seek(pos + n + 8)
+                nxt = f.read(4)
+                extra = 16 if (len(nxt) == 4 and struct.unpack('<I', nxt)[0] == 0) else 8
+            pos += n + extra
+        return offsets, sizes, extra
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __getitem__(self, index: int) -> bytes:
+        if index < 0:
+            index += self.num_frames
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f'{self.path}: frame {index} out of range (0..{self.num_frames - 1})')
+        if self._file is None:
+            self._file = open(self.path, 'rb')
+        self._file.seek(int(self._offsets[index]))
+        return self._file.read(int(self._sizes[index]))
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i in range(self.num_frames):
+            yield self[i]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> 'SeqReader':
+        return self
+
+    def __exit__(self, *args) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state['_file'] = None
+        return state
+
+
+# --------------------------------------------------------------------------------------------------
+# .vbb
+# --------------------------------------------------------------------------------------------------
+def _xywh(value, name: str, path: str) -> List[float]:
+    arr = np.asarray(value, dtype=np.float64).ravel()
+    if arr.size == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    if arr.size != 4:
+        raise ValueError(f'{path}: {name} must have 4 numbers [l, t, w, h], got {arr.tolist()}')
+    return arr.tolist()
+
+
+def write_vbb(path: str, frames: Sequence[Sequence[Dict]]) -> None:
+    """Write a vbb 1.4 annotation (MATLAB v5 ``.mat`` holding struct ``A``) with scipy.
+
+    Args:
+        path: output ``.vbb`` file.
+        frames: ``frames[f]`` lists the objects of the 0-based frame ``f``; each a dict with
+            ``id`` (int >= 1, track id), ``lbl`` (``person``, ``people``, ``person?``,
+            ``person-fa``), ``pos`` ``[l, t, w, h]``, ``posv`` (all zeros if none, may be
+            omitted) and ``occl`` (0/1, may be omitted). Every object of one id has one label.
+    """
+    from scipy.io import savemat
+
+    n_frame = len(frames)
+    labels: Dict[int, str] = {}
+    first: Dict[int, int] = {}
+    last: Dict[int, int] = {}
+    obj_dtype = [(k, 'O') for k in VBB_OBJ_FIELDS]
+    obj_lists = np.empty((1, n_frame), dtype=object)
+    for f, objs in enumerate(frames):
+        if len(objs) == 0:
+            obj_lists[0, f] = np.zeros((0, 0))
+            continue
+        arr = np.empty((1, len(objs)), dtype=obj_dtype)
+        for j, o in enumerate(objs):
+            oid = int(o['id'])
+            if oid < 1:
+                raise ValueError(f'write_vbb({path!r}): frame {f} object {j}: id must be >= 1')
+            if labels.setdefault(oid, o['lbl']) != o['lbl']:
+                raise ValueError(f'write_vbb({path!r}): id {oid} has labels '
+                                 f'{labels[oid]!r} and {o["lbl"]!r}')
+            first.setdefault(oid, f)
+            last[oid] = f
+            arr[0, j] = (np.array([[float(oid)]]),
+                         np.array([_xywh(o['pos'], 'pos', path)]),
+                         np.array([[float(o.get('occl', 0))]]),
+                         np.array([[0.0]]),
+                         np.array([_xywh(o.get('posv', [0, 0, 0, 0]), 'posv', path)]))
+        obj_lists[0, f] = arr
+    max_obj = max(labels) if labels else 0
+    obj_lbl = np.empty((1, max_obj), dtype=object)
+    obj_init = np.zeros((1, max_obj))
+    obj_str = np.zeros((1, max_obj))
+    obj_end = np.zeros((1, max_obj))
+    for i in range(max_obj):
+        oid = i + 1
+        obj_lbl[0, i] = labels.get(oid, '')
+        if oid in labels:
+            obj_init[0, i] = 1
+            obj_str[0, i] = first[oid] + 1
+            obj_end[0, i] = last[oid] + 1
+    A = np.empty((1, 1), dtype=[(k, 'O') for k in VBB_FIELDS])
+    A[0, 0] = (np.array([[float(n_frame)]]), obj_lists, np.array([[float(max_obj)]]), obj_init,
+               obj_lbl, obj_str, obj_end, np.zeros((1, max_obj)), np.array([[0.0]]),
+               np.array([[0.0]]), np.array([[0.0]]))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'wb') as fh:
+        savemat(fh, {'A': A}, format='5')
+
+
+def _mat_str(value) -> str:
+    arr = np.asarray(value).ravel()
+    return str(arr[0]) if arr.size else ''
+
+
+def read_vbb(path: str) -> List[List[Dict]]:
+    """Read a vbb annotation file (as written by the Caltech toolbox or :func:`write_vbb`).
+
+    Args:
+        path: the ``.vbb`` file.
+
+    Returns:
+        ``frames[f]``: list of object dicts (``id``, ``lbl``, ``pos``, ``posv``, ``occl``) of the
+        0-based frame ``f``, in the file's order.
+
+    Raises:
+        ValueError: the file is not a MATLAB file holding a vbb struct ``A``.
+    """
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path)
+    except Exception as e:  # scipy raises several types for non-mat input
+        raise ValueError(f'{path}: not a vbb file (not a MATLAB .mat file: {e})') from e
+    if 'A' not in mat:
+        raise ValueError(f'{path}: not a vbb file (no struct A; variables: '
+                         f'{sorted(k for k in mat if not k.startswith("__"))})')
+    A = mat['A']
+    names = A.dtype.names
+    if names is None or A.size != 1:
+        raise ValueError(f'{path}: not a vbb file (A is not a 1x1 struct)')
+    A = A.ravel()[0]
+    if 'objLists' in names and 'objLbl' in names:
+        obj_lists, obj_lbl, n_frame = A['objLists'], A['objLbl'], A['nFrame']
+    elif len(names) >= 5:  # positional, as in the real files
+        obj_lists, obj_lbl, n_frame = A[1], A[4], A[0]
+    else:
+        raise ValueError(f'{path}: not a vbb file (struct A has fields {names})')
+    obj_lists = np.asarray(obj_lists).ravel()
+    labels = [_mat_str(v) for v in np.asarray(obj_lbl).ravel()]
+    n_frame = int(np.asarray(n_frame).ravel()[0]) if np.asarray(n_frame).size else len(obj_lists)
+    if n_frame != len(obj_lists):
+        raise ValueError(f'{path}: nFrame={n_frame} but objLists has {len(obj_lists)} frames')
+    frames: List[List[Dict]] = []
+    for f, objs in enumerate(obj_lists):
+        objs = np.asarray(objs)
+        out: List[Dict] = []
+        if objs.size and objs.dtype.names:
+            missing = {'id', 'pos'} - set(objs.dtype.names)
+            if missing:
+                raise ValueError(f'{path}: frame {f}: objects lack fields {sorted(missing)}')
+            for o in objs.ravel():
+                oid = int(np.asarray(o['id']).ravel()[0])
+                if not 1 <= oid <= len(labels):
+                    raise ValueError(f'{path}: frame {f}: object id {oid} has no label '
+                                     f'(objLbl has {len(labels)})')
+                has = objs.dtype.names
+                out.append(
+                    dict(
+                        id=oid,
+                        lbl=labels[oid - 1],
+                        pos=_xywh(o['pos'], 'pos', path),
+                        posv=_xywh(o['posv'], 'posv', path) if 'posv' in has else [0.0] * 4,
+                        occl=int(np.asarray(o['occl']).ravel()[0]) if 'occl' in has else 0))
+        frames.append(out)
+    return frames
+
+
+# --------------------------------------------------------------------------------------------------
+# bbGt text
+# --------------------------------------------------------------------------------------------------
+def _fmt(v: float) -> str:
+    v = float(v)
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+def write_bbgt(path: str, objects: Sequence[Dict]) -> None:
+    """Write one image's objects as a bbGt version 3 text file (toolbox ``bbGt('bbSave')``).
+
+    Args:
+        path: output text file.
+        objects: dicts with ``lbl``, ``pos`` ``[l, t, w, h]`` and optionally ``occl`` (0),
+            ``posv`` (zeros), ``ign`` (0), ``ang`` (0). Lines are ``lbl l t w h occ vl vt vw vh
+            ign ang``; integral numbers are written as integers, others in shortest exact form.
+    """
+    lines = [BBGT_HEADER + '3']
+    for o in objects:
+        lbl = str(o['lbl'])
+        if not lbl or any(c.isspace() for c in lbl):
+            raise ValueError(f'write_bbgt({path!r}): label {lbl!r} must be one non-empty word')
+        nums = (list(o['pos']) + [o.get('occl', 0)] + list(o.get('posv', [0, 0, 0, 0])) +
+                [o.get('ign', 0), o.get('ang', 0)])
+        lines.append(' '.join([lbl] + [_fmt(v) for v in nums]))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def read_bbgt(path: str) -> List[Dict]:
+    """Read a bbGt text file, versions 0 to 3 (toolbox ``bbGt('bbLoad')``).
+
+    Args:
+        path: the text file.
+
+    Returns:
+        list of dicts ``lbl``, ``pos``, ``occl``, ``posv``, ``ign``, ``ang`` (missing columns of
+        older versions are 0).
+
+    Raises:
+        ValueError: bad header, or a line with the wrong number of tokens or a non-number; the
+            message names the file and the line.
+    """
+    with open(path) as f:
+        text = f.read()
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith(BBGT_HEADER):
+        raise ValueError(f'{path}: not a bbGt file (first line must be "{BBGT_HEADER}<0-3>", '
+                         f'got {lines[0][:40] if lines else "an empty file"!r})')
+    try:
+        version = int(lines[0][len(BBGT_HEADER):].strip())
+        num_tokens = BBGT_NUM_TOKENS[version]
+    except (ValueError, KeyError):
+        raise ValueError(f'{path}: unsupported bbGt version in {lines[0]!r}') from None
+    objects = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != num_tokens:
+            raise ValueError(f'{path}:{lineno}: expected {num_tokens} tokens for bbGt version '
+                             f'{version}, got {len(tokens)}: {line!r}')
+        try:
+            nums = [float(t) for t in tokens[1:]] + [0.0] * (12 - num_tokens)
+        except ValueError:
+            raise ValueError(f'{path}:{lineno}: non-numeric value in {line!r}') from None
+        objects.append(
+            dict(
+                lbl=tokens[0],
+                pos=nums[0:4],
+                occl=int(nums[4]),
+                posv=nums[5:9],
+                ign=int(nums[9]),
+                ang=nums[10]))
+    return objects
+
+
+def bbgt_path(ann_dir: str, img_id: str) -> Optional[str]:
+    """Find the bbGt file of image ``img_id`` in ``ann_dir``: ``<id>.txt`` (our converter, the new
+    training annotations) or ``<id>.jpg.txt`` (the new test annotations). None if neither exists."""
+    for name in (img_id + '.txt', img_id + '.jpg.txt'):
+        p = osp.join(ann_dir, name)
+        if osp.isfile(p):
+            return p
+    return None
