@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHEELS="${WHEELS:-$ROOT/../shared/wheels}"
 PY="${PYTHON:-python}"
-PIP=("$PY" -m pip install --disable-pip-version-check)
+PIP=("$PY" -m pip install --disable-pip-version-check -c "$ROOT/requirements/constraints.txt")
 
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 echo "[mmmimic install] python: $($PY -c 'import sys; print(sys.executable)')"
@@ -41,6 +41,7 @@ fi
 FIND_LINKS=()
 [ -d "$WHEELS" ] && FIND_LINKS=(--find-links "$WHEELS")
 "${PIP[@]}" "${FIND_LINKS[@]}" "torch==$TORCH_VERSION" "mmcv==2.1.0" -r "$ROOT/requirements.txt"
+"${PIP[@]}" --no-deps -r "$ROOT/requirements/mim.txt"
 "${PIP[@]}" "${FIND_LINKS[@]}" --no-build-isolation --no-deps -e "$ROOT"
 
 "$PY" - <<'PY'

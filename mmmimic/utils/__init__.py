@@ -1,0 +1,3 @@
+from .checks import (check_checkpoint_matches_model, check_config_path,  # noqa: F401
+                     check_fresh_work_dir)
+from .env import check_mmcv_ops  # noqa: F401

@@ -1,0 +1,120 @@
+# mmmimic training entry point: mmdet's tools/train.py flags, plus up-front input checks.
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
+from mmmimic.utils import (check_checkpoint_matches_model, check_config_path,
+                           check_fresh_work_dir)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector (or a mimic student)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp', action='store_true', default=False,
+        help='enable automatic-mixed-precision training (needs a CUDA/NPU/MLU device)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='enable automatically scaling LR.')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='If a checkpoint path is given, resume from it; if no path is given, resume '
+        'from the latest checkpoint in the work directory.')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='allow a fresh run in a work dir that holds checkpoints of an earlier run')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config, the key-value pair in xxx=yyy '
+        'format will be merged into config file. If the value to be overwritten is a list, '
+        'it should be like key="[a,b]" or key=a,b. It also allows nested list/tuple values, '
+        'e.g. key="[(a,b),(c,d)]". Note that the quotation marks are necessary and that no '
+        'white space is allowed.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch / torchrun pass --local-rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_train_config(args) -> Config:
+    """Merge the config file with the command line exactly as mmdet's tools/train.py does."""
+    cfg = Config.fromfile(check_config_path(args.config))
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir priority: CLI > config file > config filename
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        import torch
+        from mmengine.device import is_cuda_available, is_mlu_available, is_npu_available
+        if not (is_cuda_available() or is_npu_available() or is_mlu_available()):
+            raise RuntimeError(
+                f'--amp needs a CUDA, NPU or MLU device (mmengine AmpOptimWrapper); torch '
+                f'{torch.__version__} sees none on this machine. Drop --amp to train in fp32.')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr and \
+                'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            raise RuntimeError(f'{args.config}: --auto-scale-lr needs "auto_scale_lr" with '
+                               '"enable" and "base_batch_size" in the config.')
+
+    # resume priority: explicit path > auto resume
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    if cfg.get('load_from') and not osp.isfile(cfg.load_from) and \
+            '://' not in str(cfg.load_from):
+        raise FileNotFoundError(f'load_from checkpoint not found: {cfg.load_from}')
+
+    # CPU-only machines cannot use NCCL: gloo for torchrun/dist_train.sh there.
+    import torch
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = build_train_config(args)
+    if not args.overwrite:
+        check_fresh_work_dir(cfg.work_dir, resume=bool(cfg.get('resume', False)))
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+
+    # A checkpoint from another model fails now, not as a warning buried in the log.
+    if cfg.get('load_from') and '://' not in str(cfg.load_from):
+        check_checkpoint_matches_model(
+            runner.model.module if hasattr(runner.model, 'module') else runner.model,
+            cfg.load_from, strict=bool(cfg.get('resume', False)))
+
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
