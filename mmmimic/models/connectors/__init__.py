@@ -1,0 +1,3 @@
+from .connectors import BaseConnector, Conv1x1Connector, Deconv2xConnector, IdentityConnector
+
+__all__ = ['BaseConnector', 'Conv1x1Connector', 'Deconv2xConnector', 'IdentityConnector']

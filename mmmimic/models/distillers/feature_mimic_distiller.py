@@ -1,0 +1,444 @@
+"""FeatureMimicDistiller: a frozen teacher detector teaches a student detector with an RPN.
+
+The training step is the one of DESIGN.md (the paper's Fig. 1) and reads top to bottom in
+:meth:`FeatureMimicDistiller.loss`. Prediction runs the student only.
+"""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.models.utils import unpack_gt_instances
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox2roi
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+
+# Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
+# negatives by IoU with the ground truth as in Fast R-CNN; RoIs only from the student's proposals.
+DEFAULT_MIMIC_CFG = dict(
+    proposal=dict(
+        nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
+        min_bbox_size=0),
+    assigner=dict(
+        type='MaxIoUAssigner',
+        pos_iou_thr=0.5,
+        neg_iou_thr=0.5,
+        min_pos_iou=0.5,
+        match_low_quality=False,
+        ignore_iof_thr=-1),
+    sampler=dict(
+        type='RandomSampler', num=128, pos_fraction=0.5, neg_pos_ub=-1,
+        add_gt_as_proposals=False))
+
+# data_preprocessor keys that change what the networks see; teacher and student must agree.
+_NORMALISATION_KEYS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
+
+
+def load_teacher_checkpoint(teacher: nn.Module, checkpoint: str) -> None:
+    """Load a teacher's weights strictly, with errors that say exactly what is wrong.
+
+    Args:
+        teacher: the built teacher detector.
+        checkpoint: path of an mmengine/mmdet checkpoint (``state_dict`` inside or a raw state
+            dict; a ``module.`` prefix from DDP is stripped).
+
+    Raises:
+        FileNotFoundError: the file does not exist (message names the path).
+        KeyError: the checkpoint's keys do not match the teacher's (lists missing/unexpected).
+    """
+    if checkpoint is None:
+        raise ValueError('the teacher needs a checkpoint (teacher_ckpt); a randomly initialised '
+                         'teacher is refused')
+    if '://' not in checkpoint and not osp.isfile(osp.expanduser(checkpoint)):
+        raise FileNotFoundError(f'teacher checkpoint not found: {checkpoint}')
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
+                  for k, v in state_dict.items()}
+    result = teacher.load_state_dict(state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise KeyError(
+            f'teacher checkpoint {checkpoint} does not match the teacher model:\n'
+            f'  missing keys ({len(result.missing_keys)}): {result.missing_keys}\n'
+            f'  unexpected keys ({len(result.unexpected_keys)}): {result.unexpected_keys}')
+
+
+def _drop_teacher_state(module: nn.Module, state_dict: dict, prefix: str,
+                        local_metadata: dict) -> dict:
+    """State-dict hook: checkpoints hold the student (and connector), never the teacher."""
+    teacher_prefix = prefix + 'teacher.'
+    for key in [k for k in state_dict if k.startswith(teacher_prefix)]:
+        del state_dict[key]
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        for key in [k for k in metadata if k == teacher_prefix[:-1] or
+                    k.startswith(teacher_prefix)]:
+            del metadata[key]
+    return state_dict
+
+
+@MODELS.register_module()
+class FeatureMimicDistiller(BaseDetector):
+    """Proposal-sampled feature mimic (Li, Jin, Yan, CVPR 2017), stage 1.
+
+    Args:
+        student: config of any mmdet detector with an RPN (``RPN`` or a two-stage detector).
+        teacher: path of the teacher's config file (its ``model`` is used) or a model config dict.
+        teacher_ckpt: the teacher's checkpoint, loaded strictly.
+        student_feature: index into ``student.extract_feat(...)`` (the neck level, or the backbone
+            ``out_indices`` entry when there is no neck) of the mimicked map. Default: last map.
+        teacher_feature: the same for the teacher.
+        connector: connector config (``Conv1x1Connector`` by default). ``in_channels`` and
+            ``out_channels`` may be omitted: they are read from the networks; when given they
+            are checked against them.
+        mimic_loss: ``ProposalSampledL2Loss`` (Eq. 4, default), ``PooledFeatureL2Loss`` (Eq. 3),
+            ``WholeFeatureL2Loss`` or ``RPNLogitsL2Loss`` (Table 4 baselines). ``loss_weight`` is
+            lambda_1.
+        mimic_cfg: ``proposal`` (the student RPN's post-processing for the mimic proposals;
+            defaults to the student's ``train_cfg.rpn_proposal`` when it has one), ``assigner``
+            and ``sampler`` (mmdet task utils); see ``DEFAULT_MIMIC_CFG``.
+        student_input_scale: factor by which the student's input is resized (cross-scale mimic,
+            issue 6); only 1.0 is implemented here, the strides are already checked with it.
+        data_preprocessor: defaults to the student's; the teacher's must normalise identically.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 student: ConfigType,
+                 teacher: Union[str, ConfigType],
+                 teacher_ckpt: Optional[str],
+                 student_feature: int = -1,
+                 teacher_feature: int = -1,
+                 connector: OptConfigType = dict(type='Conv1x1Connector'),
+                 mimic_loss: ConfigType = dict(type='ProposalSampledL2Loss', loss_weight=1.0),
+                 mimic_cfg: OptConfigType = None,
+                 student_input_scale: float = 1.0,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        student = copy.deepcopy(ConfigDict(student))
+        teacher_cfg = self._teacher_model_cfg(teacher)
+        if data_preprocessor is None:
+            data_preprocessor = student.get('data_preprocessor')
+        self._check_normalisation(data_preprocessor, teacher_cfg.get('data_preprocessor'))
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+
+        self.student = MODELS.build(student)
+        if self.student_rpn is None:
+            raise TypeError(f'the student ({type(self.student).__name__}) must be an mmdet '
+                            'detector with an RPN head (RPN or a two-stage detector)')
+        self.teacher = MODELS.build(teacher_cfg)
+        load_teacher_checkpoint(self.teacher, teacher_ckpt)
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self.teacher._is_init = True  # init_weights() must not overwrite the loaded weights
+        self.teacher_ckpt = teacher_ckpt
+        self._register_state_dict_hook(_drop_teacher_state)
+
+        self.student_feature = student_feature
+        self.teacher_feature = teacher_feature
+        self.student_input_scale = float(student_input_scale)
+        if self.student_input_scale != 1.0:
+            raise NotImplementedError('cross-scale mimic (student_input_scale != 1) is issue 6')
+
+        self.mimic_loss = MODELS.build(mimic_loss)
+        self.mimic_input = getattr(self.mimic_loss, 'mimic_input', 'rois')
+        user_mimic_cfg = dict(mimic_cfg or {})
+        mimic_cfg = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG))
+        student_train_cfg = self.student.train_cfg or {}
+        if 'rpn_proposal' in student_train_cfg:  # a two-stage student's own proposal settings
+            mimic_cfg.proposal = copy.deepcopy(student_train_cfg['rpn_proposal'])
+        mimic_cfg.update(user_mimic_cfg)
+        self.mimic_cfg = mimic_cfg
+        self.roi_assigner = TASK_UTILS.build(mimic_cfg.assigner)
+        self.roi_sampler = TASK_UTILS.build(mimic_cfg.sampler, default_args=dict(context=self))
+
+        # Read channels and strides of the mimicked maps from the networks and check them.
+        (s_channels, self.student_stride), (t_channels, self.teacher_stride) = \
+            self._probe_mimic_maps()
+        self.connector = None
+        if self.mimic_input != 'rpn_outputs' and connector is not None:
+            connector = ConfigDict(connector)
+            connector.setdefault('in_channels', s_channels)
+            connector.setdefault('out_channels', t_channels)
+            self.connector = MODELS.build(connector)
+            self.connector.check_channels(s_channels, t_channels)
+        elif self.mimic_input != 'rpn_outputs' and s_channels != t_channels:
+            raise ValueError(f'without a connector the student map ({s_channels} channels) and '
+                             f'the teacher map ({t_channels} channels) must have equal channels')
+        scale = self.connector.scale_factor if self.connector is not None else 1
+        effective_stride = self.student_stride / self.student_input_scale / scale
+        if self.mimic_input != 'rpn_outputs' and effective_stride != self.teacher_stride:
+            raise ValueError(
+                f'the student map (stride {self.student_stride}, input scale '
+                f'{self.student_input_scale}, connector x{scale}) has effective stride '
+                f'{effective_stride} but the teacher map has stride {self.teacher_stride}')
+        if self.mimic_input == 'rpn_outputs' and self.teacher_rpn is None:
+            raise TypeError('logits mimic needs a teacher with an RPN head')
+
+    # ----------------------------------------------------------------- construction helpers
+    @staticmethod
+    def _teacher_model_cfg(teacher: Union[str, ConfigType]) -> ConfigDict:
+        if isinstance(teacher, str):
+            if not osp.isfile(teacher):
+                raise FileNotFoundError(f'teacher config not found: {teacher}')
+            return copy.deepcopy(Config.fromfile(teacher).model)
+        return copy.deepcopy(ConfigDict(teacher))
+
+    @staticmethod
+    def _check_normalisation(student_dp: OptConfigType, teacher_dp: OptConfigType) -> None:
+        if not student_dp or not teacher_dp:
+            return
+        for key in _NORMALISATION_KEYS:
+            s_val, t_val = student_dp.get(key), teacher_dp.get(key)
+            if s_val is not None and t_val is not None and list(
+                    s_val if isinstance(s_val, (list, tuple)) else [s_val]) != list(
+                        t_val if isinstance(t_val, (list, tuple)) else [t_val]):
+                raise ValueError(f'teacher and student normalise images differently: '
+                                 f'{key}={t_val} (teacher) vs {s_val} (student)')
+
+    @staticmethod
+    def _rpn_of(detector: nn.Module) -> Optional[nn.Module]:
+        rpn = getattr(detector, 'rpn_head', None)
+        if rpn is None and type(detector).__name__ == 'RPN':
+            rpn = detector.bbox_head
+        return rpn
+
+    @property
+    def student_rpn(self) -> Optional[nn.Module]:
+        """The student's RPN head (``rpn_head``, or ``bbox_head`` of an ``RPN`` detector)."""
+        return self._rpn_of(self.student)
+
+    @property
+    def teacher_rpn(self) -> Optional[nn.Module]:
+        """The teacher's RPN head, if it has one."""
+        return self._rpn_of(self.teacher)
+
+    def _declared_stride(self, detector: nn.Module, index: int, num_maps: int) -> Optional[int]:
+        rpn = self._rpn_of(detector)
+        if rpn is None or not hasattr(rpn, 'prior_generator'):
+            return None
+        strides = rpn.prior_generator.strides
+        if len(strides) != num_maps:
+            return None
+        stride = strides[index]
+        return stride[0] if isinstance(stride, (tuple, list)) else stride
+
+    @torch.no_grad()
+    def _probe_mimic_maps(self) -> Tuple[Tuple[int, float], Tuple[int, float]]:
+        """Run both networks once on a small blank input (eval mode) to read the mimicked maps'
+        channels and strides; check them against the RPNs' anchor strides.
+
+        Returns:
+            ``((student_channels, student_stride), (teacher_channels, teacher_stride))``.
+        """
+        size = 256
+        results = []
+        for name, net, index in (('student', self.student, self.student_feature),
+                                 ('teacher', self.teacher, self.teacher_feature)):
+            was_training = net.training
+            net.eval()
+            param = next(net.parameters())
+            feats = net.extract_feat(param.new_zeros(1, 3, size, size))
+            net.train(was_training)
+            feat = feats[index]
+            measured = size / feat.shape[-1]
+            declared = self._declared_stride(net, index, len(feats))
+            if declared is not None and declared != measured:
+                raise ValueError(f'the {name} map {index} has stride {measured} (measured) but '
+                                 f'its RPN anchors assume stride {declared}')
+            results.append((feat.shape[1], declared if declared is not None else measured))
+        return tuple(results)
+
+    # ----------------------------------------------------------------- teacher hygiene
+    def train(self, mode: bool = True) -> 'FeatureMimicDistiller':
+        """Set the student (and connector) to ``mode``; the teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict,
+                              strict: bool, missing_keys: List[str], unexpected_keys: List[str],
+                              error_msgs: List[str]) -> None:
+        """Checkpoints carry no teacher: the teacher always comes from ``teacher_ckpt``, so its
+        entries are (re)filled from the loaded teacher before the children read the dict."""
+        teacher_prefix = prefix + 'teacher.'
+        for key in [k for k in state_dict if k.startswith(teacher_prefix)]:
+            state_dict.pop(key)
+        for key, value in self.teacher.state_dict().items():
+            state_dict[teacher_prefix + key] = value
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    # ----------------------------------------------------------------- the mimic step
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        """Student features (what mmdet tools call on a detector).
+
+        Args:
+            batch_inputs: ``(B, 3, H, W)`` images.
+
+        Returns:
+            the student's multi-level features.
+        """
+        return self.student.extract_feat(batch_inputs)
+
+    @torch.no_grad()
+    def extract_teacher_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        """Teacher features, frozen and without autograd.
+
+        Args:
+            batch_inputs: ``(B, 3, H, W)`` full-size images.
+
+        Returns:
+            the teacher's multi-level features.
+        """
+        return self.teacher.extract_feat(batch_inputs)
+
+    def student_inputs(self, batch_inputs: Tensor,
+                       batch_data_samples: SampleList) -> Tuple[Tensor, SampleList]:
+        """The batch the student sees. Identity here; cross-scale mimic (issue 6) resizes it and
+        must return proposals/RoIs in the teacher's input coordinates from :meth:`sample_rois`.
+        """
+        return batch_inputs, batch_data_samples
+
+    def sample_rois(self, rpn_results_list: List[InstanceData],
+                    batch_data_samples: SampleList) -> Tensor:
+        """Assign the student's proposals to the ground truth and sample the mimic RoIs.
+
+        Args:
+            rpn_results_list: the student RPN's proposals per image (``bboxes``, after NMS).
+            batch_data_samples: data samples with ``gt_instances`` (and optionally
+                ``ignored_instances``).
+
+        Returns:
+            ``(N, 5)`` RoIs ``(batch_index, x1, y1, x2, y2)``, positives first within each image,
+            every row a proposal of the student (``add_gt_as_proposals=False`` by default).
+        """
+        sampled = []
+        for proposals, data_sample in zip(rpn_results_list, batch_data_samples):
+            priors = InstanceData(priors=proposals.bboxes.detach())
+            assign_result = self.roi_assigner.assign(
+                priors, data_sample.gt_instances, data_sample.get('ignored_instances', None))
+            sampling_result = self.roi_sampler.sample(assign_result, priors,
+                                                      data_sample.gt_instances)
+            sampled.append(sampling_result.priors)
+        return bbox2roi(sampled)
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """One mimic training step (DESIGN.md; the paper's Fig. 1).
+
+        Args:
+            batch_inputs: ``(B, 3, H, W)`` normalised, padded images.
+            batch_data_samples: data samples with ``gt_instances``.
+
+        Returns:
+            the student's GT losses (``loss_rpn_cls``, ``loss_rpn_bbox``, and the RoI head's for
+            two-stage students) plus ``loss_mimic``.
+        """
+        # 1. Student features and its RPN's ground-truth losses (class-agnostic gt, as mmdet).
+        student_inputs, student_samples = self.student_inputs(batch_inputs, batch_data_samples)
+        student_feats = self.student.extract_feat(student_inputs)
+        rpn_data_samples = copy.deepcopy(student_samples)
+        for data_sample in rpn_data_samples:
+            data_sample.gt_instances.labels = \
+                torch.zeros_like(data_sample.gt_instances.labels)
+        batch_gt_instances, batch_gt_ignore, batch_img_metas = \
+            unpack_gt_instances(rpn_data_samples)
+        rpn_outs = self.student_rpn(student_feats)
+        losses = self.student_rpn.loss_by_feat(*rpn_outs, batch_gt_instances, batch_img_metas,
+                                               batch_gt_ignore)
+
+        # 2. Teacher features on the same (full-size) images: frozen, eval mode, no autograd.
+        teacher_feats = self.extract_teacher_feat(batch_inputs)
+
+        # 3. The mimic loss.
+        rpn_results_list = None
+        if self.mimic_input == 'rpn_outputs':  # Table 4 baseline: logits mimic
+            losses['loss_mimic'] = self.mimic_loss(rpn_outs, self.teacher_rpn(teacher_feats))
+        else:
+            student_map = self.connector(student_feats[self.student_feature]) \
+                if self.connector is not None else student_feats[self.student_feature]
+            teacher_map = teacher_feats[self.teacher_feature]
+            self._check_map_shapes(student_map, teacher_map)
+            if self.mimic_input == 'rois':  # the paper's method
+                # Proposals from the student's own RPN predict step (detached, after NMS) ...
+                rpn_results_list = self.student_rpn.predict_by_feat(
+                    *rpn_outs, batch_img_metas=batch_img_metas, cfg=self.mimic_cfg.proposal)
+                # ... sampled 128 per image, 1:1, against the ground truth.
+                rois = self.sample_rois(rpn_results_list, rpn_data_samples)
+                losses['loss_mimic'] = self.mimic_loss(student_map, teacher_map, rois,
+                                                       self.teacher_stride)
+            else:  # Table 4 baseline: whole feature map (valid image region of each image)
+                losses['loss_mimic'] = self.mimic_loss(
+                    student_map, teacher_map, self._image_rois(batch_data_samples, batch_inputs),
+                    self.teacher_stride)
+
+        # 4. Second stage of two-stage students (ground truth only here; issue 6 hooks in).
+        if getattr(self.student, 'with_roi_head', False):
+            if rpn_results_list is None:
+                rpn_results_list = self.student_rpn.predict_by_feat(
+                    *rpn_outs, batch_img_metas=batch_img_metas, cfg=self.mimic_cfg.proposal)
+            losses.update(
+                self.loss_roi_stage(student_feats, teacher_feats, rpn_results_list,
+                                    student_samples))
+        return losses
+
+    def loss_roi_stage(self, student_feats: Tuple[Tensor], teacher_feats: Tuple[Tensor],
+                       rpn_results_list: List[InstanceData],
+                       batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Losses of a two-stage student's RoI head on the student's proposals.
+
+        Stage 2 with ground truth only; two-stage mimic (issue 6) overrides this to also run the
+        teacher's RoI head on the same sampled RoIs and add the logits/deltas L2 losses.
+
+        Args:
+            student_feats: student features.
+            teacher_feats: teacher features (unused here).
+            rpn_results_list: the student's proposals per image.
+            batch_data_samples: data samples with ground truth.
+
+        Returns:
+            the RoI head's losses.
+        """
+        return self.student.roi_head.loss(student_feats, rpn_results_list, batch_data_samples)
+
+    @staticmethod
+    def _image_rois(batch_data_samples: SampleList, batch_inputs: Tensor) -> Tensor:
+        """One RoI per image: its valid (unpadded) region in input pixels."""
+        boxes = [
+            batch_inputs.new_tensor([[0, 0, s.img_shape[1], s.img_shape[0]]])
+            for s in batch_data_samples
+        ]
+        return bbox2roi(boxes)
+
+    @staticmethod
+    def _check_map_shapes(student_map: Tensor, teacher_map: Tensor) -> None:
+        if student_map.shape != teacher_map.shape:
+            raise ValueError(f'the student map after the connector {tuple(student_map.shape)} '
+                             f'and the teacher map {tuple(teacher_map.shape)} differ in shape')
+
+    # ----------------------------------------------------------------- inference = student
+    def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Predict with the student only, so any mmdet metric scores the student.
+
+        Args:
+            batch_inputs: ``(B, 3, H, W)`` images.
+            batch_data_samples: data samples with meta information.
+            rescale: whether boxes go back to the original image size.
+
+        Returns:
+            data samples with ``pred_instances``.
+        """
+        return self.student.predict(batch_inputs, batch_data_samples, rescale=rescale)
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList = None) -> tuple:
+        """The student's raw forward (``mode='tensor'``)."""
+        return self.student._forward(batch_inputs, batch_data_samples)
