@@ -1,0 +1,500 @@
+"""The official Caltech Pedestrian evaluation (log-average miss rate), vectorised with numpy.
+
+A transcription of the MATLAB toolbox, Caltech code 3.2.1: ``dbEval.m`` (experiment settings,
+``loadGt``/``filterGtFun``, ``loadDt``, ``evalAlgs``), ``bbGt.m`` (``evalRes``, ``compOas``,
+``compRoc``) and ``bbApply.m`` (``resize``). The stages are separate functions, in the order the
+toolbox runs them:
+
+1. :func:`filter_gt`: labels kept, ignore regions for an experiment setting.
+2. :func:`standardize_aspect`: non-ignore gt (and optionally detections) to aspect 0.41.
+3. :func:`filter_detections`: detection height filter (ratio 1.25).
+4. :func:`match_detections`: ``bbGt('evalRes')`` for every image at once.
+5. :func:`compute_roc`, :func:`miss_rates_at`, :func:`log_average`: ``bbGt('compRoc')`` and the
+   log-average miss rate.
+
+:func:`log_average_miss_rate` runs 4-5 on already filtered boxes; :func:`evaluate_caltech` runs
+1-5 for several settings from raw per-image annotations. All boxes are ``[x, y, w, h]``.
+
+Internally every stage works on *flat* arrays (all images concatenated, plus an image index per
+box), so no stage loops over images or detections in Python; see :func:`match_detections` for the
+one loop the greedy matching needs.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+ASPECT_RATIO = 0.41
+#: [x0, y0, x1, y1]: non-ignore gt must lie inside (dbEval ``bnds`` for 640x480 frames)
+CALTECH_BORDER = (5, 5, 635, 475)
+HEIGHT_FILTER_RATIO = 1.25
+#: labels kept by dbEval's loadGt; every other label (e.g. ``person-fa``) is dropped
+KEPT_LABELS = ('person', 'person?', 'people', 'ignore')
+
+_INF = math.inf
+#: dbEval.m experiments: height range, visibility range, aspect filter, IoU threshold
+CALTECH_SETTINGS: Dict[str, Dict] = {
+    'Reasonable': dict(height_range=(50, _INF), vis_range=(.65, _INF), aspect_range=0, iou_thr=.5),
+    'All': dict(height_range=(20, _INF), vis_range=(.2, _INF), aspect_range=0, iou_thr=.5),
+    'Scale=large': dict(height_range=(100, _INF), vis_range=(_INF, _INF), aspect_range=0,
+                        iou_thr=.5),
+    'Scale=near': dict(height_range=(80, _INF), vis_range=(_INF, _INF), aspect_range=0, iou_thr=.5),
+    'Scale=medium': dict(height_range=(30, 80), vis_range=(_INF, _INF), aspect_range=0, iou_thr=.5),
+    'Scale=far': dict(height_range=(20, 30), vis_range=(_INF, _INF), aspect_range=0, iou_thr=.5),
+    'Occ=none': dict(height_range=(50, _INF), vis_range=(_INF, _INF), aspect_range=0, iou_thr=.5),
+    'Occ=partial': dict(height_range=(50, _INF), vis_range=(.65, 1), aspect_range=0, iou_thr=.5),
+    'Occ=heavy': dict(height_range=(50, _INF), vis_range=(.2, .65), aspect_range=0, iou_thr=.5),
+    'Ar=all': dict(height_range=(50, _INF), vis_range=(_INF, _INF), aspect_range=0, iou_thr=.5),
+    'Ar=typical': dict(height_range=(50, _INF), vis_range=(_INF, _INF), aspect_range=.1,
+                       iou_thr=.5),
+    'Ar=atypical': dict(height_range=(50, _INF), vis_range=(_INF, _INF), aspect_range=-.1,
+                        iou_thr=.5),
+    'Overlap=25': dict(height_range=(50, _INF), vis_range=(.65, _INF), aspect_range=0,
+                       iou_thr=.25),
+    'Overlap=50': dict(height_range=(50, _INF), vis_range=(.65, _INF), aspect_range=0, iou_thr=.5),
+    'Overlap=75': dict(height_range=(50, _INF), vis_range=(.65, _INF), aspect_range=0,
+                       iou_thr=.75),
+}
+
+#: (fppi_range, num_points) of the two standard summaries
+MR_RANGES = {'MR-2': ((-2, 0), 9), 'MR-4': ((-4, 0), 9)}
+
+
+def get_setting(setting: Union[str, Dict]) -> Dict:
+    """Return the experiment dict of a dbEval setting name, or check a custom dict.
+
+    Args:
+        setting: a key of :data:`CALTECH_SETTINGS`, or a dict with ``height_range``,
+            ``vis_range`` and optionally ``aspect_range`` (0) and ``iou_thr`` (0.5).
+
+    Returns:
+        dict with ``height_range``, ``vis_range``, ``aspect_range``, ``iou_thr``.
+    """
+    if isinstance(setting, str):
+        if setting not in CALTECH_SETTINGS:
+            raise KeyError(f'unknown Caltech setting {setting!r}; known: '
+                           f'{", ".join(CALTECH_SETTINGS)}')
+        return dict(CALTECH_SETTINGS[setting])
+    missing = {'height_range', 'vis_range'} - set(setting)
+    if missing:
+        raise KeyError(f'custom Caltech setting {setting} lacks {sorted(missing)}')
+    return dict(aspect_range=0, iou_thr=.5, **setting)
+
+
+# --------------------------------------------------------------------------------------------------
+# 1-3: ground truth and detection filtering
+# --------------------------------------------------------------------------------------------------
+def filter_gt(bboxes: np.ndarray,
+              bboxes_vis: np.ndarray,
+              labels: Sequence[str],
+              height_range: Tuple[float, float],
+              vis_range: Tuple[float, float],
+              aspect_range: float = 0,
+              border: Optional[Sequence[float]] = CALTECH_BORDER,
+              ignore: Optional[np.ndarray] = None,
+              aspect_ratio: float = ASPECT_RATIO) -> Tuple[np.ndarray, np.ndarray]:
+    """Label filter and ignore flags of one experiment setting (dbEval ``filterGtFun``).
+
+    A box is kept if its label is in :data:`KEPT_LABELS`. A kept box counts (is not an ignore
+    region) only if its label is ``person``, ``h`` is in ``[hr0, hr1)``, the visible fraction
+    ``vf = area(bbox_vis) / area(bbox)`` (``inf`` when ``bbox_vis`` is all zero) is in
+    ``[vr0, vr1]``, ``sign(ar) * |w/h - 0.41| < ar`` when ``ar != 0``, and the box lies inside
+    ``border``; otherwise it is an ignore region.
+
+    Args:
+        bboxes: (k, 4) ``[x, y, w, h]``.
+        bboxes_vis: (k, 4) visible part ``[x, y, w, h]``, all zero when not annotated.
+        labels: k label strings.
+        height_range, vis_range, aspect_range: the experiment (see :data:`CALTECH_SETTINGS`).
+        border: ``[x0, y0, x1, y1]`` (None: no border test).
+        ignore: optional (k,) flags that force an ignore region (the ``ign`` column of bbGt
+            files, used by the new annotations).
+        aspect_ratio: the standard aspect ratio (0.41).
+
+    Returns:
+        ``(keep, ignore)``: two (k,) bool arrays; ``ignore`` is meaningful where ``keep``.
+    """
+    bboxes = np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)
+    bboxes_vis = np.asarray(bboxes_vis, dtype=np.float64).reshape(-1, 4)
+    labels = np.asarray(labels, dtype=str).reshape(-1)
+    if not len(bboxes) == len(bboxes_vis) == len(labels):
+        raise ValueError(f'filter_gt: bboxes {bboxes.shape}, bboxes_vis {bboxes_vis.shape} and '
+                         f'labels ({len(labels)},) disagree')
+    keep = np.isin(labels, KEPT_LABELS)
+    x, y, w, h = bboxes.T
+    p = (labels == 'person') & (h >= height_range[0]) & (h < height_range[1])
+    with np.errstate(divide='ignore', invalid='ignore'):
+        vf = bboxes_vis[:, 2] * bboxes_vis[:, 3] / (w * h)
+        vf[np.all(bboxes_vis == 0, axis=1)] = np.inf
+        p &= (vf >= vis_range[0]) & (vf <= vis_range[1])
+        if aspect_range != 0:
+            p &= np.sign(aspect_range) * np.abs(w / h - aspect_ratio) < aspect_range
+    if border is not None:
+        p &= (x >= border[0]) & (x + w <= border[2]) & (y >= border[1]) & (y + h <= border[3])
+    if ignore is not None:
+        p &= ~np.asarray(ignore, dtype=bool).reshape(-1)
+    return keep, ~p
+
+
+def standardize_aspect(bboxes: np.ndarray, aspect_ratio: float = ASPECT_RATIO) -> np.ndarray:
+    """Resize boxes to a fixed aspect ratio around their centre, keeping the height.
+
+    ``bbApply('resize', bb, 1, 0, ar)``: ``d = ar * h - w; x -= d / 2; w += d`` (the same float
+    operations, so results are bit-identical to the toolbox).
+
+    Args:
+        bboxes: (n, >=4) ``[x, y, w, h, ...]``; extra columns are kept.
+        aspect_ratio: target ``w / h``.
+
+    Returns:
+        a new float64 array of the same shape.
+    """
+    out = np.array(bboxes, dtype=np.float64, copy=True)
+    if out.size:
+        d = out[:, 3] * aspect_ratio - out[:, 2]
+        out[:, 0] -= d / 2
+        out[:, 2] += d
+    return out
+
+
+def filter_detections(bboxes: np.ndarray,
+                      height_range: Tuple[float, float],
+                      ratio: float = HEIGHT_FILTER_RATIO) -> np.ndarray:
+    """Detection height filter of dbEval's ``evalAlgs``: keep ``hr0/ratio <= h < hr1*ratio``.
+
+    Args:
+        bboxes: (n, >=4) ``[x, y, w, h, ...]``.
+        height_range: the experiment's gt height range.
+        ratio: the filter ratio (1.25).
+
+    Returns:
+        (n,) bool mask of the kept detections.
+    """
+    h = np.asarray(bboxes, dtype=np.float64).reshape(len(bboxes), -1)[:, 3]
+    # same float operations as MATLAB's hr.*[1/filter filter]
+    return (h >= height_range[0] * (1 / ratio)) & (h < height_range[1] * ratio)
+
+
+# --------------------------------------------------------------------------------------------------
+# 4: matching (bbGt evalRes + compOas)
+# --------------------------------------------------------------------------------------------------
+def _overlaps(db: np.ndarray, gb: np.ndarray, gign: np.ndarray) -> np.ndarray:
+    """compOas for pairs of boxes: IoU, or intersection over detection area for ignore gts."""
+    dx, dy, dw, dh = db.T
+    gx, gy, gw, gh = gb.T
+    w = np.minimum(dx + dw, gx + gw) - np.maximum(dx, gx)
+    h = np.minimum(dy + dh, gy + gh) - np.maximum(dy, gy)
+    t = w * h
+    da = dw * dh
+    u = np.where(gign, da, da + gw * gh - t)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        oa = t / u
+    return np.where((w > 0) & (h > 0), oa, 0.)
+
+
+def _greedy_dense(pair_img: np.ndarray, pair_drank: np.ndarray, pair_grank: np.ndarray,
+                  pair_oa: np.ndarray, num_img: int) -> np.ndarray:
+    """Greedy matching of candidate pairs, all images at once, one step per detection rank.
+
+    Step ``r`` gives the ``r``-th best candidate detection of every image the last unmatched gt
+    with the highest overlap (evalRes keeps the last of equal overlaps). Returns (n_pairs,) bool:
+    the pairs that became matches.
+    """
+    dmax = int(pair_drank.max()) + 1
+    gmax = int(pair_grank.max()) + 1
+    oa = np.full((num_img, dmax, gmax), -1.)
+    oa[pair_img, pair_drank, pair_grank] = pair_oa
+    taken = np.zeros((num_img, gmax), dtype=bool)
+    chosen = np.full((num_img, dmax), -1, dtype=np.int64)
+    rows = np.arange(num_img)
+    for r in range(dmax):
+        cur = np.where(taken, -1., oa[:, r, :])
+        g = gmax - 1 - np.argmax(cur[:, ::-1], axis=1)
+        ok = cur[rows, g] >= 0
+        taken[rows[ok], g[ok]] = True
+        chosen[ok, r] = g[ok]
+    return chosen[pair_img, pair_drank] == pair_grank
+
+
+def match_detections(gt_img: np.ndarray,
+                     gt_bboxes: np.ndarray,
+                     gt_ignore: np.ndarray,
+                     dt_img: np.ndarray,
+                     dt_bboxes: np.ndarray,
+                     dt_scores: np.ndarray,
+                     num_images: int,
+                     iou_thr: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``bbGt('evalRes')`` on every image at once, from flat arrays.
+
+    Per image: detections by descending score and gts with ignore regions last (stable sorts);
+    each detection in turn takes the last unmatched non-ignore gt of highest overlap ``>= iou_thr``
+    (TP), else it is ignored if some ignore region covers ``>= iou_thr`` of it, else it is a FP.
+
+    Only *candidate* pairs (non-ignore gt, overlap ``>= iou_thr``) can interact. A gt that is the
+    candidate of at most one detection needs no ordering, so those are resolved by vectorised
+    reductions; the images where two detections compete for a gt are resolved together by
+    :func:`_greedy_dense`, whose Python loop runs once per detection *rank*, not per detection.
+
+    Args:
+        gt_img: (k,) image index of every gt box.
+        gt_bboxes: (k, 4) ``[x, y, w, h]``.
+        gt_ignore: (k,) ignore-region flags.
+        dt_img: (m,) image index of every detection.
+        dt_bboxes: (m, 4) ``[x, y, w, h]``.
+        dt_scores: (m,) scores.
+        num_images: number of images (indices are ``< num_images``).
+        iou_thr: overlap threshold.
+
+    Returns:
+        ``(dt_status, gt_matched, dt_order)``: (m,) int8, 1 TP / 0 FP / -1 ignored; (k,) bool;
+        (m,) the detections in the toolbox's concatenation order (by image, then score).
+    """
+    gt_img = np.asarray(gt_img, dtype=np.int64).reshape(-1)
+    dt_img = np.asarray(dt_img, dtype=np.int64).reshape(-1)
+    gt_bboxes = np.asarray(gt_bboxes, dtype=np.float64).reshape(-1, 4)
+    dt_bboxes = np.asarray(dt_bboxes, dtype=np.float64).reshape(-1, 4)
+    gt_ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
+    dt_scores = np.asarray(dt_scores, dtype=np.float64).reshape(-1)
+    m, k = len(dt_img), len(gt_img)
+    if len(dt_bboxes) != m or len(dt_scores) != m:
+        raise ValueError(f'match_detections: dt_img ({m},), dt_bboxes {dt_bboxes.shape} and '
+                         f'dt_scores {dt_scores.shape} disagree')
+    if len(gt_bboxes) != k or len(gt_ignore) != k:
+        raise ValueError(f'match_detections: gt_img ({k},), gt_bboxes {gt_bboxes.shape} and '
+                         f'gt_ignore {gt_ignore.shape} disagree')
+    g_ord = np.lexsort((gt_ignore, gt_img))
+    d_ord = np.lexsort((-dt_scores, dt_img))
+    gi, gign, gb = gt_img[g_ord], gt_ignore[g_ord], gt_bboxes[g_ord]
+    di, db = dt_img[d_ord], dt_bboxes[d_ord]
+
+    # every (detection, gt) pair of the same image, detection-major, gts in sorted order
+    ng = np.bincount(gi, minlength=num_images)
+    gstart = np.cumsum(ng) - ng
+    npair = ng[di]
+    pd = np.repeat(np.arange(m), npair)
+    pg = gstart[di][pd] + np.arange(len(pd)) - np.repeat(np.cumsum(npair) - npair, npair)
+    oa = _overlaps(db[pd], gb[pg], gign[pg])
+    hit = oa >= iou_thr
+    pign = gign[pg]
+
+    status = np.zeros(m, dtype=np.int8)
+    status[pd[hit & pign]] = -1
+    gmatched = np.zeros(k, dtype=bool)
+    cand = hit & ~pign
+    cd, cg, co = pd[cand], pg[cand], oa[cand]
+    if len(cd):
+        contested = np.zeros(num_images, dtype=bool)
+        contested[gi[np.bincount(cg, minlength=k) >= 2]] = True
+        easy = ~contested[di[cd]]
+        # uncontested: the detection is a TP on the last of its highest-overlap candidates
+        ed, eg, eo = cd[easy], cg[easy], co[easy]
+        last = np.lexsort((eg, eo, ed))
+        is_last = np.ones(len(last), dtype=bool)
+        is_last[:-1] = ed[last][1:] != ed[last][:-1]
+        status[ed] = 1
+        gmatched[eg[last[is_last]]] = True
+        # contested images: greedy by detection rank, all images together
+        hd, hg, ho = cd[~easy], cg[~easy], co[~easy]
+        if len(hd):
+            img_ids, pimg = np.unique(di[hd], return_inverse=True)
+            ud, dinv = np.unique(hd, return_inverse=True)
+            ug, ginv = np.unique(hg, return_inverse=True)
+            dimg = np.searchsorted(img_ids, di[ud])
+            gimg = np.searchsorted(img_ids, gi[ug])
+            drank = np.arange(len(ud)) - np.searchsorted(dimg, dimg)
+            grank = np.arange(len(ug)) - np.searchsorted(gimg, gimg)
+            won = _greedy_dense(pimg.reshape(-1), drank[dinv.reshape(-1)],
+                                grank[ginv.reshape(-1)], ho, len(img_ids))
+            status[hd[won]] = 1
+            gmatched[hg[won]] = True
+
+    dt_status = np.empty(m, dtype=np.int8)
+    dt_status[d_ord] = status
+    gt_matched = np.empty(k, dtype=bool)
+    gt_matched[g_ord] = gmatched
+    return dt_status, gt_matched, d_ord
+
+
+# --------------------------------------------------------------------------------------------------
+# 5: curve and log-average miss rate (bbGt compRoc, dbEval)
+# --------------------------------------------------------------------------------------------------
+def compute_roc(dt_status: np.ndarray, dt_scores: np.ndarray, dt_order: np.ndarray,
+                num_gt: int, num_images: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The FPPI-recall curve of ``bbGt('compRoc', gt, dt, 1)``.
+
+    Args:
+        dt_status: (m,) 1 TP / 0 FP / -1 ignored (from :func:`match_detections`).
+        dt_scores: (m,) scores.
+        dt_order: (m,) the toolbox's concatenation order of the detections (by image, then score);
+            the stable global sort keeps it for equal scores.
+        num_gt: number of non-ignore gts over all images.
+        num_images: number of evaluated images (empty ones included).
+
+    Returns:
+        ``(fppi, recall, scores)`` at every counted detection, by descending score.
+    """
+    o = dt_order[dt_status[dt_order] != -1]
+    o = o[np.argsort(-dt_scores[o], kind='stable')]
+    tp = dt_status[o] == 1
+    with np.errstate(divide='ignore', invalid='ignore'):
+        fppi = np.cumsum(~tp) / num_images
+        recall = np.cumsum(tp) / num_gt
+    return fppi, recall, dt_scores[o]
+
+
+def reference_points(fppi_range: Tuple[float, float] = (-2, 0), num_points: int = 9) -> np.ndarray:
+    """``10 .^ (lo : step : hi)`` (MR-2: ``10.^(-2:.25:0)``, MR-4: ``10.^(-4:.5:0)``)."""
+    # scalar pow per point: numpy's vectorised power is not correctly rounded (10**-1 != 0.1),
+    # and an FPPI of exactly 0.1 must count as <= the reference, as in MATLAB
+    exps = np.linspace(fppi_range[0], fppi_range[1], num_points)
+    return np.array([10.0**float(e) for e in exps])
+
+
+def miss_rates_at(fppi: np.ndarray, recall: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """Miss rate at each reference FPPI: ``1 - recall`` of the last curve point with
+    ``fppi <= ref``, the curve starting at ``(-inf, 0)`` (so 1 before the first point); 1 at
+    every reference when there are no detections."""
+    refs = np.asarray(refs, dtype=np.float64)
+    if len(fppi) == 0:
+        return np.ones_like(refs)
+    xs = np.concatenate([[-np.inf], fppi])
+    ys = np.concatenate([[0.], recall])
+    return 1 - ys[np.searchsorted(xs, refs, side='right') - 1]
+
+
+def log_average(miss_rates: np.ndarray, log_floor: Optional[float] = None) -> float:
+    """``exp(mean(log(mr)))``; dbEval has no floor (one zero gives 0), acfTest and others use
+    ``max(mr, 1e-10)``: pass ``log_floor=1e-10`` for that convention."""
+    mr = np.asarray(miss_rates, dtype=np.float64)
+    if log_floor is not None:
+        mr = np.maximum(mr, log_floor)
+    with np.errstate(divide='ignore'):
+        return float(np.exp(np.mean(np.log(mr))))
+
+
+def _flatten(arrays: Sequence[np.ndarray], ncol: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
+    mats = []
+    for i, a in enumerate(arrays):
+        a = np.asarray(a, dtype=np.float64)
+        if a.size == 0:
+            a = a.reshape(0, ncol)
+        if a.ndim != 2 or a.shape[1] != ncol:
+            raise ValueError(f'{name}[{i}] must have shape (n, {ncol}), got {a.shape}')
+        mats.append(a)
+    counts = np.array([len(a) for a in mats], dtype=np.int64)
+    flat = np.concatenate(mats) if mats else np.zeros((0, ncol))
+    return flat, np.repeat(np.arange(len(mats)), counts)
+
+
+def log_average_miss_rate(gts: Sequence[np.ndarray],
+                          dts: Sequence[np.ndarray],
+                          *,
+                          fppi_range: Tuple[float, float] = (-2, 0),
+                          num_points: int = 9,
+                          iou_thr: float = 0.5,
+                          log_floor: Optional[float] = None) -> Tuple[float, np.ndarray]:
+    """Log-average miss rate of already filtered boxes (dbEval's evalRes + compRoc + MR).
+
+    Args:
+        gts: one (k, 5) array per image, ``[x, y, w, h, ignore]`` (filtered and standardised).
+        dts: one (m, 5) array per image, ``[x, y, w, h, score]`` (filtered).
+        fppi_range: log10 range of the reference FPPIs; MR-4 is ``(-4, 0)``.
+        num_points: number of reference points.
+        iou_thr: match threshold (``>=``).
+        log_floor: None (dbEval) or e.g. 1e-10 (acfTest).
+
+    Returns:
+        ``(mr, miss_rates)``: the log-average miss rate (fraction, not %), and the miss rate at
+        each reference point. NaN when there is no non-ignore gt.
+    """
+    if len(gts) != len(dts):
+        raise ValueError(f'gts has {len(gts)} images but dts has {len(dts)}')
+    g, gimg = _flatten(gts, 5, 'gts')
+    d, dimg = _flatten(dts, 5, 'dts')
+    status, _, order = match_detections(gimg, g[:, :4], g[:, 4] != 0, dimg, d[:, :4], d[:, 4],
+                                        len(gts), iou_thr)
+    refs = reference_points(fppi_range, num_points)
+    num_gt = int(np.count_nonzero(g[:, 4] == 0))
+    if num_gt == 0:
+        return math.nan, np.full(len(refs), np.nan)
+    fppi, recall, _ = compute_roc(status, d[:, 4], order, num_gt, len(gts))
+    mrs = miss_rates_at(fppi, recall, refs)
+    return log_average(mrs, log_floor), mrs
+
+
+def evaluate_caltech(gts: Sequence[Dict],
+                     dts: Sequence[np.ndarray],
+                     settings: Sequence[Union[str, Dict]] = ('Reasonable', ),
+                     *,
+                     resize_dets: bool = True,
+                     log_floor: Optional[float] = None,
+                     border: Optional[Sequence[float]] = CALTECH_BORDER,
+                     aspect_ratio: float = ASPECT_RATIO,
+                     height_filter_ratio: float = HEIGHT_FILTER_RATIO) -> Dict[str, Dict]:
+    """The whole dbEval pipeline for one detector on a set of images, for several settings.
+
+    Args:
+        gts: per image a dict of raw annotations: ``bboxes`` (k, 4) ``[x, y, w, h]``,
+            ``bboxes_vis`` (k, 4) (all zero when not annotated), ``labels`` (k strings) and
+            optionally ``ignore`` (k,) (the bbGt ``ign`` column).
+        dts: per image an (m, 5) array ``[x, y, w, h, score]`` in original image coordinates.
+        settings: names of :data:`CALTECH_SETTINGS` or custom dicts (see :func:`get_setting`).
+            Custom dicts are reported under ``setting.get('name', 'custom<i>')``.
+        resize_dets: resize detections to aspect 0.41 (Caltech code 3.2.1; later evaluations turn
+            this off).
+        log_floor: None (dbEval) or 1e-10 (acfTest convention).
+        border: ``[x0, y0, x1, y1]`` border of non-ignore gts (None: none).
+        aspect_ratio: the standard aspect ratio 0.41.
+        height_filter_ratio: detection height filter ratio 1.25.
+
+    Returns:
+        ``{setting_name: {'MR-2', 'MR-4'` (fractions), ``'miss_rates'`` (dict of the two
+        reference-point arrays), ``'fppi'``, ``'miss_rate'`` (the curve), ``'num_gt'``,
+        ``'num_images'``, ``'num_dets'``}}``.
+    """
+    if len(gts) != len(dts):
+        raise ValueError(f'gts has {len(gts)} images but dts has {len(dts)}')
+    n_img = len(gts)
+    gcount = np.array([len(g['labels']) for g in gts], dtype=np.int64)
+    gimg = np.repeat(np.arange(n_img), gcount)
+    gb = np.concatenate([np.asarray(g['bboxes'], np.float64).reshape(-1, 4) for g in gts] +
+                        [np.zeros((0, 4))])
+    gv = np.concatenate([np.asarray(g['bboxes_vis'], np.float64).reshape(-1, 4) for g in gts] +
+                        [np.zeros((0, 4))])
+    glbl = np.array([lbl for g in gts for lbl in g['labels']], dtype=str)
+    gign = np.concatenate([
+        np.asarray(g['ignore'], bool).reshape(-1) if g.get('ignore') is not None else np.zeros(
+            len(g['labels']), bool) for g in gts
+    ] + [np.zeros(0, bool)])
+    if not len(gb) == len(gv) == len(gign) == len(glbl):
+        raise ValueError('evaluate_caltech: some image has bboxes, bboxes_vis, labels or ignore '
+                         'of different lengths')
+    d, dimg = _flatten(dts, 5, 'dts')
+    if resize_dets:
+        d = standardize_aspect(d, aspect_ratio)
+
+    results = {}
+    for i, setting in enumerate(settings):
+        name = setting if isinstance(setting, str) else setting.get('name', f'custom{i}')
+        exp = get_setting(setting if isinstance(setting, str) else
+                          {k: v for k, v in setting.items() if k != 'name'})
+        keep, ign = filter_gt(gb, gv, glbl, exp['height_range'], exp['vis_range'],
+                              exp['aspect_range'], border, gign, aspect_ratio)
+        g_b, g_ign, g_img = gb[keep], ign[keep], gimg[keep]
+        g_b[~g_ign] = standardize_aspect(g_b[~g_ign], aspect_ratio)
+        dk = filter_detections(d, exp['height_range'], height_filter_ratio)
+        status, _, order = match_detections(g_img, g_b, g_ign, dimg[dk], d[dk, :4], d[dk, 4],
+                                            n_img, exp['iou_thr'])
+        num_gt = int(np.count_nonzero(~g_ign))
+        res = dict(num_gt=num_gt, num_images=n_img, num_dets=int(dk.sum()), miss_rates={})
+        fppi, recall, _ = compute_roc(status, d[dk, 4], order, num_gt, n_img)
+        res['fppi'], res['miss_rate'] = fppi, 1 - recall
+        for key, (rng, npts) in MR_RANGES.items():
+            if num_gt == 0:
+                res[key], res['miss_rates'][key] = math.nan, np.full(npts, np.nan)
+                continue
+            mrs = miss_rates_at(fppi, recall, reference_points(rng, npts))
+            res[key], res['miss_rates'][key] = log_average(mrs, log_floor), mrs
+        results[name] = res
+    return results
+
