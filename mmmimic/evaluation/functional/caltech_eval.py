@@ -31,6 +31,9 @@ HEIGHT_FILTER_RATIO = 1.25
 #: labels kept by dbEval's loadGt; every other label (e.g. ``person-fa``) is dropped
 KEPT_LABELS = ('person', 'person?', 'people', 'ignore')
 
+#: size limit of the dense (images x detections x gts) array of the greedy matching step
+MAX_DENSE_CELLS = 1 << 22
+
 _INF = math.inf
 #: dbEval.m experiments: height range, visibility range, aspect filter, IoU threshold
 CALTECH_SETTINGS: Dict[str, Dict] = {
@@ -216,6 +219,41 @@ def _greedy_dense(pair_img: np.ndarray, pair_drank: np.ndarray, pair_grank: np.n
     return chosen[pair_img, pair_drank] == pair_grank
 
 
+def _greedy_chunked(pair_img: np.ndarray,
+                    pair_drank: np.ndarray,
+                    pair_grank: np.ndarray,
+                    pair_oa: np.ndarray,
+                    num_img: int,
+                    max_cells: Optional[int] = None) -> np.ndarray:
+    """:func:`_greedy_dense` on groups of images of similar size, so that one crowded image
+    does not inflate the dense array of all the others (memory stays below ``max_cells``)."""
+    max_cells = MAX_DENSE_CELLS if max_cells is None else max_cells
+    ndet = np.zeros(num_img, dtype=np.int64)
+    ngt = np.zeros(num_img, dtype=np.int64)
+    np.maximum.at(ndet, pair_img, pair_drank + 1)
+    np.maximum.at(ngt, pair_img, pair_grank + 1)
+    if num_img * ndet.max() * ngt.max() <= max_cells:
+        return _greedy_dense(pair_img, pair_drank, pair_grank, pair_oa, num_img)
+    order = np.argsort(ndet * ngt, kind='stable')
+    won = np.zeros(len(pair_img), dtype=bool)
+    start = 0
+    while start < num_img:
+        stop, dmax, gmax = start + 1, ndet[order[start]], ngt[order[start]]
+        while stop < num_img:
+            d2, g2 = max(dmax, ndet[order[stop]]), max(gmax, ngt[order[stop]])
+            if (stop + 1 - start) * d2 * g2 > max_cells:
+                break
+            stop, dmax, gmax = stop + 1, d2, g2
+        group = order[start:stop]
+        local = np.full(num_img, -1, dtype=np.int64)
+        local[group] = np.arange(len(group))
+        sel = local[pair_img] >= 0
+        won[sel] = _greedy_dense(local[pair_img[sel]], pair_drank[sel], pair_grank[sel],
+                                 pair_oa[sel], len(group))
+        start = stop
+    return won
+
+
 def match_detections(gt_img: np.ndarray,
                      gt_bboxes: np.ndarray,
                      gt_ignore: np.ndarray,
@@ -303,8 +341,8 @@ def match_detections(gt_img: np.ndarray,
             gimg = np.searchsorted(img_ids, gi[ug])
             drank = np.arange(len(ud)) - np.searchsorted(dimg, dimg)
             grank = np.arange(len(ug)) - np.searchsorted(gimg, gimg)
-            won = _greedy_dense(pimg.reshape(-1), drank[dinv.reshape(-1)],
-                                grank[ginv.reshape(-1)], ho, len(img_ids))
+            won = _greedy_chunked(pimg.reshape(-1), drank[dinv.reshape(-1)],
+                                  grank[ginv.reshape(-1)], ho, len(img_ids))
             status[hd[won]] = 1
             gmatched[hg[won]] = True
 

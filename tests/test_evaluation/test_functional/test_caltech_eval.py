@@ -283,3 +283,16 @@ def test_evaluate_caltech_custom_setting_and_unknown():
     assert res['tall']['MR-2'] == 0 and res['tall']['num_gt'] == 1
     with pytest.raises(KeyError, match='Reasonabel'):
         evaluate_caltech(gts, dts, ['Reasonabel'])
+
+
+def test_crowded_images_are_matched_in_groups(monkeypatch):
+    """A tiny dense-array limit forces the grouped path; results must not change."""
+    from mmmimic.evaluation.functional import caltech_eval
+    rng = np.random.default_rng(3)
+    gts, dts = _random_images(rng, 40)
+    gts.append(A([[10 * i, 0, 41, 100, 0] for i in range(20)]))
+    dts.append(A([[10 * (i % 20) + rng.integers(-3, 4), 0, 41, 100, rng.random()]
+                  for i in range(200)]))
+    expected = log_average_miss_rate_loop(gts, dts)[1]
+    monkeypatch.setattr(caltech_eval, 'MAX_DENSE_CELLS', 50)
+    np.testing.assert_array_equal(log_average_miss_rate(gts, dts)[1], expected)
