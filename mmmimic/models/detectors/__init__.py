@@ -1,0 +1,3 @@
+from .rfcn import RFCN
+
+__all__ = ['RFCN']

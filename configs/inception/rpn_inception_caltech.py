@@ -1,0 +1,7 @@
+# Inception RPN on Caltech (Li et al. 2017, Table 2): short side 1000, 40k iterations.
+_base_ = [
+    '../_base_/models/inception_rpn.py',
+    '../_base_/datasets/caltech.py',
+    '../_base_/schedules/caltech_40k.py',
+    '../_base_/default_runtime.py',
+]

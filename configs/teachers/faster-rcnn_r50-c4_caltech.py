@@ -1,0 +1,19 @@
+# ResNet-50 Faster R-CNN teacher on Caltech (Tables 8 and 14), mmdet's own C4 model: the shared
+# map is res4 (stride 16, 1024 channels), res5 is the RoI head. Caltech anchors as the students'.
+# Note: it normalises inputs the Caffe way (BGR, no std), unlike the Inception/VGG models; a
+# distiller must feed each model through its own data_preprocessor.
+_base_ = [
+    'mmdet::_base_/models/faster-rcnn_r50-caffe-c4.py',
+    '../_base_/datasets/caltech.py',
+    '../_base_/schedules/caltech_40k.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    rpn_head=dict(
+        anchor_generator=dict(scales=[4, 8, 16], ratios=[2.0, 3.0], strides=[16])),
+    roi_head=dict(bbox_head=dict(num_classes=1)),
+    train_cfg=dict(
+        rpn=dict(assigner=dict(ignore_iof_thr=0.5)),
+        rcnn=dict(assigner=dict(ignore_iof_thr=0.5))),
+    test_cfg=dict(rpn=dict(nms_pre=6000, max_per_img=300)))

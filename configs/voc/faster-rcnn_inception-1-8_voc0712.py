@@ -1,0 +1,10 @@
+# 1/8-Inception Faster R-CNN on VOC 07+12 (Tables 11-13): every conv (and the RoI fc layers)
+# has 1/8 of the filters.
+_base_ = './faster-rcnn_inception_voc0712.py'
+
+model = dict(
+    backbone=dict(widen_factor=0.125),
+    rpn_head=dict(in_channels=66, feat_channels=64),  # 528 * 0.125, 512 * 0.125
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=66),
+        bbox_head=dict(in_channels=66, fc_out_channels=128)))
