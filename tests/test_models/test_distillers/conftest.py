@@ -1,0 +1,8 @@
+import pytest
+from mimic_test_utils import make_teacher_ckpt
+
+
+@pytest.fixture(scope='session')
+def teacher_ckpt(tmp_path_factory):
+    """A tiny teacher checkpoint with non-trivial BN statistics."""
+    return make_teacher_ckpt(str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
