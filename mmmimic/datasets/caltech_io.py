@@ -415,3 +415,47 @@ def bbgt_path(ann_dir: str, img_id: str) -> Optional[str]:
         if osp.isfile(p):
             return p
     return None
+
+
+# --------------------------------------------------------------------------------------------------
+# detection result files (res/<alg>/setXX/VYYY.txt)
+# --------------------------------------------------------------------------------------------------
+def write_result_file(path: str, rows: np.ndarray) -> None:
+    """Write one video's detections in the official layout: ``frame,x,y,w,h,score`` per line.
+
+    Args:
+        path: ``.../setXX/VYYY.txt``.
+        rows: (n, 6) with the 1-based frame number first. Numbers are written in shortest exact
+            form, so re-scoring the file gives the same result bit for bit.
+    """
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        for r in rows.tolist():
+            f.write(','.join([str(int(r[0]))] + [_fmt(v) for v in r[1:]]) + '\n')
+
+
+def read_result_file(path: str) -> np.ndarray:
+    """Read a result file (comma or whitespace separated, as MATLAB's ``load -ascii``).
+
+    Returns:
+        (n, 6) float64 ``[frame (1-based), x, y, w, h, score]``.
+
+    Raises:
+        ValueError: a line without 6 numbers (names the file and line).
+    """
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            tokens = line.replace(',', ' ').split()
+            if not tokens:
+                continue
+            try:
+                vals = [float(t) for t in tokens]
+            except ValueError:
+                raise ValueError(f'{path}:{lineno}: non-numeric value in {line.strip()!r}') from None
+            if len(vals) != 6:
+                raise ValueError(f'{path}:{lineno}: expected 6 numbers (frame,x,y,w,h,score), '
+                                 f'got {len(vals)}')
+            rows.append(vals)
+    return np.array(rows, dtype=np.float64).reshape(-1, 6)

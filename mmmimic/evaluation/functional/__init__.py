@@ -7,5 +7,5 @@ __all__ = [
     'ASPECT_RATIO', 'CALTECH_BORDER', 'CALTECH_SETTINGS', 'KEPT_LABELS', 'compute_roc',
     'evaluate_caltech', 'filter_detections', 'filter_gt', 'get_setting', 'log_average',
     'log_average_miss_rate', 'match_detections', 'miss_rates_at', 'reference_points',
-    'standardize_aspect'
+    'standardize_aspect', 'plot_mr_fppi', 'proposal_recall'
 ]

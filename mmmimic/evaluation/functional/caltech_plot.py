@@ -1,0 +1,48 @@
+"""MR-vs-FPPI plots in the style of the Caltech benchmark figures (matplotlib, Agg backend)."""
+from typing import Sequence, Tuple
+
+import numpy as np
+
+
+def plot_mr_fppi(curves: Sequence[Tuple[str, np.ndarray, np.ndarray, float]],
+                 out_file: str,
+                 title: str = 'Reasonable',
+                 mr_name: str = 'MR-2') -> str:
+    """Plot miss rate against false positives per image (log-log), best curve first in the legend.
+
+    Args:
+        curves: ``(label, fppi, miss_rate, mr)`` per detector; ``mr`` (fraction) is shown in the
+            legend as ``"<mr %> label"`` like dbEval.
+        out_file: the PNG to write.
+        title: plot title (the experiment setting).
+        mr_name: the summary shown in the legend.
+
+    Returns:
+        ``out_file``.
+    """
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=100)
+    for label, fppi, miss, mr in sorted(curves, key=lambda c: np.nan_to_num(c[3], nan=9)):
+        x = np.concatenate([[1e-4], np.asarray(fppi, np.float64)])
+        y = np.concatenate([[1.], np.asarray(miss, np.float64)])
+        ax.step(x, np.maximum(y, 1e-3), where='post', lw=1.5,
+                label=f'{100 * mr:.2f}% {label}')
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlim(1e-3, 1e1)
+    ax.set_ylim(0.05, 1)
+    ticks = [.05, .1, .2, .3, .4, .5, .64, .8, 1]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([f'{t:g}' for t in ticks])
+    ax.set_xlabel('false positives per image')
+    ax.set_ylabel('miss rate')
+    ax.set_title(f'{title} ({mr_name})')
+    ax.grid(True, which='both', ls=':', lw=.5)
+    ax.legend(loc='lower left', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_file)
+    plt.close(fig)
+    return out_file
