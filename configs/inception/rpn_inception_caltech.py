@@ -5,3 +5,7 @@ _base_ = [
     '../_base_/schedules/caltech_40k.py',
     '../_base_/default_runtime.py',
 ]
+
+# Iteration-based schedule: log and checkpoint by iteration.
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000))
+log_processor = dict(by_epoch=False)

@@ -9,6 +9,10 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
+# Iteration-based schedule: log and checkpoint by iteration.
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000))
+log_processor = dict(by_epoch=False)
+
 model = dict(
     rpn_head=dict(
         anchor_generator=dict(scales=[4, 8, 16], ratios=[2.0, 3.0], strides=[16])),

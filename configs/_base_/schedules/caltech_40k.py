@@ -11,6 +11,5 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.001, momentum=0.9, weight_decay=0.0005))
 auto_scale_lr = dict(enable=False, base_batch_size=1)
-
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000))
-log_processor = dict(by_epoch=False)
+# Iteration-based logging/checkpointing (default_hooks, log_processor) is set by the experiment
+# configs: mmengine forbids the same key in two bases (default_runtime.py defines them).
