@@ -2,6 +2,8 @@ from .caltech_eval import (ASPECT_RATIO, CALTECH_BORDER, CALTECH_SETTINGS, KEPT_
                            compute_roc, evaluate_caltech, filter_detections, filter_gt,
                            get_setting, log_average, log_average_miss_rate, match_detections,
                            miss_rates_at, reference_points, standardize_aspect)
+from .caltech_plot import plot_mr_fppi
+from .proposal_recall import proposal_recall
 
 __all__ = [
     'ASPECT_RATIO', 'CALTECH_BORDER', 'CALTECH_SETTINGS', 'KEPT_LABELS', 'compute_roc',
