@@ -1,0 +1,67 @@
+"""CaltechMRMetric and ProposalRecallMetric called as mmengine metrics on data-sample dicts.
+(The full converter -> dataset -> metric path is tests/test_tools/test_caltech_pipeline.py.)"""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from mmmimic.datasets import caltech_io
+from mmmimic.evaluation import CaltechMRMetric, ProposalRecallMetric
+
+
+def _sample(ann_path, dets, img_id):
+    d = torch.tensor(dets, dtype=torch.float32).reshape(-1, 5)
+    return dict(img_id=img_id, ann_path=ann_path,
+                pred_instances=dict(bboxes=torch.cat([d[:, :2], d[:, :2] + d[:, 2:4]], 1),
+                                    scores=d[:, 4]))
+
+
+def test_caltech_metric_t2_and_files(tmp_path):
+    ann = str(tmp_path / 'set06_V000_I00029.txt')
+    caltech_io.write_bbgt(ann, [dict(lbl='person', pos=[100, 100, 41, 100])])
+    metric = CaltechMRMetric(settings=['Reasonable', 'Overlap=75'], outfile_prefix=str(tmp_path),
+                             save_result_files=True, algorithm='student')
+    metric.dataset_meta = dict(classes=('person', ))
+    # T2 in image coordinates: FP at .9, then TP at .8
+    metric.process({}, [_sample(ann, [[400, 100, 41, 100, .9], [100, 100, 41, 100, .8]],
+                                'set06_V000_I00029')])
+    out = metric.evaluate(1)
+    assert out['caltech/Reasonable_MR-2'] == 0 and out['caltech/Reasonable_MR-4'] == 0
+    assert out['caltech/Overlap=75_MR-2'] == 0
+    assert osp.isfile(tmp_path / 'caltech_Overlap-75_mr_fppi.png')
+    rows = caltech_io.read_result_file(str(tmp_path / 'res' / 'student' / 'set06' / 'V000.txt'))
+    np.testing.assert_allclose(rows, [[30, 400, 100, 41, 100, .9], [30, 100, 100, 41, 100, .8]],
+                               rtol=1e-6)
+
+    floor = CaltechMRMetric(log_floor=1e-10, plot=False)
+    floor.process({}, [_sample(ann, [[400, 100, 41, 100, .9], [100, 100, 41, 100, .8]], 'x')])
+    assert floor.evaluate(1)['caltech/Reasonable_MR-2'] == pytest.approx(7.7426, abs=1e-4)
+
+
+def test_caltech_metric_needs_ann_path():
+    metric = CaltechMRMetric()
+    with pytest.raises(KeyError, match='ann_path.*meta_keys'):
+        metric.process({}, [dict(img_path='a.jpg', pred_instances=dict(bboxes=torch.zeros(0, 4),
+                                                                      scores=torch.zeros(0)))])
+
+
+def test_proposal_recall_metric():
+    metric = ProposalRecallMetric(proposal_nums=(1, 300), iou_thrs=(.5, .7))
+    gt = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 40.]])
+    props = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.], [50., 50., 60., 60.]])
+    metric.process({}, [dict(gt_instances=dict(bboxes=gt),
+                             pred_instances=dict(bboxes=props, scores=torch.tensor([.9, .8, .99])))])
+    metric.process({}, [dict(gt_instances=dict(bboxes=torch.zeros(0, 4)),
+                             pred_instances=dict(bboxes=props, scores=torch.ones(3)))])
+    out = metric.evaluate(2)
+    # top-1 is the (50, 50) box: nothing; all: the first gt exactly, the second at IoU .5
+    assert out['proposal/recall@1_iou50'] == 0
+    assert out['proposal/recall@300_iou50'] == 100
+    assert out['proposal/recall@300_iou70'] == 50
+    tall = ProposalRecallMetric(min_gt_height=15)
+    tall.process({}, [dict(gt_instances=dict(bboxes=gt),
+                           pred_instances=dict(bboxes=props, scores=torch.ones(3)))])
+    assert tall.evaluate(1)['proposal/recall@300_iou70'] == 0
+    with pytest.raises(KeyError, match='gt_instances'):
+        tall.process({}, [dict(pred_instances=dict(bboxes=props, scores=torch.ones(3)))])
