@@ -2,7 +2,8 @@
 # Install mmmimic and its pinned OpenMMLab stack into the active Python environment.
 # Idempotent: re-running installs nothing that is already present at the pinned version.
 #
-#   bash tools/install.sh            # into the current (virtual) environment
+#   bash tools/install.sh            # into the active venv/conda env, else into ./.venv (created)
+#   PYTHON=/path/to/python bash tools/install.sh    # into that interpreter's environment
 #   WHEELS=/path/to/wheels bash tools/install.sh
 #
 # mmcv 2.1.0 ships only as a source tarball on PyPI; its C++ ops (RoIAlign, nms, ...) take
@@ -11,7 +12,14 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHEELS="${WHEELS:-$ROOT/../shared/wheels}"
-PY="${PYTHON:-python}"
+if [ -n "${PYTHON:-}" ]; then
+    PY="$PYTHON"
+elif [ -n "${VIRTUAL_ENV:-}" ] || [ -n "${CONDA_PREFIX:-}" ]; then
+    PY=python
+else
+    [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
+    PY="$ROOT/.venv/bin/python"
+fi
 PIP=("$PY" -m pip install --disable-pip-version-check -c "$ROOT/requirements/constraints.txt")
 
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"

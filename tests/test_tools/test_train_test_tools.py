@@ -1,0 +1,114 @@
+"""The stack smoke test: mmdet's Faster R-CNN through tools/train.py and tools/test.py."""
+import glob
+import json
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import pytest
+import runpy
+
+from mmmimic.testing import tiny_coco_overrides
+
+CONFIG = 'configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
+
+
+def _cfg_options(data_root, **extra):
+    opts = {**tiny_coco_overrides(data_root), **extra}
+    return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+
+
+def _run_tool(repo_root, *args, expect_ok=True):
+    proc = subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True,
+                          text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    if expect_ok:
+        assert proc.returncode == 0, out[-4000:]
+    else:
+        assert proc.returncode != 0, out[-4000:]
+    return out
+
+
+def _fail_in_process(repo_root, monkeypatch, tool, *args):
+    """Run a tool's main() in this process (no interpreter start-up) and return its error."""
+    monkeypatch.chdir(repo_root)
+    monkeypatch.setattr(sys, 'argv', [tool, *args])
+    with pytest.raises(Exception) as excinfo:
+        runpy.run_path(tool, run_name='__main__')
+    return str(excinfo.value)
+
+
+@pytest.fixture(scope='module')
+def trained(repo_root, tiny_coco, tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('smoke_train'))
+    _run_tool(repo_root, 'tools/train.py', CONFIG, '--work-dir', work_dir,
+              *_cfg_options(tiny_coco, **{'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
+                                          'default_hooks.checkpoint.interval': 4}))
+    return work_dir
+
+
+def test_train_writes_checkpoint_and_validates(trained):
+    assert osp.isfile(osp.join(trained, 'iter_4.pth'))
+    scalars = glob.glob(osp.join(trained, '*', 'vis_data', 'scalars.json'))
+    assert scalars, 'no scalars.json written'
+    records = [json.loads(line) for line in open(scalars[0])]
+    losses = [r['loss'] for r in records if 'loss' in r]
+    assert len(losses) == 4 and all(0 < v < 100 for v in losses)
+    assert any('coco/bbox_mAP' in r for r in records), 'validation did not run'
+
+
+def test_test_tool_reports_metric_and_dumps(repo_root, tiny_coco, trained, tmp_path):
+    out_pkl = str(tmp_path / 'dets.pkl')
+    out = _run_tool(repo_root, 'tools/test.py', CONFIG, osp.join(trained, 'iter_4.pth'),
+                    '--work-dir', str(tmp_path), '--out', out_pkl, '--show-dir', 'vis',
+                    *_cfg_options(tiny_coco))
+    assert 'coco/bbox_mAP:' in out
+    with open(out_pkl, 'rb') as f:
+        dets = pickle.load(f)
+    assert len(dets) == 6  # one entry per val image
+    assert {'pred_instances', 'img_path'} <= set(dets[0])
+    painted = glob.glob(osp.join(str(tmp_path), '*', 'vis', '*.jpg'))
+    assert len(painted) == 6
+
+
+def test_fresh_run_refuses_to_overwrite_and_resume_continues(repo_root, tiny_coco, trained,
+                                                             monkeypatch):
+    opts = _cfg_options(tiny_coco, **{'train_cfg.max_iters': 5, 'train_cfg.val_interval': 100})
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/train.py', CONFIG, '--work-dir',
+                           trained, *opts)
+    assert 'already holds checkpoints' in err and trained in err
+    out = _run_tool(repo_root, 'tools/train.py', CONFIG, '--work-dir', trained, '--resume',
+                    *opts)
+    assert 'resumed' in out.lower() and 'Iter(train) [5/5]' in out
+
+
+def test_bad_paths_fail_at_once_naming_them(repo_root, tmp_path, monkeypatch):
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/train.py', 'configs/nope/missing.py')
+    assert 'config file not found: configs/nope/missing.py' in err
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/train.py', CONFIG, '--work-dir',
+                           str(tmp_path), '--resume', '/no/such/ckpt.pth')
+    assert '--resume checkpoint not found: /no/such/ckpt.pth' in err
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/test.py', CONFIG, '/no/such/ckpt.pth')
+    assert 'checkpoint file not found: /no/such/ckpt.pth' in err
+
+
+def test_checkpoint_of_another_model_is_rejected(repo_root, tiny_coco, tmp_path, monkeypatch):
+    import torch
+    foreign = str(tmp_path / 'foreign.pth')
+    torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(3, 3, 7, 7),
+                               'head.fc.weight': torch.zeros(2, 2)}}, foreign)
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/test.py', CONFIG, foreign,
+                           '--work-dir', str(tmp_path), *_cfg_options(tiny_coco),
+                           '--cfg-options', 'visualizer.name=vis_foreign')
+    assert f'checkpoint {foreign} does not fit the model' in err
+    assert 'head.fc.weight' in err and 'shape mismatch' in err
+
+
+def test_amp_on_cpu_is_a_clear_error(repo_root, tmp_path, monkeypatch):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA device is present')
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/train.py', CONFIG, '--work-dir',
+                           str(tmp_path), '--amp')
+    assert '--amp needs a CUDA, NPU or MLU device' in err
