@@ -29,8 +29,8 @@ def make_test_set(num_images: int = 4024, seed: int = 0):
     for _ in range(num_images):
         k = int(rng.poisson(1.9))
         h = np.exp(rng.uniform(np.log(20), np.log(250), k))
-        bb = np.c_[rng.uniform(0, 640 - .41 * h), rng.uniform(0, 480 - h), h * rng.uniform(.3, .55, k),
-                   h]
+        bb = np.c_[rng.uniform(0, 640 - .41 * h), rng.uniform(0, 480 - h),
+                   h * rng.uniform(.3, .55, k), h]
         occluded = rng.random(k) < .3
         vis = np.where(occluded[:, None], bb * [1, 1, 1, 0] + [0, 0, 0, 1] * bb * rng.uniform(
             .2, 1, (k, 1)), 0)

@@ -453,7 +453,8 @@ def read_result_file(path: str) -> np.ndarray:
             try:
                 vals = [float(t) for t in tokens]
             except ValueError:
-                raise ValueError(f'{path}:{lineno}: non-numeric value in {line.strip()!r}') from None
+                raise ValueError(
+                    f'{path}:{lineno}: non-numeric value in {line.strip()!r}') from None
             if len(vals) != 6:
                 raise ValueError(f'{path}:{lineno}: expected 6 numbers (frame,x,y,w,h,score), '
                                  f'got {len(vals)}')

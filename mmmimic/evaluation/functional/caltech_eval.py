@@ -20,7 +20,7 @@ box), so no stage loops over images or detections in Python; see :func:`match_de
 one loop the greedy matching needs.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 

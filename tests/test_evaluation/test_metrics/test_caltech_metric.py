@@ -50,8 +50,9 @@ def test_proposal_recall_metric():
     metric = ProposalRecallMetric(proposal_nums=(1, 300), iou_thrs=(.5, .7))
     gt = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 40.]])
     props = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.], [50., 50., 60., 60.]])
+    scores = torch.tensor([.9, .8, .99])
     metric.process({}, [dict(gt_instances=dict(bboxes=gt),
-                             pred_instances=dict(bboxes=props, scores=torch.tensor([.9, .8, .99])))])
+                             pred_instances=dict(bboxes=props, scores=scores))])
     metric.process({}, [dict(gt_instances=dict(bboxes=torch.zeros(0, 4)),
                              pred_instances=dict(bboxes=props, scores=torch.ones(3)))])
     out = metric.evaluate(2)
