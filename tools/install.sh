@@ -11,6 +11,12 @@
 # ../shared/wheels next to the repository) when it exists, otherwise mmcv is built from source.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Prebuilt wheels: $WHEELS, else ../shared/wheels beside this checkout, else the machine's shared one.
+if [ -z "${WHEELS:-}" ]; then
+    for d in "$ROOT/../shared/wheels" /work/shared/wheels; do
+        if [ -d "$d" ]; then WHEELS="$d"; break; fi
+    done
+fi
 WHEELS="${WHEELS:-$ROOT/../shared/wheels}"
 if [ -n "${PYTHON:-}" ]; then
     PY="$PYTHON"
