@@ -103,7 +103,8 @@ def proposal_sampled_l2_loss(pred: Tensor, target: Tensor, rois: Tensor,
     num_elems = channels * (cells[:, 2] - cells[:, 0]) * (cells[:, 3] - cells[:, 1])
     roi_weights = 1.0 / (2.0 * rois.size(0) * num_elems.to(pred.dtype))
     weights = roi_weight_map(rois, roi_weights, stride, (num_imgs, h, w))
-    return (weights.unsqueeze(1) * (pred - target).pow(2)).sum()
+    # channels first, then one (B, H, W) weighted sum: fewer passes over the big map
+    return ((pred - target).pow(2).sum(1) * weights).sum()
 
 
 def proposal_sampled_l2_loss_reference(pred: Tensor, target: Tensor, rois: Tensor,

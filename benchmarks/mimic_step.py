@@ -1,0 +1,227 @@
+"""Per-iteration cost of a stage-1 mimic step, and Eq. 4 vectorised vs the per-RoI loop.
+
+    python benchmarks/mimic_step.py [--config CFG] [--height 1000 --width 1333] [--iters 3]
+
+Builds the distiller of ``--config`` (default: the Caltech 1/2-Inception mimic config; the teacher
+gets random weights from a temporary checkpoint unless ``--teacher-ckpt`` is given: timing does
+not depend on them), runs full training steps (forward, backward, SGD) on a random batch with
+pedestrian-like boxes, and times each part of ``FeatureMimicDistiller.loss`` by wrapping the
+methods it calls. The "mimic machinery" is what the student's GT training alone would not run:
+the student's proposal predict step, assign + sample, connector and loss (forward and backward).
+Then it times Eq. 4 on the step's real maps and RoIs, vectorised vs one RoI at a time.
+Numbers are wall-clock seconds on whatever machine runs it; CPU numbers are noisy.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+import torch
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+import mmmimic  # noqa: E402,F401
+from mmengine.config import Config  # noqa: E402
+from mmengine.structures import InstanceData  # noqa: E402
+
+from mmdet.registry import MODELS  # noqa: E402
+from mmdet.structures import DetDataSample  # noqa: E402
+from mmdet.utils import register_all_modules  # noqa: E402
+from mmmimic.models.losses import (proposal_sampled_l2_loss,  # noqa: E402
+                                   proposal_sampled_l2_loss_reference)
+
+DEFAULT_CONFIG = 'configs/mimic/rpn_inception-1-2_mimic-inception_caltech.py'
+MIMIC_PARTS = ('proposals (student RPN predict + NMS)', 'assign + sample RoIs', 'connector fwd',
+               'mimic loss fwd', 'connector + loss bwd (isolated)')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG)
+    parser.add_argument('--teacher-ckpt', default=None)
+    parser.add_argument('--height', type=int, default=1000)
+    parser.add_argument('--width', type=int, default=1333)
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--iters', type=int, default=3)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--loss-reps', type=int, default=5)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', help='write the numbers as JSON here')
+    return parser.parse_args()
+
+
+def sync(device):
+    if str(device).startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+class MethodTimer:
+    """Replaces ``obj.attr`` by a wrapper that adds its wall time to ``self.times[name]``."""
+
+    def __init__(self, device):
+        self.device = device
+        self.times = defaultdict(float)
+        self.last_args = {}
+
+    def wrap(self, obj, attr, name):
+        original = getattr(obj, attr)
+
+        def timed(*args, **kwargs):
+            sync(self.device)
+            start = time.perf_counter()
+            out = original(*args, **kwargs)
+            sync(self.device)
+            self.times[name] += time.perf_counter() - start
+            self.last_args[name] = args
+            return out
+
+        setattr(obj, attr, timed)
+
+
+def make_batch(batch, height, width, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(batch):
+        s = DetDataSample(metainfo=dict(
+            img_shape=(height, width), pad_shape=(height, width), ori_shape=(height, width),
+            scale_factor=(1.0, 1.0), batch_input_shape=(height, width)))
+        n = 6
+        h = torch.rand(n, generator=g) * height * 0.3 + 50
+        w = 0.41 * h
+        x = torch.rand(n, generator=g) * (width - w)
+        y = torch.rand(n, generator=g) * (height - h)
+        s.gt_instances = InstanceData(
+            bboxes=torch.stack([x, y, x + w, y + h], 1).to(device),
+            labels=torch.zeros(n, dtype=torch.long, device=device))
+        samples.append(s)
+    inputs = torch.randn(batch, 3, height, width, generator=g).to(device)
+    return inputs, samples
+
+
+def build_model(args):
+    cfg = Config.fromfile(args.config).model
+    ckpt = args.teacher_ckpt
+    if ckpt is None:
+        teacher_cfg = cfg.teacher
+        if isinstance(teacher_cfg, str):
+            teacher_cfg = Config.fromfile(teacher_cfg).model
+        ckpt = osp.join(tempfile.mkdtemp(), 'random_teacher.pth')
+        torch.save({'state_dict': MODELS.build(teacher_cfg).state_dict()}, ckpt)
+    cfg.teacher_ckpt = ckpt
+    model = MODELS.build(cfg).to(args.device)
+    model.train()
+    return model
+
+
+def time_eq4(pred, target, rois, stride, reps):
+    """Forward + backward of Eq. 4, vectorised vs per-RoI loop, on the same tensors."""
+    results = {}
+    for name, fn, n in (('vectorised', proposal_sampled_l2_loss, reps),
+                        ('per-RoI loop', proposal_sampled_l2_loss_reference, max(1, reps // 2))):
+        times = []
+        for _ in range(n):
+            leaf = pred.detach().clone().requires_grad_(True)
+            sync(pred.device)
+            start = time.perf_counter()
+            loss = fn(leaf, target, rois, stride)
+            loss.backward()
+            sync(pred.device)
+            times.append(time.perf_counter() - start)
+        results[name] = dict(seconds=min(times), value=loss.item(), grad=leaf.grad)
+    vec, ref = results['vectorised'], results['per-RoI loop']
+    return dict(
+        vectorised_s=vec['seconds'],
+        per_roi_loop_s=ref['seconds'],
+        speedup=ref['seconds'] / vec['seconds'],
+        value_vectorised=vec['value'],
+        value_per_roi=ref['value'],
+        value_rel_diff=abs(vec['value'] - ref['value']) / max(abs(ref['value']), 1e-12),
+        grad_max_abs_diff=(vec['grad'] - ref['grad']).abs().max().item(),
+        num_rois=int(rois.shape[0]),
+        map_shape=list(pred.shape))
+
+
+def main():
+    args = parse_args()
+    register_all_modules()
+    model = build_model(args)
+    timer = MethodTimer(args.device)
+    rpn = model.student_rpn
+    connector_fwd, mimic_loss_fwd = model.connector.forward, model.mimic_loss.forward  # unwrapped
+    timer.wrap(model.student, 'extract_feat', 'student backbone fwd')
+    timer.wrap(rpn, 'forward', 'student RPN head fwd')
+    timer.wrap(rpn, 'loss_by_feat', 'student RPN GT losses')
+    timer.wrap(rpn, 'predict_by_feat', MIMIC_PARTS[0])
+    timer.wrap(model, 'sample_rois', MIMIC_PARTS[1])
+    timer.wrap(model, 'extract_teacher_feat', 'teacher fwd (no_grad)')
+    timer.wrap(model.connector, 'forward', MIMIC_PARTS[2])
+    timer.wrap(model.mimic_loss, 'forward', MIMIC_PARTS[3])
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                            momentum=0.9)
+    inputs, samples = make_batch(args.batch, args.height, args.width, args.device)
+
+    totals = defaultdict(float)
+    for it in range(args.warmup + args.iters):
+        timer.times.clear()
+        sync(args.device)
+        t0 = time.perf_counter()
+        losses = model.loss(inputs, samples)
+        total = sum(sum(v) if isinstance(v, list) else v for v in losses.values())
+        sync(args.device)
+        t1 = time.perf_counter()
+        optim.zero_grad()
+        total.backward()
+        sync(args.device)
+        t2 = time.perf_counter()
+        optim.step()
+        sync(args.device)
+        t3 = time.perf_counter()
+        # the connector + loss backward alone, on the same tensors (part of "backward" above)
+        student_map = timer.last_args[MIMIC_PARTS[2]][0].detach().requires_grad_(True)
+        pred_args = timer.last_args[MIMIC_PARTS[3]]
+        mimic = mimic_loss_fwd(connector_fwd(student_map), *pred_args[1:])
+        sync(args.device)
+        t5 = time.perf_counter()
+        mimic.backward()
+        sync(args.device)
+        timer.times[MIMIC_PARTS[4]] = time.perf_counter() - t5
+        if it >= args.warmup:
+            for k, v in timer.times.items():
+                totals[k] += v / args.iters
+            totals['step total (fwd + bwd + SGD)'] += (t3 - t0) / args.iters
+            totals['backward (all)'] += (t2 - t1) / args.iters
+            totals['SGD step'] += (t3 - t2) / args.iters
+
+    step = totals['step total (fwd + bwd + SGD)']
+    mimic_cost = sum(totals[k] for k in MIMIC_PARTS)
+    report = dict(
+        config=args.config, device=args.device, input=[args.batch, 3, args.height, args.width],
+        threads=torch.get_num_threads(), iters=args.iters,
+        breakdown_s={k: round(v, 5) for k, v in totals.items()},
+        mimic_machinery_s=round(mimic_cost, 5),
+        mimic_machinery_fraction=round(mimic_cost / step, 4))
+    pred, target, rois, stride = timer.last_args[MIMIC_PARTS[3]]
+    report['eq4'] = {k: (round(v, 8) if isinstance(v, float) else v)
+                     for k, v in time_eq4(pred, target, rois, stride, args.loss_reps).items()}
+
+    print(f'mimic step on {args.device}, input {report["input"]}, {args.iters} timed iterations '
+          f'({torch.get_num_threads()} threads)')
+    for k, v in totals.items():
+        mark = '  [mimic]' if k in MIMIC_PARTS else ''
+        print(f'  {k:<42s} {v * 1000:10.1f} ms {100 * v / step:6.2f}%{mark}')
+    print(f'  mimic machinery total: {mimic_cost * 1000:.1f} ms = '
+          f'{100 * mimic_cost / step:.2f}% of the step (goal < 5%)')
+    e = report['eq4']
+    print(f'Eq. 4 on {e["num_rois"]} RoIs, map {e["map_shape"]}: vectorised '
+          f'{e["vectorised_s"] * 1000:.2f} ms, per-RoI loop {e["per_roi_loop_s"] * 1000:.2f} ms '
+          f'(fwd + bwd): {e["speedup"]:.1f}x (goal >= 20x); value rel. diff '
+          f'{e["value_rel_diff"]:.2e}, grad max abs diff {e["grad_max_abs_diff"]:.2e}')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
