@@ -17,10 +17,9 @@ model = dict(
     connector=dict(type='Conv1x1Connector'),  # 264 -> 528 channels, checked at build time
     mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
     mimic_cfg=dict(
-        # proposals as the student RPN's own predict step gives them during training
-        proposal=dict(
-            nms_pre=12000, max_per_img=2000, nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
+        # proposals as the student RPN's own predict step gives them (its test_cfg: top 6000
+        # before NMS 0.7, 300 after); 128 of them are sampled per image
+        proposal=None,
         assigner=dict(
             type='MaxIoUAssigner',
             pos_iou_thr=0.5,

@@ -12,7 +12,5 @@ model = dict(
     teacher_feature=-1,
     connector=dict(type='Conv1x1Connector'),  # 32 -> 64 channels, read from the networks
     mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
-    mimic_cfg=dict(
-        proposal=dict(
-            nms_pre=1000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0)))
+    # proposals from the student RPN's own predict step (test_cfg), 128 RoIs/image sampled 1:1
+    mimic_cfg=dict(proposal=None))

@@ -23,10 +23,10 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
 # negatives by IoU with the ground truth as in Fast R-CNN; RoIs only from the student's proposals.
+# ``proposal=None``: the proposals the student's RPN gives in its own step (a two-stage student's
+# ``train_cfg.rpn_proposal``, else the RPN's ``test_cfg``, i.e. its predict step).
 DEFAULT_MIMIC_CFG = dict(
-    proposal=dict(
-        nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-        min_bbox_size=0),
+    proposal=None,
     assigner=dict(
         type='MaxIoUAssigner',
         pos_iou_thr=0.5,
@@ -102,9 +102,10 @@ class FeatureMimicDistiller(BaseDetector):
         mimic_loss: ``ProposalSampledL2Loss`` (Eq. 4, default), ``PooledFeatureL2Loss`` (Eq. 3),
             ``WholeFeatureL2Loss`` or ``RPNLogitsL2Loss`` (Table 4 baselines). ``loss_weight`` is
             lambda_1.
-        mimic_cfg: ``proposal`` (the student RPN's post-processing for the mimic proposals;
-            defaults to the student's ``train_cfg.rpn_proposal`` when it has one), ``assigner``
-            and ``sampler`` (mmdet task utils); see ``DEFAULT_MIMIC_CFG``.
+        mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
+            default: a two-stage student's ``train_cfg.rpn_proposal``, else the RPN's own
+            ``test_cfg``), ``assigner`` and ``sampler`` (mmdet task utils); see
+            ``DEFAULT_MIMIC_CFG``.
         student_input_scale: factor by which the student's input is resized (cross-scale mimic,
             issue 6); only 1.0 is implemented here, the strides are already checked with it.
         data_preprocessor: defaults to the student's; the teacher's must normalise identically.
@@ -150,12 +151,11 @@ class FeatureMimicDistiller(BaseDetector):
 
         self.mimic_loss = MODELS.build(mimic_loss)
         self.mimic_input = getattr(self.mimic_loss, 'mimic_input', 'rois')
-        user_mimic_cfg = dict(mimic_cfg or {})
-        mimic_cfg = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG))
-        student_train_cfg = self.student.train_cfg or {}
-        if 'rpn_proposal' in student_train_cfg:  # a two-stage student's own proposal settings
-            mimic_cfg.proposal = copy.deepcopy(student_train_cfg['rpn_proposal'])
-        mimic_cfg.update(user_mimic_cfg)
+        mimic_cfg = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG), **(mimic_cfg or {}))
+        if mimic_cfg.proposal is None:
+            student_train_cfg = self.student.train_cfg or {}
+            mimic_cfg.proposal = copy.deepcopy(
+                student_train_cfg.get('rpn_proposal', self.student_rpn.test_cfg))
         self.mimic_cfg = mimic_cfg
         self.roi_assigner = TASK_UTILS.build(mimic_cfg.assigner)
         self.roi_sampler = TASK_UTILS.build(mimic_cfg.sampler, default_args=dict(context=self))

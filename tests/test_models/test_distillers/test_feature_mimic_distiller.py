@@ -21,6 +21,8 @@ def test_build_reads_channels_and_strides(teacher_ckpt):
     assert model.student_rpn is model.student.bbox_head
     assert model.mimic_cfg.sampler.num == 128 and model.mimic_cfg.sampler.pos_fraction == 0.5
     assert not model.mimic_cfg.sampler.add_gt_as_proposals
+    # an RPN student's mimic proposals are those of its own predict step
+    assert model.mimic_cfg.proposal == model.student_rpn.test_cfg
 
 
 def test_teacher_checkpoint_errors(teacher_ckpt, tmp_path):
@@ -255,8 +257,8 @@ def test_pooled_eq3_variant_and_two_stage_student(teacher_ckpt):
     model = build_distiller(teacher_ckpt, student=two_stage,
                             mimic_loss=dict(type='PooledFeatureL2Loss', output_size=(3, 3)))
     assert model.student_rpn is model.student.rpn_head
-    # the tiny config's explicit mimic_cfg.proposal wins over the student's rpn_proposal
-    assert model.mimic_cfg.proposal.max_per_img == 300
+    # a two-stage student's mimic proposals are its own training proposals (rpn_proposal)
+    assert model.mimic_cfg.proposal.max_per_img == 200
     model.train()
     inputs, samples = make_batch()
     losses = model.loss(inputs, samples)
