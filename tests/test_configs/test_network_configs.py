@@ -77,7 +77,8 @@ def test_benchmark_speed_tool(tmp_path):
     configs = [osp.join(REPO, 'configs', 'voc', f'faster-rcnn_inception-{w}_voc0712.py')
                for w in ('1-4', '1-8')]
     args = argparse.Namespace(configs=configs, shapes=['64x96'], warmup=0, runs=1, threads=None,
-                              device='cpu', no_flops=False, out_dir=str(tmp_path))
+                              device='cpu', no_flops=False, fuse_conv_bn=True,
+                              out_dir=str(tmp_path))
     rows = tool.benchmark(args)
     assert rows[0]['param_ratio'] == 1.0 and rows[0]['speedup@64x96'] == 1.0
     assert rows[1]['params_M'] < rows[0]['params_M']

@@ -3,7 +3,8 @@
 For each config: parameters of the whole detector, FLOPs of its dense part (backbone, neck, RPN
 head and, for R-FCN, the position-sensitive score maps; counted by ``mmengine.analysis``) and the
 median wall time of ``model.predict`` at batch 1 after warm-up (proposals, NMS and RoI pooling
-included), at each input size. Ratios are relative to the first config.
+included), at each input size, timing the models round-robin (robust ratios on a shared
+machine). Ratios are relative to the first config.
 
 Example::
 
@@ -42,6 +43,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--no-flops', action='store_true', help='skip FLOP counting')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='fold BN into the preceding convs before timing (deploy setting)')
     parser.add_argument('--out-dir', default='work_dirs/benchmark_speed',
                         help='where speed.csv, speed.md and speed.png are written')
     return parser.parse_args()
@@ -108,20 +111,33 @@ def make_batch(model: nn.Module, shape: Tuple[int, int], device: str) -> dict:
     return data
 
 
-def median_latency_ms(model: nn.Module, data: dict, warmup: int, runs: int) -> float:
-    """Median wall time (ms) of ``model.predict`` over ``runs`` runs after ``warmup``."""
-    times = []
+def time_predict_ms(model: nn.Module, data: dict) -> float:
+    """Wall time (ms) of one ``model.predict`` call."""
     with torch.no_grad():
-        for i in range(warmup + runs):
-            if data['inputs'].is_cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model.predict(data['inputs'], data['data_samples'])
-            if data['inputs'].is_cuda:
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        if data['inputs'].is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model.predict(data['inputs'], data['data_samples'])
+        if data['inputs'].is_cuda:
+            torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1000
+
+
+def interleaved_median_ms(models: Sequence[nn.Module], batches: Sequence[dict], warmup: int,
+                          runs: int) -> List[float]:
+    """Median latency of each model, timing the models round-robin.
+
+    One timed run of every model per round, so a load spike on a shared machine hits all of them
+    alike and the ratios stay meaningful even when the absolute times are noisy.
+    """
+    for _ in range(warmup):
+        for model, data in zip(models, batches):
+            time_predict_ms(model, data)
+    times: List[List[float]] = [[] for _ in models]
+    for _ in range(runs):
+        for i, (model, data) in enumerate(zip(models, batches)):
+            times[i].append(time_predict_ms(model, data))
+    return [statistics.median(t) for t in times]
 
 
 def count_flops(model: nn.Module, data: dict) -> float:
@@ -137,19 +153,24 @@ def benchmark(args: argparse.Namespace) -> List[Dict[str, object]]:
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = [parse_shape(s) for s in args.shapes]
-    rows = []
+    models, rows = [], []
     for config in args.configs:
         model, name = build_detector(config, args.device)
-        row: Dict[str, object] = dict(model=name, params_M=sum(
-            p.numel() for p in model.parameters()) / 1e6)
-        for shape, label in zip(shapes, args.shapes):
-            data = make_batch(model, shape, args.device)
-            if not args.no_flops:
+        rows.append(dict(model=name, params_M=sum(p.numel() for p in model.parameters()) / 1e6))
+        if getattr(args, 'fuse_conv_bn', False):
+            from mmcv.cnn import fuse_conv_bn
+            model = fuse_conv_bn(model)  # after counting: fusing drops the BN parameters
+        models.append(model)
+    for shape, label in zip(shapes, args.shapes):
+        batches = [make_batch(model, shape, args.device) for model in models]
+        if not args.no_flops:
+            for row, model, data in zip(rows, models, batches):
                 row[f'GFLOPs@{label}'] = count_flops(model, data)
-            row[f'ms@{label}'] = median_latency_ms(model, data, args.warmup, args.runs)
-        rows.append(row)
-        print(f'{name}: ' + ', '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}'
-                                      for k, v in row.items() if k != 'model'), flush=True)
+        latencies = interleaved_median_ms(models, batches, args.warmup, args.runs)
+        for row, ms in zip(rows, latencies):
+            row[f'ms@{label}'] = ms
+        print(f'{label}: ' + ', '.join(f"{r['model']} {r[f'ms@{label}']:.0f} ms" for r in rows),
+              flush=True)
     first = rows[0]
     for row in rows:
         row['param_ratio'] = row['params_M'] / first['params_M']
@@ -211,8 +232,10 @@ def main() -> None:
     args = parse_args()
     rows = benchmark(args)
     conditions = (f'device {args.device}, torch {torch.__version__}, '
-                  f'{torch.get_num_threads()} threads, batch 1, random weights, median of '
-                  f'{args.runs} runs after {args.warmup} warm-up; FLOPs: dense part '
+                  f'{torch.get_num_threads()} threads, batch 1, random weights, '
+                  f'{"BN fused into convs, " if args.fuse_conv_bn else ""}median of '
+                  f'{args.runs} runs after {args.warmup} warm-up, models timed round-robin; '
+                  'FLOPs: dense part '
                   '(backbone, RPN head, R-FCN score maps), mmengine FlopAnalyzer')
     table = write_outputs(rows, columns(args.shapes, not args.no_flops), args.out_dir,
                           conditions)
