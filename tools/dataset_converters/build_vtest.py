@@ -288,7 +288,12 @@ def _labels_from_json(d: dict) -> List[FrameLabels]:
 
 
 def _cfg_digest(cfg: LabelerConfig) -> str:
-    blob = json.dumps(cfg.to_dict(), sort_keys=True).encode()
+    """Digest of the labeller parameters and of the labeller's source code, so that a
+    changed procedure never reuses stale cached labels."""
+    import mmmimic.datasets.video_pedestrians as vp
+    with open(vp.__file__, 'rb') as fh:
+        code = fh.read()
+    blob = json.dumps(cfg.to_dict(), sort_keys=True).encode() + code
     return hashlib.sha1(blob).hexdigest()[:10]
 
 
