@@ -15,6 +15,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.detectors.base import BaseDetector
+from mmdet.models.detectors.rpn import RPN
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
@@ -104,8 +105,8 @@ class FeatureMimicDistiller(BaseDetector):
             lambda_1.
         mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
             default: a two-stage student's ``train_cfg.rpn_proposal``, else the RPN's own
-            ``test_cfg``), ``assigner`` and ``sampler`` (mmdet task utils); see
-            ``DEFAULT_MIMIC_CFG``.
+            ``test_cfg``), ``assigner`` and ``sampler`` (mmdet task utils); each given key
+            replaces its default in ``DEFAULT_MIMIC_CFG`` as a whole.
         student_input_scale: factor by which the student's input is resized (cross-scale mimic,
             issue 6); only 1.0 is implemented here, the strides are already checked with it.
         data_preprocessor: defaults to the student's; the teacher's must normalise identically.
@@ -207,7 +208,7 @@ class FeatureMimicDistiller(BaseDetector):
     @staticmethod
     def _rpn_of(detector: nn.Module) -> Optional[nn.Module]:
         rpn = getattr(detector, 'rpn_head', None)
-        if rpn is None and type(detector).__name__ == 'RPN':
+        if rpn is None and isinstance(detector, RPN):
             rpn = detector.bbox_head
         return rpn
 
