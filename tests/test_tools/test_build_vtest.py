@@ -94,7 +94,8 @@ def test_rerun_is_cached_and_output_deterministic(release, tmp_path):
 def test_resize_scales_boxes(release, tmp_path):
     out = str(tmp_path / 'half')
     args = ['--video', release['video'], '--cache-dir', release['cache'], '--out', out]
-    tool.main(args + SPLIT_ARGS[:-2] + ['--size', '200x120'])
+    info = tool.main(args + SPLIT_ARGS[:-2] + ['--size', '200x120', '--hog', 'off'])
+    assert info['labeler']['use_hog'] is False and info['size'] == [200, 120]
     full = read_vbb(osp.join(release['out'], 'annotations', 'set00', 'V000.vbb'))
     half = read_vbb(osp.join(out, 'annotations', 'set00', 'V000.vbb'))
     assert len(SeqReader(osp.join(out, 'set00', 'V000.seq'))) == len(half)

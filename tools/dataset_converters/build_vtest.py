@@ -5,12 +5,13 @@ The video (795 frames, 768x576, 10 fps, a fixed camera over a campus) ships in D
 ``opencv-doc`` package.  It is labelled with the classical procedure of
 :mod:`mmmimic.datasets.video_pedestrians` (no learned model) and written as::
 
-    <out>/set00/V000.seq              train  (frames 0 .. 429 of the video by default)
-    <out>/set01/V000.seq              val    (carved from the training part, after a gap)
-    <out>/set02/V000.seq              test   (the last 30% of the video, after a gap)
+    <out>/set00/V000.seq              train  (video frames 0-416 by default)
+    <out>/set01/V000.seq              val    (447-526: carved from the training part)
+    <out>/set02/V000.seq              test   (557-794: the last 30% of the video)
     <out>/annotations/setXX/V000.vbb  the matching annotations
     <out>/splits.json                 frame ranges, gaps, scale, label statistics
 
+Splits are separated by gaps of 30 frames (3 s) so near-identical frames do not leak.
 Frames are resized to Caltech's 640x480 by default (exactly 5/6 of 768x576), so the
 unmodified Caltech border rule (5 px inside 640x480) applies; ``--size native`` keeps
 768x576.  See ``docs/vtest_labels.md`` for the procedure and the measured label quality.
@@ -518,6 +519,12 @@ def render_samples(out: str, show_dir: str, num: int = 12) -> List[str]:
     return paths
 
 
+def hog_available() -> bool:
+    """Whether this OpenCV build has the classical HOG people detector."""
+    return hasattr(cv2, 'HOGDescriptor') and hasattr(cv2,
+                                                     'HOGDescriptor_getDefaultPeopleDetector')
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Build a Caltech-format pedestrian mini-release (seq + vbb) from OpenCV\'s '
@@ -535,8 +542,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--test-frac', type=float, default=0.3)
     parser.add_argument('--val-frac', type=float, default=0.1)
     parser.add_argument('--gap', type=int, default=30, help='frames dropped between splits')
-    parser.add_argument('--hog', action='store_true',
-                        help='split too-wide blobs where the HOG people detector agrees')
+    parser.add_argument('--hog', choices=('auto', 'on', 'off'), default='auto',
+                        help='split too-wide blobs where OpenCV\'s HOG people detector '
+                        'agrees (auto: on when cv2.HOGDescriptor exists, i.e. OpenCV 4.x)')
     parser.add_argument('--far-height', type=float, default=LabelerConfig.far_height,
                         help='people expected smaller than this (source px) are in the '
                         'far-field ignore band')
@@ -551,7 +559,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     cache_dir = args.cache_dir or default_cache_dir()
     video = locate_video(args.video, cache_dir, allow_download=not args.no_download)
     print(f'video: {video}')
-    cfg = LabelerConfig(use_hog=args.hog, far_height=args.far_height)
+    use_hog = args.hog == 'on' or (args.hog == 'auto' and hog_available())
+    if args.hog == 'auto' and not use_hog:
+        print('warning: cv2.HOGDescriptor is missing (OpenCV 5?): labelling without HOG '
+              'splitting of wide blobs (more groups become ignore regions)')
+    cfg = LabelerConfig(use_hog=use_hog, far_height=args.far_height)
     info = build_release(video, args.out, cfg=cfg, cache_dir=cache_dir, size=args.size,
                          jpeg_quality=args.jpeg_quality, test_frac=args.test_frac,
                          val_frac=args.val_frac, gap=args.gap, force=args.force)
