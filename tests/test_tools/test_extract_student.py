@@ -23,6 +23,15 @@ def _load_tool():
 
 
 def test_extract_student_round_trip(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: faster on a shared machine
+    try:
+        _round_trip(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _round_trip(tmp_path):
     tool = _load_tool()
     teacher_ckpt = make_teacher_ckpt(str(tmp_path / 'teacher.pth'))
     torch.manual_seed(0)
