@@ -320,6 +320,8 @@ def label_video(video: str, cfg: LabelerConfig, cache_dir: Optional[str], force:
             return json.load(fh), frames
     if frames is None:
         frames = decode_video(video)
+    print(f'labelling {len(frames)} frames (HOG splitting {"on" if cfg.use_hog else "off"}) ...',
+          flush=True)
     t0 = time.time()
     result = VideoPedestrianLabeler(cfg).label(frames, progress=_progress)
     d = _labels_to_json(result, len(frames), frames[0].shape[:2])
