@@ -66,7 +66,9 @@ model = dict(
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=200, val_interval=200)
 param_scheduler = [dict(type='MultiStepLR', by_epoch=False, milestones=[150], gamma=0.1)]
 optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9, weight_decay=0.0005))
-val_evaluator = dict(metric='proposal_fast', proposal_nums=(10, 100, 300))
+# RPN-only detectors are scored by proposal recall (mmdet's 'proposal_fast' breaks on numpy>=1.24)
+val_evaluator = dict(
+    _delete_=True, type='ProposalRecallMetric', proposal_nums=(10, 100, 300), iou_thrs=(0.5, 0.7))
 test_evaluator = val_evaluator
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=200))

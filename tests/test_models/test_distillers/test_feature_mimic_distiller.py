@@ -267,3 +267,21 @@ def test_pooled_eq3_variant_and_two_stage_student(teacher_ckpt):
     with torch.no_grad():
         preds = model.predict(inputs, samples)
     assert 'labels' in preds[0].pred_instances
+
+
+def test_deconv_connector_lets_a_stride16_student_mimic_a_stride8_teacher(teacher_ckpt, tmp_path):
+    """The path cross-scale mimic (issue 6) builds on: student stride 16 -> deconv x2 -> 8."""
+    teacher = Config.fromfile(TEACHER_CFG).model
+    teacher.backbone.strides = (1, 2, 1)
+    teacher.rpn_head.anchor_generator.strides = [8]
+    ckpt = str(tmp_path / 'teacher_s8.pth')
+    torch.save({'state_dict': MODELS.build(copy.deepcopy(teacher)).state_dict()}, ckpt)
+    model = build_distiller(ckpt, teacher=teacher, connector=dict(type='Deconv2xConnector'))
+    assert (model.student_stride, model.teacher_stride) == (16, 8)
+    model.train()
+    inputs, samples = make_batch()
+    losses = model.loss(inputs, samples)
+    losses['loss_mimic'].backward()
+    assert model.connector.deconv.weight.grad is not None
+    with pytest.raises(NotImplementedError, match='issue 6'):
+        build_distiller(ckpt, teacher=teacher, student_input_scale=0.5)
