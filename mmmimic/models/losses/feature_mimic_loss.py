@@ -13,9 +13,10 @@ centre convention of mmdet's anchor generator with ``center_offset=0``). A box
     col_start = floor(x1 / s)          col_end = ceil(x2 / s)        (end exclusive)
     row_start = floor(y1 / s)          row_end = ceil(y2 / s)
 
-then clamped to the map (``0 <= start <= W - 1``, ``start + 1 <= end <= W``), so a box at the image
-border keeps the border cells and a box smaller than one cell (or of zero size) still crops the one
-cell that contains it. Each RoI thus has its own crop size ``h_i x w_i`` and ``m_i = C * h_i * w_i``.
+then clamped to the map (``0 <= start <= W - 1``, ``start + 1 <= end <= W``), so a box at the
+image border keeps the border cells and a box smaller than one cell (or of zero size) still crops
+the one cell that contains it. Each RoI thus has its own crop size ``h_i x w_i`` and
+``m_i = C * h_i * w_i``.
 """
 from typing import Optional, Tuple
 

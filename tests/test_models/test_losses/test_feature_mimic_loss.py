@@ -133,7 +133,8 @@ def test_whole_map_loss():
     module = WholeFeatureL2Loss(loss_weight=2.0)
     assert torch.allclose(module(pred, target, image_rois, 8), 2 * expected)
     unmasked = WholeFeatureL2Loss(mask_padding=False)
-    assert torch.allclose(unmasked(pred, target, image_rois, 8), whole_feature_l2_loss(pred, target))
+    assert torch.allclose(unmasked(pred, target, image_rois, 8),
+                          whole_feature_l2_loss(pred, target))
 
 
 def test_rpn_logits_loss():
