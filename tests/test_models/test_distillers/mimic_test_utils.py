@@ -33,7 +33,8 @@ def make_teacher_ckpt(path):
 def mimic_model_cfg(teacher_ckpt, config=MIMIC_CFG, **overrides):
     cfg = Config.fromfile(config).model
     cfg.teacher_ckpt = teacher_ckpt
-    cfg.update(overrides)
+    for key, value in overrides.items():  # replace, not ConfigDict.update's recursive merge
+        cfg[key] = value
     return cfg
 
 

@@ -285,3 +285,24 @@ def test_deconv_connector_lets_a_stride16_student_mimic_a_stride8_teacher(teache
     assert model.connector.deconv.weight.grad is not None
     with pytest.raises(NotImplementedError, match='issue 6'):
         build_distiller(ckpt, teacher=teacher, student_input_scale=0.5)
+
+
+def test_config_errors(teacher_ckpt):
+    with pytest.raises(FileNotFoundError, match='teacher config not found: /nowhere/t.py'):
+        build_distiller(teacher_ckpt, teacher='/nowhere/t.py')
+    teacher = Config.fromfile(TEACHER_CFG).model
+    teacher.data_preprocessor.mean = [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match='normalise images differently: mean'):
+        build_distiller(teacher_ckpt, teacher=teacher)
+    student = Config.fromfile(TEACHER_CFG).model
+    student.type = 'RetinaNet'
+    student.bbox_head = dict(
+        type='RetinaHead', num_classes=1, in_channels=64, feat_channels=64,
+        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
+                              ratios=[2.0], strides=[16]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True), loss_bbox=dict(type='L1Loss'))
+    student.pop('rpn_head')
+    student.train_cfg = student.test_cfg = None
+    with pytest.raises(TypeError, match='with an RPN head'):
+        build_distiller(teacher_ckpt, student=student)
