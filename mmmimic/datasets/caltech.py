@@ -18,6 +18,11 @@ FRAME_PRESETS: Dict[str, Dict] = {
     'train10x': dict(sets=tuple(range(0, 6)), start=2, step=3),
     'train1x': dict(sets=tuple(range(0, 6)), start=29, step=30),
     'test': dict(sets=tuple(range(6, 11)), start=29, step=30),
+    # the built-in vtest.avi mini-release (tools/dataset_converters/build_vtest.py): every frame
+    # of its train (set00), validation (set01) and test (set02) parts
+    'vtest_train': dict(sets=(0, ), start=0, step=1),
+    'vtest_val': dict(sets=(1, ), start=0, step=1),
+    'vtest_test': dict(sets=(2, ), start=0, step=1),
 }
 
 

@@ -1,0 +1,377 @@
+"""The main job on built-in real data: teacher, mimic students and scratch students on vtest.avi.
+
+One command builds the pedestrian benchmark from OpenCV's sample video ``vtest.avi`` (classical,
+model-independent labels, written as a Caltech-format release and converted with the same
+converter a Caltech user runs), trains
+
+* the teacher: full-width Inception RPN from scratch,
+* 1/2- and 1/4-Inception RPN students with proposal-sampled feature mimic (Eq. 4) of the teacher,
+* the same students from scratch, with the identical schedule and seed,
+
+evaluates every model with ``CaltechMRMetric`` (MR-2, MR-4) and ``ProposalRecallMetric``, measures
+inference speed and parameters, and writes ``report.md``, ``results.json``, an MR-FPPI plot and a
+speed table into the output folder. Finished stages are reused (``--force`` redoes them).
+
+Examples::
+
+    python tools/mimic_demo.py --quick                 # <= 30 min on 2 CPU cores
+    python tools/mimic_demo.py --quick --seeds 0 1 2   # the README table
+    python tools/mimic_demo.py                         # full preset (bigger machine / GPU)
+
+These are NOT Caltech numbers: one static campus scene, labels from a classical procedure
+(docs/vtest_labels.md).
+"""
+import argparse
+import importlib.util
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(ROOT, 'tools')
+
+#: (name, config, label, student width or None for the teacher, mimic?)
+MODELS = (
+    ('teacher', 'configs/vtest/rpn_inception_vtest.py', 'Inception RPN (teacher)', None, False),
+    ('mimic-1-2', 'configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py',
+     '1/2-Inception RPN, mimic', 0.5, True),
+    ('scratch-1-2', 'configs/vtest/rpn_inception-1-2_vtest.py', '1/2-Inception RPN, scratch',
+     0.5, False),
+    ('mimic-1-4', 'configs/vtest/rpn_inception-1-4_mimic-inception_vtest.py',
+     '1/4-Inception RPN, mimic', 0.25, True),
+    ('scratch-1-4', 'configs/vtest/rpn_inception-1-4_vtest.py', '1/4-Inception RPN, scratch',
+     0.25, False),
+)
+#: the plain detector config measured for speed/params of each model (a mimic student is its
+#: scratch twin at test time: the distiller predicts with the student only)
+SPEED_CONFIG = {
+    'teacher': 'configs/vtest/rpn_inception_vtest.py',
+    'mimic-1-2': 'configs/vtest/rpn_inception-1-2_vtest.py',
+    'scratch-1-2': 'configs/vtest/rpn_inception-1-2_vtest.py',
+    'mimic-1-4': 'configs/vtest/rpn_inception-1-4_vtest.py',
+    'scratch-1-4': 'configs/vtest/rpn_inception-1-4_vtest.py',
+}
+PRESETS = {
+    # iterations of batch 2 (320x384 crops) for every model; the quick preset fits 30 min on
+    # 2 CPU cores (measured numbers in README.md)
+    'quick': dict(iters=300),
+    'full': dict(iters=3000),
+}
+TEST_SET = 2  # build_vtest.py: set00 train, set01 val, set02 test
+
+
+def log(msg: str) -> None:
+    print(f'[mimic_demo {time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+def load_tool(rel_path: str, name: str):
+    """Import a script of tools/ as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(TOOLS, rel_path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(args: Sequence[str]) -> None:
+    cmd = [sys.executable, *args]
+    log('$ ' + ' '.join(cmd))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+# ----------------------------------------------------------------------------- 1. data
+def prepare_data(args) -> str:
+    """Build the vtest Caltech-format release (cached) and convert it into ``args.data_dir``."""
+    release = osp.join(args.out, 'vtest_release')
+    build = ['tools/dataset_converters/build_vtest.py', '--out', release]
+    if args.video:
+        build += ['--video', args.video]
+    if args.gap is not None:
+        build += ['--gap', str(args.gap)]
+    if args.force_data:
+        build.append('--force')
+    run_tool(build)
+    converter = load_tool('dataset_converters/caltech.py', 'caltech_converter')
+    if args.force_data and osp.isdir(args.data_dir):
+        shutil.rmtree(args.data_dir)
+    converter.convert_caltech(release, args.data_dir,
+                              presets=('vtest_train', 'vtest_val', 'vtest_test'),
+                              progress=True)
+    return release
+
+
+# ----------------------------------------------------------------------------- 2. train
+def model_cfg(config: str, args, seed: int, work_dir: str, teacher_ckpt: Optional[str] = None):
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    data_root = osp.abspath(args.data_dir) + '/'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+    iters = args.iters
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters + 1  # scored by the test stage, not mid-training
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.param_scheduler[0].end = min(100, max(1, iters // 10))
+    cfg.param_scheduler[1].end = iters
+    cfg.param_scheduler[1].milestones = [max(1, int(iters * 0.75))]
+    cfg.default_hooks.checkpoint.interval = max(1, iters // 2)
+    cfg.default_hooks.logger.interval = max(1, min(20, iters // 10))
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'{osp.basename(osp.dirname(work_dir))}_{osp.basename(work_dir)}'
+    cfg.visualizer.name = f'vis_{cfg.experiment_name}'
+    for loader in ('train_dataloader', 'test_dataloader'):
+        cfg[loader].num_workers = args.workers
+        cfg[loader].persistent_workers = args.workers > 0
+    if teacher_ckpt is not None:
+        cfg.model.teacher_ckpt = teacher_ckpt
+    return cfg
+
+
+def train_model(name: str, config: str, args, seed: int, teacher_ckpt: Optional[str]) -> str:
+    """Train one model unless its final checkpoint exists; returns the checkpoint path."""
+    from mmengine.runner import Runner
+    work_dir = osp.join(args.out, f'seed{seed}', name)
+    final = osp.join(work_dir, f'iter_{args.iters}.pth')
+    if osp.isfile(final) and name not in args.force:
+        log(f'{name} (seed {seed}): reusing {final}')
+        return final
+    if name in args.force and osp.isdir(work_dir):
+        shutil.rmtree(work_dir)
+    cfg = model_cfg(config, args, seed, work_dir, teacher_ckpt)
+    cfg.resume = osp.isfile(osp.join(work_dir, 'last_checkpoint'))  # continue an interrupted run
+    log(f'training {name} (seed {seed}, {args.iters} iterations) -> {work_dir}')
+    t0 = time.time()
+    Runner.from_cfg(cfg).train()
+    with open(osp.join(work_dir, 'train_time.json'), 'w') as f:
+        json.dump(dict(seconds=time.time() - t0), f)
+    return final
+
+
+# ----------------------------------------------------------------------------- 3. evaluate
+def evaluate_model(name: str, config: str, ckpt: str, args, seed: int,
+                   teacher_ckpt: Optional[str]) -> Dict[str, float]:
+    from mmengine.runner import Runner
+    work_dir = osp.join(args.out, f'seed{seed}', name)
+    out_json = osp.join(work_dir, 'test_metrics.json')
+    if osp.isfile(out_json) and name not in args.force and not args.force_eval:
+        with open(out_json) as f:
+            return json.load(f)
+    cfg = model_cfg(config, args, seed, work_dir, teacher_ckpt)
+    results_root = osp.join(args.out, f'seed{seed}', 'results')
+    for ev in cfg.test_evaluator:
+        if ev['type'] == 'CaltechMRMetric':
+            ev.update(save_result_files=True, algorithm=name, outfile_prefix=results_root)
+    cfg.load_from = ckpt
+    cfg.experiment_name += '_test'
+    cfg.visualizer.name += '_test'
+    log(f'testing {name} (seed {seed}) on {args.data_dir} test frames')
+    metrics = Runner.from_cfg(cfg).test()
+    metrics = {k: float(v) for k, v in metrics.items()}
+    with open(out_json, 'w') as f:
+        json.dump(metrics, f, indent=1)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- 4. speed
+def measure_speed(args) -> Dict[str, Dict[str, float]]:
+    """Params, FLOPs and CPU latency at 480x640 (the test frames), ratios to the teacher."""
+    out_dir = osp.join(args.out, 'speed')
+    out_json = osp.join(out_dir, 'speed.json')
+    if osp.isfile(out_json) and not args.force_speed:
+        with open(out_json) as f:
+            return json.load(f)
+    configs = ['configs/vtest/rpn_inception_vtest.py', 'configs/vtest/rpn_inception-1-2_vtest.py',
+               'configs/vtest/rpn_inception-1-4_vtest.py']
+    run_tool(['tools/analysis_tools/benchmark_speed.py', *configs, '--shapes', '480x640',
+              '--runs', str(args.speed_runs), '--warmup', '1', '--out-dir', out_dir])
+    import csv
+    with open(osp.join(out_dir, 'speed.csv')) as f:
+        rows = list(csv.DictReader(f))
+    by_config = dict(zip(configs, rows))  # rows are in the order of the configs given
+    speed = {}
+    for name, cfg in SPEED_CONFIG.items():
+        row = {k: _num(v) for k, v in by_config[cfg].items()}
+        speed[name] = dict(params_m=row['params_M'], param_ratio=row['param_ratio'],
+                           gflops=row.get('GFLOPs@480x640'), latency_ms=row['ms@480x640'],
+                           speedup=row['speedup@480x640'])
+    with open(out_json, 'w') as f:
+        json.dump(speed, f, indent=1)
+    return speed
+
+
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+# ----------------------------------------------------------------------------- 5. report
+def score_and_plot(args, release: str, seeds: Sequence[int]) -> Dict[str, Dict]:
+    """Re-score the saved result files offline (the scoring tool) and plot all MR-FPPI curves."""
+    from mmmimic.evaluation.functional.caltech_plot import plot_mr_fppi
+    scorer = load_tool('analysis_tools/caltech_eval.py', 'caltech_eval_tool')
+    seed = seeds[0]
+    res_root = osp.join(args.out, f'seed{seed}', 'results', 'res')
+    names = [m[0] for m in MODELS]
+    scored = scorer.score_result_dirs([osp.join(res_root, n) for n in names],
+                                      osp.join(release, 'annotations'),
+                                      settings=('Reasonable', ), sets=(TEST_SET, ), skip=1,
+                                      names=names)
+    labels = {m[0]: m[2] for m in MODELS}
+    curves = [(labels[n], r['Reasonable']['fppi'], r['Reasonable']['miss_rate'],
+               r['Reasonable']['MR-2']) for n, r in scored.items()]
+    plot_mr_fppi(curves, osp.join(args.out, 'mr_fppi.png'),
+                 title=f'vtest.avi test frames, Reasonable (seed {seed})')
+    return scored
+
+
+def summarise(results: Dict[int, Dict[str, Dict[str, float]]], speed: Dict) -> List[Dict]:
+    rows = []
+    for name, config, label, width, mimic in MODELS:
+        per_seed = [results[s][name] for s in sorted(results)]
+
+        def stat(key):
+            vals = np.array([m[key] for m in per_seed if key in m], dtype=float)
+            return (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                    vals.tolist())
+
+        sp = speed.get(name, {})
+        rows.append(dict(
+            name=name, label=label, params_m=sp.get('params_m'),
+            speedup=sp.get('speedup'), latency_ms=sp.get('latency_ms'),
+            mr2=stat('caltech/Reasonable_MR-2'), mr4=stat('caltech/Reasonable_MR-4'),
+            recall_05=stat('proposal/recall@300_iou50'),
+            recall_07=stat('proposal/recall@300_iou70')))
+    return rows
+
+
+def _fmt_stat(s, digits=2):
+    mean, std, vals = s
+    if len(vals) > 1:
+        return f'{mean:.{digits}f} ± {std:.{digits}f}'
+    return f'{mean:.{digits}f}'
+
+
+def markdown_table(rows: List[Dict]) -> str:
+    lines = ['| model | params (M) | speed-up | MR-2 (%) | MR-4 (%) | recall@300 IoU.5 (%) | '
+             'recall@300 IoU.7 (%) |',
+             '|---|---|---|---|---|---|---|']
+    for r in rows:
+        params = f'{r["params_m"]:.2f}' if isinstance(r['params_m'], float) else '-'
+        speedup = f'{r["speedup"]:.2f}x' if isinstance(r['speedup'], float) else '-'
+        lines.append(f'| {r["label"]} | {params} | {speedup} | {_fmt_stat(r["mr2"])} | '
+                     f'{_fmt_stat(r["mr4"])} | {_fmt_stat(r["recall_05"], 1)} | '
+                     f'{_fmt_stat(r["recall_07"], 1)} |')
+    return '\n'.join(lines)
+
+
+def gap_closed(rows: List[Dict], width: str) -> Optional[float]:
+    """Fraction of the scratch-to-teacher MR-2 gap that the mimic student closes."""
+    by = {r['name']: r['mr2'][0] for r in rows}
+    teacher, mimic, scratch = by['teacher'], by[f'mimic-{width}'], by[f'scratch-{width}']
+    if scratch - teacher <= 0:
+        return None
+    return (scratch - mimic) / (scratch - teacher)
+
+
+def write_report(args, rows, seeds, train_times) -> str:
+    table = markdown_table(rows)
+    lines = [
+        '# mmmimic built-in benchmark: feature mimic on vtest.avi', '',
+        f'Command: `python tools/mimic_demo.py {" ".join(args.argv)}`', '',
+        f'Seeds: {list(seeds)} (mean ± sample std over seeds); {args.iters} iterations of batch '
+        '2 per model (320x384 crops), identical schedule and seed for every model; test on the '
+        'whole 640x480 test frames, Caltech Reasonable setting; speed: CPU latency at 480x640, '
+        'batch 1, relative to the teacher.', '', table, '']
+    for w in ('1-2', '1-4'):
+        g = gap_closed(rows, w)
+        txt = 'n/a (scratch student not worse than the teacher)' if g is None else f'{g:.0%}'
+        lines.append(f'- MR-2 gap scratch -> teacher closed by the 1/{w[2]} mimic student: {txt}')
+    lines += ['', f'Training wall time per model (s, seed {seeds[0]}): ' +
+              ', '.join(f'{k} {v:.0f}' for k, v in train_times.items()), '',
+              'MR-FPPI curves: `mr_fppi.png`. Speed table: `speed/`.', '',
+              'These are NOT Caltech numbers: one static campus scene, labels from the classical '
+              'procedure of docs/vtest_labels.md.']
+    report = '\n'.join(lines) + '\n'
+    with open(osp.join(args.out, 'report.md'), 'w') as f:
+        f.write(report)
+    return report
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Teacher / mimic / scratch students on vtest.avi')
+    parser.add_argument('--out', default='work_dirs/mimic_demo', help='output folder')
+    parser.add_argument('--data-dir', default='data/vtest',
+                        help='converted frames + annotations (the configs\' data_root)')
+    parser.add_argument('--video', help='path of vtest.avi (default: found or downloaded)')
+    parser.add_argument('--quick', action='store_true', help='the <= 30 min CPU preset')
+    parser.add_argument('--iters', type=int, help='override the preset\'s iterations')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser.add_argument('--models', nargs='+', choices=[m[0] for m in MODELS],
+                        default=[m[0] for m in MODELS], help='train/evaluate only these')
+    parser.add_argument('--gap', type=int, help='frames dropped between splits (builder default)')
+    parser.add_argument('--workers', type=int, default=1, help='dataloader workers')
+    parser.add_argument('--speed-runs', type=int, default=5)
+    parser.add_argument('--skip-speed', action='store_true')
+    parser.add_argument('--force', nargs='*', default=[], choices=[m[0] for m in MODELS],
+                        help='retrain (and re-test) these models')
+    parser.add_argument('--force-data', action='store_true', help='rebuild the dataset')
+    parser.add_argument('--force-eval', action='store_true', help='re-test every model')
+    parser.add_argument('--force-speed', action='store_true', help='re-measure speed')
+    args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    if args.iters is None:
+        args.iters = PRESETS['quick' if args.quick else 'full']['iters']
+    return args
+
+
+def main(argv=None) -> Dict:
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    import mmmimic  # noqa: F401
+    t_start = time.time()
+    release = prepare_data(args)
+
+    results: Dict[int, Dict[str, Dict[str, float]]] = {}
+    train_times: Dict[str, float] = {}
+    for seed in args.seeds:
+        results[seed] = {}
+        teacher_ckpt = train_model('teacher', MODELS[0][1], args, seed, None)
+        for name, config, label, width, mimic in MODELS:
+            if name not in args.models:
+                continue
+            ckpt = teacher_ckpt if name == 'teacher' else train_model(
+                name, config, args, seed, teacher_ckpt if mimic else None)
+            results[seed][name] = evaluate_model(name, config, ckpt, args, seed,
+                                                 teacher_ckpt if mimic else None)
+            tt = osp.join(args.out, f'seed{seed}', name, 'train_time.json')
+            if seed == args.seeds[0] and osp.isfile(tt):
+                with open(tt) as f:
+                    train_times[name] = json.load(f)['seconds']
+
+    speed = {} if args.skip_speed else measure_speed(args)
+    if set(args.models) == {m[0] for m in MODELS}:
+        score_and_plot(args, release, args.seeds)
+    rows = summarise(results, speed) if set(args.models) == {m[0] for m in MODELS} else []
+    summary = dict(args=vars(args), results=results, speed=speed, rows=rows,
+                   wall_seconds=time.time() - t_start)
+    with open(osp.join(args.out, 'results.json'), 'w') as f:
+        json.dump(summary, f, indent=1, default=str)
+    if rows:
+        report = write_report(args, rows, args.seeds, train_times)
+        print(report)
+    log(f'done in {(time.time() - t_start) / 60:.1f} min; report: {args.out}/report.md')
+    return summary
+
+
+if __name__ == '__main__':
+    main()
