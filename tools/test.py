@@ -12,7 +12,8 @@ from mmengine.runner import Runner
 import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
-from mmmimic.utils import check_checkpoint_matches_model, check_config_path
+from mmmimic.utils import (check_checkpoint_matches_model, check_config_path,
+                           setup_cpu_distributed)
 
 
 def parse_args():
@@ -82,9 +83,7 @@ def main():
         raise ValueError(f'--out must name a .pkl/.pickle file, got {args.out}')
     cfg.load_from = args.checkpoint
 
-    import torch
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    setup_cpu_distributed(cfg)  # torchrun on a CPU-only machine: gloo, no CUDA device ids
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:

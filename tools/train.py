@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 
 import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
 from mmmimic.utils import (check_checkpoint_matches_model, check_config_path,
-                           check_fresh_work_dir)
+                           check_fresh_work_dir, setup_cpu_distributed)
 
 
 def parse_args():
@@ -89,10 +89,6 @@ def build_train_config(args) -> Config:
             '://' not in str(cfg.load_from):
         raise FileNotFoundError(f'load_from checkpoint not found: {cfg.load_from}')
 
-    # CPU-only machines cannot use NCCL: gloo for torchrun/dist_train.sh there.
-    import torch
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     return cfg
 
 
@@ -101,6 +97,8 @@ def main():
     cfg = build_train_config(args)
     if not args.overwrite:
         check_fresh_work_dir(cfg.work_dir, resume=bool(cfg.get('resume', False)))
+    # torchrun / dist_train.sh on a CPU-only machine: gloo, no CUDA device ids
+    setup_cpu_distributed(cfg)
 
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

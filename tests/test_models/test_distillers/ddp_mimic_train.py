@@ -13,6 +13,8 @@ from test_mimic_runner import tiny_runner_cfg  # noqa: E402
 
 from mmengine.runner import Runner  # noqa: E402
 
+from mmmimic.utils import setup_cpu_distributed  # noqa: E402
+
 
 def main():
     parser = argparse.ArgumentParser()
@@ -24,17 +26,15 @@ def main():
     data = dict(data_root=args.data_root, ann_file='annotations/train.json', img_prefix='train/')
     cfg = tiny_runner_cfg(args.work_dir, data, args.teacher_ckpt, max_iters=args.iters)
     cfg.launcher = 'pytorch'
-    cfg.env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'),
+    cfg.env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='nccl'),
                        mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-    # CPU DDP: no device_ids (mmengine's default passes LOCAL_RANK as a GPU id).
-    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
-                                 broadcast_buffers=False, find_unused_parameters=False)
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                                 find_unused_parameters=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
                                         interval=args.iters)
-    # mmengine's init_dist calls torch.cuda.set_device even for gloo, which fails on CPU-only
-    # torch builds; with the group already initialised it skips that.
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
+    # what tools/train.py does under torchrun: gloo, own process group, no CUDA device ids
+    assert setup_cpu_distributed(cfg)
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.model_wrapper_cfg.device_ids is None
     runner = Runner.from_cfg(cfg)
     distiller = runner.model.module
     teacher_before = {k: v.clone() for k, v in distiller.teacher.state_dict().items()}
