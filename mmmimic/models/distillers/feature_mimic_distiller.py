@@ -21,6 +21,7 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from .cross_scale import resize_batch
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
 # negatives by IoU with the ground truth as in Fast R-CNN; RoIs only from the student's proposals.
@@ -102,13 +103,19 @@ class FeatureMimicDistiller(BaseDetector):
             are checked against them.
         mimic_loss: ``ProposalSampledL2Loss`` (Eq. 4, default), ``PooledFeatureL2Loss`` (Eq. 3),
             ``WholeFeatureL2Loss`` or ``RPNLogitsL2Loss`` (Table 4 baselines). ``loss_weight`` is
-            lambda_1.
+            lambda_1. ``None``: no feature mimic (two-stage mimic on the RoI head only).
         mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
             default: a two-stage student's ``train_cfg.rpn_proposal``, else the RPN's own
             ``test_cfg``), ``assigner`` and ``sampler`` (mmdet task utils); each given key
             replaces its default in ``DEFAULT_MIMIC_CFG`` as a whole.
         student_input_scale: factor by which the student's input is resized (cross-scale mimic,
-            issue 6); only 1.0 is implemented here, the strides are already checked with it.
+            Sec. 3.5; 0.5 = half size) in training and prediction, see :meth:`student_inputs`.
+            The mimicked maps must then have the same stride in the teacher's input pixels
+            (a deconv neck or ``Deconv2xConnector`` restores the lost factor 2).
+        roi_mimic_cls_loss: two-stage mimic (Sec. 3.4): loss (``RoILogitsL2Loss``) between the
+            student's and the teacher's RoI-head classification logits on the same sampled RoIs
+            (``loss_mimic_cls``). Needs two-stage student and teacher. ``None``: off.
+        roi_mimic_bbox_loss: the same for the box deltas (``loss_mimic_bbox``).
         data_preprocessor: defaults to the student's; the teacher's must normalise identically.
         init_cfg: mmengine init config.
     """
@@ -123,6 +130,8 @@ class FeatureMimicDistiller(BaseDetector):
                  mimic_loss: ConfigType = dict(type='ProposalSampledL2Loss', loss_weight=1.0),
                  mimic_cfg: OptConfigType = None,
                  student_input_scale: float = 1.0,
+                 roi_mimic_cls_loss: OptConfigType = None,
+                 roi_mimic_bbox_loss: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         student = copy.deepcopy(ConfigDict(student))
@@ -147,11 +156,13 @@ class FeatureMimicDistiller(BaseDetector):
         self.student_feature = student_feature
         self.teacher_feature = teacher_feature
         self.student_input_scale = float(student_input_scale)
-        if self.student_input_scale != 1.0:
-            raise NotImplementedError('cross-scale mimic (student_input_scale != 1) is issue 6')
+        if not 0 < self.student_input_scale <= 1:
+            raise ValueError(f'student_input_scale must be in (0, 1], got {student_input_scale}')
 
-        self.mimic_loss = MODELS.build(mimic_loss)
-        self.mimic_input = getattr(self.mimic_loss, 'mimic_input', 'rois')
+        self.mimic_loss = MODELS.build(mimic_loss) if mimic_loss is not None else None
+        self.mimic_input = getattr(self.mimic_loss, 'mimic_input', 'rois') \
+            if mimic_loss is not None else None
+        self._build_roi_mimic(roi_mimic_cls_loss, roi_mimic_bbox_loss)
         mimic_cfg = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG), **(mimic_cfg or {}))
         if mimic_cfg.proposal is None:
             student_train_cfg = self.student.train_cfg or {}
@@ -165,6 +176,8 @@ class FeatureMimicDistiller(BaseDetector):
         (s_channels, self.student_stride), (t_channels, self.teacher_stride) = \
             self._probe_mimic_maps()
         self.connector = None
+        if self.mimic_input is None:  # no feature mimic: nothing to connect or check
+            return
         if self.mimic_input != 'rpn_outputs' and connector is not None:
             connector = ConfigDict(connector)
             connector.setdefault('in_channels', s_channels)
@@ -185,6 +198,23 @@ class FeatureMimicDistiller(BaseDetector):
             raise TypeError('logits mimic needs a teacher with an RPN head')
 
     # ----------------------------------------------------------------- construction helpers
+    def _build_roi_mimic(self, cls_loss: OptConfigType, bbox_loss: OptConfigType) -> None:
+        """Build the two-stage mimic losses and check that both networks have RoI heads."""
+        self.roi_mimic_cls_loss = MODELS.build(cls_loss) if cls_loss is not None else None
+        self.roi_mimic_bbox_loss = MODELS.build(bbox_loss) if bbox_loss is not None else None
+        if not self.with_roi_mimic:
+            return
+        for name, net in (('student', self.student), ('teacher', self.teacher)):
+            if not getattr(net, 'with_roi_head', False):
+                raise TypeError(f'two-stage mimic (roi_mimic_cls_loss / roi_mimic_bbox_loss) '
+                                f'needs a two-stage {name} with a roi_head, got '
+                                f'{type(net).__name__}')
+
+    @property
+    def with_roi_mimic(self) -> bool:
+        """Whether two-stage mimic (logits/deltas L2 on the RoI heads) is on."""
+        return self.roi_mimic_cls_loss is not None or self.roi_mimic_bbox_loss is not None
+
     @staticmethod
     def _teacher_model_cfg(teacher: Union[str, ConfigType]) -> ConfigDict:
         if isinstance(teacher, str):
@@ -304,10 +334,32 @@ class FeatureMimicDistiller(BaseDetector):
 
     def student_inputs(self, batch_inputs: Tensor,
                        batch_data_samples: SampleList) -> Tuple[Tensor, SampleList]:
-        """The batch the student sees. Identity here; cross-scale mimic (issue 6) resizes it and
-        must return proposals/RoIs in the teacher's input coordinates from :meth:`sample_rois`.
+        """The batch the student sees: the teacher's batch resized by ``student_input_scale``.
+
+        Identity at scale 1; otherwise :func:`~.cross_scale.resize_batch` (images, gt boxes,
+        ``img_shape``, ``pad_shape``, ``batch_input_shape``, ``scale_factor``).
+
+        Args:
+            batch_inputs: ``(B, 3, H, W)`` the teacher's (full-size) images.
+            batch_data_samples: their data samples (not modified).
+
+        Returns:
+            ``(inputs, data_samples)`` for the student.
         """
-        return batch_inputs, batch_data_samples
+        if self.student_input_scale == 1.0:
+            return batch_inputs, batch_data_samples
+        return resize_batch(batch_inputs, batch_data_samples, self.student_input_scale)
+
+    def to_teacher_coords(self, rois: Tensor) -> Tensor:
+        """RoIs ``(N, 5)`` in the student's input pixels -> the teacher's (``/ scale``).
+
+        For scale 0.5 this is exact in floating point, so a RoI crops the same cells of the
+        student map (stride ``s / 2`` on the half image after the x2 deconv) and of the teacher
+        map (stride ``s`` on the full image). Returns ``rois`` itself at scale 1.
+        """
+        if self.student_input_scale == 1.0:
+            return rois
+        return torch.cat([rois[:, :1], rois[:, 1:] / self.student_input_scale], dim=1)
 
     def sample_rois(self, rpn_results_list: List[InstanceData],
                     batch_data_samples: SampleList) -> Tensor:
@@ -359,9 +411,11 @@ class FeatureMimicDistiller(BaseDetector):
         # 2. Teacher features on the same (full-size) images: frozen, eval mode, no autograd.
         teacher_feats = self.extract_teacher_feat(batch_inputs)
 
-        # 3. The mimic loss.
+        # 3. The mimic loss (feature mimic off: two-stage mimic on the RoI head only).
         rpn_results_list = None
-        if self.mimic_input == 'rpn_outputs':  # Table 4 baseline: logits mimic
+        if self.mimic_input is None:
+            pass
+        elif self.mimic_input == 'rpn_outputs':  # Table 4 baseline: logits mimic
             losses['loss_mimic'] = self.mimic_loss(rpn_outs, self.teacher_rpn(teacher_feats))
         else:
             student_map = self.connector(student_feats[self.student_feature]) \
@@ -372,8 +426,10 @@ class FeatureMimicDistiller(BaseDetector):
                 # Proposals from the student's own RPN predict step (detached, after NMS) ...
                 rpn_results_list = self.student_rpn.predict_by_feat(
                     *rpn_outs, batch_img_metas=batch_img_metas, cfg=self.mimic_cfg.proposal)
-                # ... sampled 128 per image, 1:1, against the ground truth.
-                rois = self.sample_rois(rpn_results_list, rpn_data_samples)
+                # ... sampled 128 per image, 1:1, against the ground truth, in the teacher's
+                # input pixels (cross-scale: the student's RoIs / scale), where both maps now
+                # have the teacher's stride.
+                rois = self.to_teacher_coords(self.sample_rois(rpn_results_list, rpn_data_samples))
                 losses['loss_mimic'] = self.mimic_loss(student_map, teacher_map, rois,
                                                        self.teacher_stride)
             else:  # Table 4 baseline: whole feature map (valid image region of each image)
@@ -381,7 +437,7 @@ class FeatureMimicDistiller(BaseDetector):
                     student_map, teacher_map, self._image_rois(batch_data_samples, batch_inputs),
                     self.teacher_stride)
 
-        # 4. Second stage of two-stage students (ground truth only here; issue 6 hooks in).
+        # 4. Second stage of two-stage students: ground truth (+ two-stage mimic, Sec. 3.4).
         if getattr(self.student, 'with_roi_head', False):
             if rpn_results_list is None:
                 rpn_results_list = self.student_rpn.predict_by_feat(
@@ -396,19 +452,85 @@ class FeatureMimicDistiller(BaseDetector):
                        batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Losses of a two-stage student's RoI head on the student's proposals.
 
-        Stage 2 with ground truth only; two-stage mimic (issue 6) overrides this to also run the
-        teacher's RoI head on the same sampled RoIs and add the logits/deltas L2 losses.
+        Without two-stage mimic: the RoI head's own ``loss`` (stage 2, ground truth only).
+        With it (Sec. 3.4): the student RoI head's assigner and sampler pick the RoIs once; both
+        RoI heads run on those identical RoI tensors (the teacher's on the teacher's features,
+        frozen, no autograd); the student's gt losses plus the L2 of its classification logits
+        (``loss_mimic_cls``) and box deltas (``loss_mimic_bbox``) to the teacher's.
 
         Args:
             student_feats: student features.
-            teacher_feats: teacher features (unused here).
-            rpn_results_list: the student's proposals per image.
+            teacher_feats: teacher features (full-size input).
+            rpn_results_list: the student's proposals per image (``bboxes``, student input
+                pixels).
+            batch_data_samples: the student's data samples with ground truth.
+
+        Returns:
+            the RoI head's losses (``loss_cls``, ``acc``, ``loss_bbox``) and, with two-stage
+            mimic, ``loss_mimic_cls`` / ``loss_mimic_bbox``.
+        """
+        roi_head = self.student.roi_head
+        if not self.with_roi_mimic:
+            return roi_head.loss(student_feats, rpn_results_list, batch_data_samples)
+
+        sampling_results = self.sample_roi_head_rois(student_feats, rpn_results_list,
+                                                     batch_data_samples)
+        rois = bbox2roi([res.priors for res in sampling_results])
+        student_out = roi_head._bbox_forward(student_feats, rois)
+        losses = roi_head.bbox_head.loss_and_target(
+            cls_score=student_out['cls_score'],
+            bbox_pred=student_out['bbox_pred'],
+            rois=rois,
+            sampling_results=sampling_results,
+            rcnn_train_cfg=roi_head.train_cfg)['loss_bbox']
+        teacher_out = self.teacher_roi_forward(teacher_feats, self.to_teacher_coords(rois))
+        if self.roi_mimic_cls_loss is not None:
+            losses['loss_mimic_cls'] = self.roi_mimic_cls_loss(student_out['cls_score'],
+                                                               teacher_out['cls_score'])
+        if self.roi_mimic_bbox_loss is not None:
+            losses['loss_mimic_bbox'] = self.roi_mimic_bbox_loss(student_out['bbox_pred'],
+                                                                 teacher_out['bbox_pred'])
+        return losses
+
+    def sample_roi_head_rois(self, student_feats: Tuple[Tensor],
+                             rpn_results_list: List[InstanceData],
+                             batch_data_samples: SampleList) -> list:
+        """Assign and sample the RoI head's RoIs as mmdet's ``StandardRoIHead.loss`` does
+        (its ``bbox_assigner``/``bbox_sampler``, i.e. ``train_cfg.rcnn``, gt added as proposals
+        when configured).
+
+        Args:
+            student_feats: student features (for samplers that look at them, e.g. OHEM).
+            rpn_results_list: proposals per image.
             batch_data_samples: data samples with ground truth.
 
         Returns:
-            the RoI head's losses.
+            mmdet ``SamplingResult`` per image.
         """
-        return self.student.roi_head.loss(student_feats, rpn_results_list, batch_data_samples)
+        roi_head = self.student.roi_head
+        batch_gt_instances, batch_gt_ignore, _ = unpack_gt_instances(batch_data_samples)
+        sampling_results = []
+        for i, proposals in enumerate(rpn_results_list):
+            priors = InstanceData(priors=proposals.bboxes.detach())
+            assign_result = roi_head.bbox_assigner.assign(priors, batch_gt_instances[i],
+                                                          batch_gt_ignore[i])
+            sampling_results.append(roi_head.bbox_sampler.sample(
+                assign_result, priors, batch_gt_instances[i],
+                feats=[lvl_feat[i][None] for lvl_feat in student_feats]))
+        return sampling_results
+
+    @torch.no_grad()
+    def teacher_roi_forward(self, teacher_feats: Tuple[Tensor], rois: Tensor) -> dict:
+        """The teacher RoI head's box branch on given RoIs (frozen, no autograd).
+
+        Args:
+            teacher_feats: teacher features.
+            rois: ``(N, 5)`` RoIs in the teacher's input pixels.
+
+        Returns:
+            dict with ``cls_score`` ``(N, C + 1)`` and ``bbox_pred`` ``(N, 4)`` or ``(N, 4C)``.
+        """
+        return self.teacher.roi_head._bbox_forward(teacher_feats, rois)
 
     @staticmethod
     def _image_rois(batch_data_samples: SampleList, batch_inputs: Tensor) -> Tensor:
@@ -438,8 +560,24 @@ class FeatureMimicDistiller(BaseDetector):
         Returns:
             data samples with ``pred_instances``.
         """
-        return self.student.predict(batch_inputs, batch_data_samples, rescale=rescale)
+        if self.student_input_scale == 1.0:
+            return self.student.predict(batch_inputs, batch_data_samples, rescale=rescale)
+        # Cross-scale: the student runs on the resized input; its samples' scale_factor maps
+        # that input to the original image, so rescale=True gives original coordinates.
+        inputs, samples = self.student_inputs(batch_inputs, batch_data_samples)
+        results = self.student.predict(inputs, samples, rescale=rescale)
+        for data_sample, result in zip(batch_data_samples, results):
+            pred = result.pred_instances
+            if not rescale:  # the caller's (full-size) input pixels
+                pred.bboxes = pred.bboxes / self.student_input_scale
+            data_sample.pred_instances = pred
+        return batch_data_samples
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList = None) -> tuple:
-        """The student's raw forward (``mode='tensor'``)."""
+        """The student's raw forward (``mode='tensor'``) on its (possibly resized) input."""
+        if self.student_input_scale != 1.0:
+            batch_inputs, batch_data_samples = (
+                self.student_inputs(batch_inputs, batch_data_samples) if batch_data_samples
+                is not None else (resize_batch(batch_inputs, [], self.student_input_scale)[0],
+                                  None))
         return self.student._forward(batch_inputs, batch_data_samples)

@@ -1,0 +1,101 @@
+"""Cross-scale mimic (paper Sec. 3.5): resize a batch for the student, and the student's deconv.
+
+The distiller feeds the student the batch resized by ``scale`` (0.5: the half-size image) while
+the teacher sees the full-size batch. :func:`resize_batch` resizes the padded images and every
+geometric field of the data samples consistently, so that a box ``b`` in the student's input is
+``b / scale`` in the teacher's, exactly, and ``scale_factor`` (original -> student input) makes
+mmdet's ``rescale=True`` map the student's predictions to the original image.
+"""
+import copy
+from typing import Sequence, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import BaseBoxes
+from ..connectors import Deconv2xConnector
+
+_SHAPE_KEYS = ('img_shape', 'pad_shape', 'batch_input_shape')
+
+
+def _scale_shape(shape: Sequence, scale: float) -> tuple:
+    scaled = [d * scale for d in shape[:2]]
+    return tuple(int(d) if float(d).is_integer() else d for d in scaled) + tuple(shape[2:])
+
+
+def _scale_boxes(boxes, scale: float):
+    if isinstance(boxes, BaseBoxes):
+        boxes = boxes.clone()
+        boxes.rescale_([scale, scale])
+        return boxes
+    return boxes * scale
+
+
+def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList,
+                 scale: float) -> Tuple[Tensor, SampleList]:
+    """The batch as the student sees it in cross-scale mimic.
+
+    Images are resized bilinearly (``align_corners=False``; for ``scale=0.5`` every output pixel
+    is the mean of a 2x2 block). ``img_shape``, ``pad_shape``, ``batch_input_shape`` and the gt
+    and ignored boxes are multiplied by ``scale``; ``scale_factor`` too, so it maps the original
+    image to the student's input.
+
+    Args:
+        batch_inputs: ``(B, 3, H, W)`` normalised, padded images; ``H * scale`` and
+            ``W * scale`` must be integers (exact coordinate mapping).
+        batch_data_samples: data samples (not modified; copies are returned).
+        scale: resize factor.
+
+    Returns:
+        ``(resized_inputs, resized_samples)``.
+
+    Raises:
+        ValueError: the padded batch cannot be resized exactly (names the shape and the
+            ``pad_size_divisor`` that would fix it).
+    """
+    h, w = batch_inputs.shape[-2:]
+    new_h, new_w = h * scale, w * scale
+    if not (float(new_h).is_integer() and float(new_w).is_integer()):
+        raise ValueError(f'cross-scale mimic resizes the padded batch ({h}x{w}) by {scale}, '
+                         'which is not an integer size; set the data_preprocessor\'s '
+                         f'pad_size_divisor to a multiple of {1 / scale:g} x the student stride')
+    inputs = F.interpolate(batch_inputs, size=(int(new_h), int(new_w)), mode='bilinear',
+                           align_corners=False)
+    samples = []
+    for data_sample in batch_data_samples:
+        data_sample = copy.deepcopy(data_sample)
+        meta = {key: _scale_shape(data_sample.metainfo[key], scale)
+                for key in _SHAPE_KEYS if key in data_sample.metainfo}
+        meta['batch_input_shape'] = (int(new_h), int(new_w))
+        scale_factor = data_sample.metainfo.get('scale_factor', (1.0, 1.0))
+        meta['scale_factor'] = tuple(f * scale for f in scale_factor)
+        data_sample.set_metainfo(meta)
+        for field in ('gt_instances', 'ignored_instances'):
+            if field in data_sample and 'bboxes' in data_sample.get(field):
+                instances = data_sample.get(field)
+                instances.bboxes = _scale_boxes(instances.bboxes, scale)
+        samples.append(data_sample)
+    return inputs, samples
+
+
+@MODELS.register_module()
+class Deconv2xNeck(Deconv2xConnector):
+    """The student's x2 deconvolution on its last map, as a neck (paper Sec. 3.5, Table 10).
+
+    With this neck the student's heads read the upsampled map (stride 8 on the half-size input,
+    the size of the teacher's stride-16 map on the full-size input), and the deconv stays in the
+    deployed student (the paper's "+3.5 ms"). The Table 10 control is the same student trained
+    without mimic. Kernel 4, stride 2, padding 1 (:class:`Deconv2xConnector`).
+
+    Args:
+        in_channels: channels of the backbone's last map.
+        out_channels: channels of the upsampled map.
+        act_cfg: optional activation (e.g. ``dict(type='ReLU')``).
+        init_cfg: mmengine init config.
+    """
+
+    def forward(self, x: Sequence[Tensor]) -> Tuple[Tensor]:
+        """Args: x: backbone maps; the last one is upsampled. Returns: a 1-tuple."""
+        return (super().forward(x[-1]), )
