@@ -18,9 +18,10 @@ from typing import Dict
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
-from mmengine.registry import WEIGHT_INITIALIZERS
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
+
+from mmdet.registry import WEIGHT_INITIALIZERS
 
 STUDENT_PREFIX = 'student.'
 
