@@ -6,5 +6,8 @@ _base_ = ['../../mimic/tiny/rpn_r18-w8_scratch_tiny.py']
 base_channels = 8
 model = dict(
     neck=dict(
-        type='Deconv2xNeck', in_channels=base_channels * 4, out_channels=base_channels * 4),
+        _delete_=True,
+        type='Deconv2xNeck',
+        in_channels=base_channels * 4,
+        out_channels=base_channels * 4),
     rpn_head=dict(anchor_generator=dict(scales=[4, 6, 8], strides=[8])))
