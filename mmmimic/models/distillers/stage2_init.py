@@ -91,6 +91,15 @@ class MimicStudentInit(PretrainedInit):
                 f'{type(module).__name__}:\n'
                 f'  missing keys ({len(result.missing_keys)}): {result.missing_keys}\n'
                 f'  unexpected keys ({len(result.unexpected_keys)}): {result.unexpected_keys}')
+        # mmengine runs a module's non-"Pretrained" init_cfg *before* its children's own
+        # init_weights() (e.g. ConvModule's Kaiming init), which would overwrite what was just
+        # loaded: mark every submodule initialised so that those calls are skipped.
+        for submodule in module.modules():
+            if submodule is not module:
+                if hasattr(submodule, '_is_init'):
+                    submodule._is_init = True
+                else:
+                    submodule.is_init = True
         print_log(f'{type(module).__name__}: {len(sub)} entries loaded from "{self.prefix}" of '
                   f'{self.checkpoint}', logger='current')
         if hasattr(module, '_params_init_info'):
