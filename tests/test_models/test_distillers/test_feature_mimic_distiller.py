@@ -283,7 +283,8 @@ def test_deconv_connector_lets_a_stride16_student_mimic_a_stride8_teacher(teache
     losses = model.loss(inputs, samples)
     losses['loss_mimic'].backward()
     assert model.connector.deconv.weight.grad is not None
-    with pytest.raises(NotImplementedError, match='issue 6'):
+    # cross-scale (issue 6, now implemented): a half-size input needs the lost x2 back
+    with pytest.raises(ValueError, match='effective stride 32.0'):
         build_distiller(ckpt, teacher=teacher, student_input_scale=0.5)
 
 
