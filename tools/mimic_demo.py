@@ -188,7 +188,7 @@ def evaluate_model(name: str, config: str, ckpt: str, args, seed: int,
 
 # ----------------------------------------------------------------------------- 4. speed
 def measure_speed(args) -> Dict[str, Dict[str, float]]:
-    """Params, FLOPs and CPU latency at 480x640 (the test frames), ratios to the teacher."""
+    """Params, FLOPs and CPU latency (at the test frames' 480x640), ratios to the teacher."""
     out_dir = osp.join(args.out, 'speed')
     out_json = osp.join(out_dir, 'speed.json')
     if osp.isfile(out_json) and not args.force_speed:
@@ -196,7 +196,7 @@ def measure_speed(args) -> Dict[str, Dict[str, float]]:
             return json.load(f)
     configs = ['configs/vtest/rpn_inception_vtest.py', 'configs/vtest/rpn_inception-1-2_vtest.py',
                'configs/vtest/rpn_inception-1-4_vtest.py']
-    run_tool(['tools/analysis_tools/benchmark_speed.py', *configs, '--shapes', '480x640',
+    run_tool(['tools/analysis_tools/benchmark_speed.py', *configs, '--shapes', args.speed_shape,
               '--runs', str(args.speed_runs), '--warmup', '1', '--out-dir', out_dir])
     import csv
     with open(osp.join(out_dir, 'speed.csv')) as f:
@@ -205,9 +205,10 @@ def measure_speed(args) -> Dict[str, Dict[str, float]]:
     speed = {}
     for name, cfg in SPEED_CONFIG.items():
         row = {k: _num(v) for k, v in by_config[cfg].items()}
+        shape = args.speed_shape
         speed[name] = dict(params_m=row['params_M'], param_ratio=row['param_ratio'],
-                           gflops=row.get('GFLOPs@480x640'), latency_ms=row['ms@480x640'],
-                           speedup=row['speedup@480x640'])
+                           gflops=row.get(f'GFLOPs@{shape}'), latency_ms=row[f'ms@{shape}'],
+                           speedup=row[f'speedup@{shape}'])
     with open(out_json, 'w') as f:
         json.dump(speed, f, indent=1)
     return speed
@@ -299,8 +300,9 @@ def write_report(args, rows, seeds, train_times) -> str:
            else '') + f'). Students: {args.iters} iterations of batch 2 (320x384 crops), '
         'identical schedule and seed for mimic and scratch; teacher: '
         f'{args.teacher_iters} iterations. Test: whole 640x480 test frames (every 2nd frame of '
-        'the test part), Caltech Reasonable setting. Speed: CPU latency at 480x640, batch 1, '
-        'relative to the teacher.', '', table, '']
+        'the test part), Caltech Reasonable setting. Speed: CPU latency at '
+        f'{args.speed_shape}, batch 1, median of {args.speed_runs} interleaved runs, relative to '
+        'the teacher.', '', table, '']
     for w in ('1-2', '1-4'):
         g = gap_closed(rows, w)
         txt = 'n/a (scratch student not worse than the teacher)' if g is None else f'{g:.0%}'
@@ -335,6 +337,7 @@ def parse_args(argv=None):
     parser.add_argument('--gap', type=int, help='frames dropped between splits (builder default)')
     parser.add_argument('--workers', type=int, default=1, help='dataloader workers')
     parser.add_argument('--speed-runs', type=int, default=5)
+    parser.add_argument('--speed-shape', default='480x640', help='HxW of the speed benchmark')
     parser.add_argument('--skip-speed', action='store_true')
     parser.add_argument('--force', nargs='*', default=[], choices=[m[0] for m in MODELS],
                         help='retrain (and re-test) these models')
@@ -379,7 +382,14 @@ def main(argv=None) -> Dict:
 
     speed = {} if args.skip_speed else measure_speed(args)
     if set(args.models) == {m[0] for m in MODELS}:
-        score_and_plot(args, release, args.seeds)
+        scored = score_and_plot(args, release, args.seeds)
+        # the offline scoring tool, reading the result files, must agree with the metric
+        for name, r in scored.items():
+            online = results[args.seeds[0]][name]['caltech/Reasonable_MR-2']
+            if abs(100 * r['Reasonable']['MR-2'] - online) > 1e-6:
+                raise RuntimeError(f'{name}: result-file MR-2 {100 * r["Reasonable"]["MR-2"]} '
+                                   f'!= CaltechMRMetric {online}')
+        log('scoring the result files offline reproduces CaltechMRMetric for every model')
     rows = summarise(results, speed) if set(args.models) == {m[0] for m in MODELS} else []
     summary = dict(args=vars(args), results=results, speed=speed, rows=rows,
                    wall_seconds=time.time() - t_start)
