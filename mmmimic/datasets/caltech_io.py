@@ -103,6 +103,7 @@ class SeqReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._file = None  # set first: __del__ runs even when the header check below fails
         size = osp.getsize(path)
         with open(path, 'rb') as f:
             header = f.read(SEQ_HEADER_SIZE)
@@ -124,7 +125,6 @@ class SeqReader:
                 raise ValueError(f'{path}: unknown image format {self.image_format}')
             self._offsets, self._sizes, self.extra = self._index(f, size, num_frames)
         self.num_frames = len(self._offsets)
-        self._file = None
 
     def _index(self, f, size: int, num_frames: int):
         offsets = np.zeros(num_frames, dtype=np.int64)
