@@ -1,15 +1,8 @@
 # 1/4-Inception RPN student trained by proposal-sampled feature mimic (Eq. 4) of the vtest
-# teacher's inception_4d map, same schedule and seed as the scratch student. tools/mimic_demo.py
-# sets teacher_ckpt to the teacher it trained.
-_base_ = './rpn_inception-1-4_vtest.py'
+# teacher's inception_4d map: the 1/2 mimic set-up with the 1/4 student (same as
+# rpn_inception-1-4_vtest.py, the scratch twin with the same schedule and seed).
+_base_ = './rpn_inception-1-2_mimic-inception_vtest.py'
 model = dict(
-    _delete_=True,
-    type='FeatureMimicDistiller',
-    student={{_base_.model}},
-    teacher='{{fileDirname}}/rpn_inception_vtest.py',
-    teacher_ckpt='work_dirs/mimic_demo/teacher/iter_3000.pth',
-    student_feature=-1,
-    teacher_feature=-1,
-    connector=dict(type='Conv1x1Connector'),
-    mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
-    mimic_cfg=dict(proposal=None))
+    student=dict(
+        backbone=dict(widen_factor=0.25),
+        rpn_head=dict(in_channels=132, feat_channels=128)))
