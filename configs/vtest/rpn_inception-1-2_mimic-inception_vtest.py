@@ -11,5 +11,7 @@ model = dict(
     student_feature=-1,
     teacher_feature=-1,
     connector=dict(type='Conv1x1Connector'),
-    mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
+    # lambda1: the paper's 1.0 was worse than 0.1 on the vtest VALIDATION split (val MR-2 64.2 vs
+    # 54.6, 2 seeds, 300 iterations; benchmarks/vtest_mimic_sweep.py), so 0.1 here.
+    mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=0.1),
     mimic_cfg=dict(proposal=None))
