@@ -222,16 +222,18 @@ def _num(v):
 
 
 # ----------------------------------------------------------------------------- 5. report
-def score_and_plot(args, release: str, seeds: Sequence[int]) -> Dict[str, Dict]:
+def score_and_plot(args, seeds: Sequence[int]) -> Dict[str, Dict]:
     """Re-score the saved result files offline (the scoring tool) and plot all MR-FPPI curves."""
     from mmmimic.evaluation.functional.caltech_plot import plot_mr_fppi
     scorer = load_tool('analysis_tools/caltech_eval.py', 'caltech_eval_tool')
     seed = seeds[0]
     res_root = osp.join(args.out, f'seed{seed}', 'results', 'res')
     names = [m[0] for m in MODELS]
+    # the converted bbGt files + the test list: exactly the frames the metric scored
     scored = scorer.score_result_dirs([osp.join(res_root, n) for n in names],
-                                      osp.join(release, 'annotations'),
-                                      settings=('Reasonable', ), sets=(TEST_SET, ), skip=1,
+                                      osp.join(args.data_dir, 'annotations'),
+                                      settings=('Reasonable', ), sets=(TEST_SET, ),
+                                      img_list=osp.join(args.data_dir, 'vtest_test.txt'),
                                       names=names)
     labels = {m[0]: m[2] for m in MODELS}
     curves = [(labels[n], r['Reasonable']['fppi'], r['Reasonable']['miss_rate'],
@@ -359,7 +361,7 @@ def main(argv=None) -> Dict:
     os.makedirs(args.out, exist_ok=True)
     import mmmimic  # noqa: F401
     t_start = time.time()
-    release = prepare_data(args)
+    prepare_data(args)
 
     results: Dict[int, Dict[str, Dict[str, float]]] = {}
     train_times: Dict[str, float] = {}
@@ -382,7 +384,7 @@ def main(argv=None) -> Dict:
 
     speed = {} if args.skip_speed else measure_speed(args)
     if set(args.models) == {m[0] for m in MODELS}:
-        scored = score_and_plot(args, release, args.seeds)
+        scored = score_and_plot(args, args.seeds)
         # the offline scoring tool, reading the result files, must agree with the metric
         for name, r in scored.items():
             online = results[args.seeds[0]][name]['caltech/Reasonable_MR-2']
