@@ -1,5 +1,6 @@
 """The main job end to end on a tiny subset: a 32-frame synthetic walker video, 1-2 iterations."""
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -14,7 +15,9 @@ def test_mimic_demo_end_to_end(repo_root, tmp_path):
     cmd = [sys.executable, 'tools/mimic_demo.py', '--video', video, '--out', out,
            '--data-dir', osp.join(out, 'data'), '--iters', '1', '--teacher-iters', '2',
            '--gap', '2', '--workers', '0', '--speed-runs', '1', '--speed-shape', '96x128']
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ, MMMIMIC_CACHE=str(tmp_path / 'cache'))  # keep ~/.cache untouched
+    proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
 
     report = open(osp.join(out, 'report.md')).read()
@@ -44,6 +47,7 @@ def test_mimic_demo_end_to_end(repo_root, tmp_path):
                                'V000.txt'))
 
     # a re-run reuses every finished stage
-    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert proc.stdout.count('reusing') == 5
