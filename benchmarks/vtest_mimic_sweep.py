@@ -34,6 +34,7 @@ VARIANTS = {
     'mimic_w0.1_300': (MIMIC, 300, 0.1),
     'scratch_600': (SCRATCH, 600, None),
     'mimic_w1_600': (MIMIC, 600, 1.0),
+    'mimic_w0.1_600': (MIMIC, 600, 0.1),
 }
 
 
