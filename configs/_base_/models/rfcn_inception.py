@@ -4,22 +4,8 @@ _base_ = './inception_rpn.py'
 
 model = dict(
     type='RFCN',
+    # the RPN's train_cfg.rpn / test_cfg.rpn come from inception_rpn.py unchanged
     train_cfg=dict(
-        _delete_=True,
-        rpn=dict(
-            assigner=dict(
-                type='MaxIoUAssigner',
-                pos_iou_thr=0.7,
-                neg_iou_thr=0.3,
-                min_pos_iou=0.3,
-                match_low_quality=True,
-                ignore_iof_thr=0.5),
-            sampler=dict(
-                type='RandomSampler', num=256, pos_fraction=0.5, neg_pos_ub=-1,
-                add_gt_as_proposals=False),
-            allowed_border=-1,
-            pos_weight=-1,
-            debug=False),
         rpn_proposal=dict(
             nms_pre=6000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7),
             min_bbox_size=0),
@@ -37,10 +23,6 @@ model = dict(
             pos_weight=-1,
             debug=False)),
     test_cfg=dict(
-        _delete_=True,
-        rpn=dict(
-            nms_pre=6000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7),
-            min_bbox_size=0),
         rcnn=dict(score_thr=0.01, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)),
     roi_head=dict(
         type='RFCNRoIHead',
