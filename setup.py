@@ -85,5 +85,6 @@ if __name__ == '__main__':
         license='Apache License 2.0',
         install_requires=parse_requirements('requirements/runtime.txt'),
         extras_require={'tests': parse_requirements('requirements/tests.txt'),
-                        'mim': parse_requirements('requirements/mminstall.txt')},
+                        'mim': parse_requirements('requirements/mminstall.txt'),
+                        'deploy': parse_requirements('requirements/deploy.txt')},
         zip_safe=False)

@@ -5,12 +5,20 @@
 #   bash tools/install.sh            # into the active venv/conda env, else into ./.venv (created)
 #   PYTHON=/path/to/python bash tools/install.sh    # into that interpreter's environment
 #   WHEELS=/path/to/wheels bash tools/install.sh
+#   bash tools/install.sh --deploy   # also the optional `mmmimic[deploy]` extra (onnx, onnxruntime)
 #
 # mmcv 2.1.0 ships only as a source tarball on PyPI; its C++ ops (RoIAlign, nms, ...) take
 # ~15-20 minutes to compile on 2 cores. A prebuilt wheel is taken from $WHEELS (default:
 # ../shared/wheels next to the repository) when it exists, otherwise mmcv is built from source.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPLOY=0
+for arg in "$@"; do
+    case "$arg" in
+        --deploy) DEPLOY=1 ;;
+        *) echo "[mmmimic install] unknown option: $arg (known: --deploy)" >&2; exit 2 ;;
+    esac
+done
 # Prebuilt wheels: $WHEELS, else ../shared/wheels beside this checkout, else the machine's shared one.
 if [ -z "${WHEELS:-}" ]; then
     for d in "$ROOT/../shared/wheels" /work/shared/wheels; do
@@ -57,6 +65,12 @@ FIND_LINKS=()
 "${PIP[@]}" "${FIND_LINKS[@]}" "torch==$TORCH_VERSION" "mmcv==2.1.0" -r "$ROOT/requirements.txt"
 "${PIP[@]}" --no-deps -r "$ROOT/requirements/mim.txt"
 "${PIP[@]}" "${FIND_LINKS[@]}" --no-build-isolation --no-deps -e "$ROOT"
+
+# 5. optional: ONNX export + onnxruntime (requirements/deploy.txt, the `mmmimic[deploy]` extra).
+if [ "$DEPLOY" = 1 ]; then
+    "${PIP[@]}" -r "$ROOT/requirements/deploy.txt"
+    "$PY" -c "import onnx, onnxruntime; print(f'[mmmimic install] deploy extra OK: onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}')"
+fi
 
 "$PY" - <<'PY'
 import mmcv, mmdet, mmengine, torch, numpy, cv2
