@@ -396,6 +396,8 @@ def read_bbgt(path: str) -> List[Dict]:
             nums = [float(t) for t in tokens[1:]] + [0.0] * (12 - num_tokens)
         except ValueError:
             raise ValueError(f'{path}:{lineno}: non-numeric value in {line!r}') from None
+        if not all(np.isfinite(nums)):
+            raise ValueError(f'{path}:{lineno}: NaN/inf value in {line!r}')
         objects.append(
             dict(
                 lbl=tokens[0],
@@ -439,10 +441,14 @@ def read_result_file(path: str) -> np.ndarray:
     """Read a result file (comma or whitespace separated, as MATLAB's ``load -ascii``).
 
     Returns:
-        (n, 6) float64 ``[frame (1-based), x, y, w, h, score]``.
+        (n, 6) float64 ``[frame (1-based), x, y, w, h, score]``; (0, 6) for an empty file (a
+        detector that found nothing in the video).
 
     Raises:
-        ValueError: a line without 6 numbers (names the file and line).
+        ValueError: a line without 6 numbers, a NaN/inf value, or a frame number that is not a
+            positive integer (the toolbox's ``loadDt`` selects frames by ``ids == f`` with 1-based
+            ``f``, so frame 0 or 29.5 would be dropped without a word); names the file, the line
+            and the value.
     """
     rows = []
     with open(path) as f:
@@ -458,5 +464,10 @@ def read_result_file(path: str) -> np.ndarray:
             if len(vals) != 6:
                 raise ValueError(f'{path}:{lineno}: expected 6 numbers (frame,x,y,w,h,score), '
                                  f'got {len(vals)}')
+            if not all(np.isfinite(vals)):
+                raise ValueError(f'{path}:{lineno}: NaN/inf value in {line.strip()!r}')
+            if vals[0] < 1 or not vals[0].is_integer():
+                raise ValueError(f'{path}:{lineno}: frame {tokens[0]} is not a 1-based frame '
+                                 f'number (an integer >= 1; image I00029 is frame 30)')
             rows.append(vals)
     return np.array(rows, dtype=np.float64).reshape(-1, 6)

@@ -1,4 +1,5 @@
 """caltech_io: .seq, .vbb and bbGt round trips and bad-input errors that name the file."""
+import os
 import os.path as osp
 import struct
 
@@ -151,3 +152,39 @@ def test_result_files(tmp_path):
     with pytest.raises(ValueError, match=r'V000\.txt:3: expected 6 numbers'):
         cio.read_result_file(path)
     assert osp.isfile(path)
+
+
+def test_empty_result_file(tmp_path):
+    """A detector that finds nothing in a video writes an empty file: zero rows, no error."""
+    path = str(tmp_path / 'set06' / 'V001.txt')
+    cio.write_result_file(path, np.zeros((0, 6)))
+    assert osp.getsize(path) == 0
+    assert cio.read_result_file(path).shape == (0, 6)
+    with open(path, 'w') as f:
+        f.write('\n  \n')
+    assert cio.read_result_file(path).shape == (0, 6)
+
+
+@pytest.mark.parametrize('line,match', [
+    ('0,1,2,3,4,.5', r'V000\.txt:2: frame 0 is not a 1-based frame number'),
+    ('-3,1,2,3,4,.5', r'V000\.txt:2: frame -3 is not a 1-based frame number'),
+    ('29.5,1,2,3,4,.5', r'V000\.txt:2: frame 29.5 is not a 1-based frame number'),
+    ('30,1,2,3,4,nan', r'V000\.txt:2: NaN/inf value in '),
+    ('30,1,inf,3,4,.5', r'V000\.txt:2: NaN/inf value in '),
+    ('nan,1,2,3,4,.5', r'V000\.txt:2: NaN/inf value in '),
+])
+def test_result_file_bad_frames_and_values(tmp_path, line, match):
+    path = str(tmp_path / 'set06' / 'V000.txt')
+    os.makedirs(osp.dirname(path))
+    with open(path, 'w') as f:
+        f.write('30,1,2,3,4,.9\n' + line + '\n')
+    with pytest.raises(ValueError, match=match):
+        cio.read_result_file(path)
+
+
+def test_bbgt_non_finite(tmp_path):
+    path = str(tmp_path / 'a.txt')
+    with open(path, 'w') as f:
+        f.write('% bbGt version=3\nperson 1 2 3 nan 0 0 0 0 0 0 0\n')
+    with pytest.raises(ValueError, match=r'a\.txt:2: NaN/inf value in'):
+        cio.read_bbgt(path)

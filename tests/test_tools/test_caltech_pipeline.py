@@ -206,3 +206,32 @@ def test_scoring_tool_missing_result_file(converted, tmp_path):
     assert scorer.main([str(tmp_path / 'res' / 'x'), '--ann', osp.join(src, 'annotations')]) == 1
     with pytest.raises(FileNotFoundError, match=r'V000\.txt'):
         scorer.score_result_dirs([str(tmp_path / 'res' / 'x')], osp.join(src, 'annotations'))
+
+
+def test_scoring_tool_zero_detections(converted, tmp_path, capsys):
+    """Empty VYYY.txt files (a detector that finds nothing): MR 100 %, exit 0."""
+    src, _, _, _ = converted
+    res_dir = tmp_path / 'res' / 'nothing'
+    for v in (0, 1):
+        caltech_io.write_result_file(str(res_dir / 'set06' / f'V{v:03d}.txt'), np.zeros((0, 6)))
+    res = scorer.score_result_dirs([str(res_dir)], osp.join(src, 'annotations'),
+                                   ['Reasonable', 'All'])
+    assert res['nothing']['Reasonable']['MR-2'] == 1 and res['nothing']['All']['MR-4'] == 1
+    assert res['nothing']['Reasonable']['num_gt'] == 2
+    assert scorer.main([str(res_dir), '--ann', osp.join(src, 'annotations'), '--out-dir',
+                        str(tmp_path / 'plots')]) == 0
+    assert '100.00' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('frame', ['0', '29.5'])
+def test_scoring_tool_bad_frame_numbers(converted, tmp_path, capsys, frame):
+    src, _, _, _ = converted
+    res_dir = tmp_path / 'res' / 'zero_based'
+    caltech_io.write_result_file(str(res_dir / 'set06' / 'V001.txt'), np.zeros((0, 6)))
+    os.makedirs(res_dir / 'set06', exist_ok=True)
+    with open(res_dir / 'set06' / 'V000.txt', 'w') as f:
+        f.write(f'30,1,2,3,4,.5\n{frame},100,100,41,100,.9\n')
+    with pytest.raises(ValueError, match=rf'V000\.txt:2: frame {frame} is not a 1-based frame'):
+        scorer.score_result_dirs([str(res_dir)], osp.join(src, 'annotations'))
+    assert scorer.main([str(res_dir), '--ann', osp.join(src, 'annotations')]) == 1
+    assert f'V000.txt:2: frame {frame} is not a 1-based' in capsys.readouterr().err

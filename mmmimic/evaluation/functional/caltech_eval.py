@@ -173,7 +173,10 @@ def filter_detections(bboxes: np.ndarray,
     Returns:
         (n,) bool mask of the kept detections.
     """
-    h = np.asarray(bboxes, dtype=np.float64).reshape(len(bboxes), -1)[:, 3]
+    bboxes = np.asarray(bboxes, dtype=np.float64)
+    if bboxes.size == 0:  # no detections (a reshape to (0, -1) is ambiguous)
+        return np.zeros(len(bboxes), dtype=bool)
+    h = bboxes.reshape(len(bboxes), -1)[:, 3]
     # same float operations as MATLAB's hr.*[1/filter filter]
     return (h >= height_range[0] * (1 / ratio)) & (h < height_range[1] * ratio)
 
@@ -410,6 +413,37 @@ def log_average(miss_rates: np.ndarray, log_floor: Optional[float] = None) -> fl
         return float(np.exp(np.mean(np.log(mr))))
 
 
+def _image_name(i: int, img_ids: Optional[Sequence[str]]) -> str:
+    return f'[{i}] (image {img_ids[i]})' if img_ids is not None else f'[{i}]'
+
+
+def check_finite(flat: np.ndarray, img: np.ndarray, name: str, what: str,
+                 img_ids: Optional[Sequence[str]] = None) -> None:
+    """Refuse NaN/inf in flat per-box rows (a NaN score or box would be scored silently).
+
+    Args:
+        flat: (n, c) rows of all images.
+        img: (n,) image index of each row.
+        name: the argument name used in the message (``dts``, ``gts``).
+        what: the kind of row (``detections``, ``boxes``).
+        img_ids: optional image names, indexed like the images.
+
+    Raises:
+        ValueError: naming the first image with non-finite rows, how many of its rows are bad,
+            and how many images are affected in all.
+    """
+    bad = ~np.isfinite(flat).all(axis=1)
+    if not bad.any():
+        return
+    bad_img = np.unique(img[bad])
+    first = int(bad_img[0])
+    n_bad = int(np.count_nonzero(bad & (img == first)))
+    n_all = int(np.count_nonzero(img == first))
+    more = f' (and {len(bad_img) - 1} more images)' if len(bad_img) > 1 else ''
+    raise ValueError(f'{name}{_image_name(first, img_ids)}: {n_bad} of {n_all} {what} have '
+                     f'NaN/inf values{more}; refusing to score them')
+
+
 def _flatten(arrays: Sequence[np.ndarray], ncol: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
     mats = []
     for i, a in enumerate(arrays):
@@ -443,12 +477,18 @@ def log_average_miss_rate(gts: Sequence[np.ndarray],
 
     Returns:
         ``(mr, miss_rates)``: the log-average miss rate (fraction, not %), and the miss rate at
-        each reference point. NaN when there is no non-ignore gt.
+        each reference point. NaN when there is no non-ignore gt; 1 (100 %) when there is no
+        detection.
+
+    Raises:
+        ValueError: inputs of the wrong shape, or NaN/inf in a box or score (names the image).
     """
     if len(gts) != len(dts):
         raise ValueError(f'gts has {len(gts)} images but dts has {len(dts)}')
     g, gimg = _flatten(gts, 5, 'gts')
     d, dimg = _flatten(dts, 5, 'dts')
+    check_finite(g, gimg, 'gts', 'boxes')
+    check_finite(d, dimg, 'dts', 'detections')
     status, _, order = match_detections(gimg, g[:, :4], g[:, 4] != 0, dimg, d[:, :4], d[:, 4],
                                         len(gts), iou_thr)
     refs = reference_points(fppi_range, num_points)
@@ -468,7 +508,8 @@ def evaluate_caltech(gts: Sequence[Dict],
                      log_floor: Optional[float] = None,
                      border: Optional[Sequence[float]] = CALTECH_BORDER,
                      aspect_ratio: float = ASPECT_RATIO,
-                     height_filter_ratio: float = HEIGHT_FILTER_RATIO) -> Dict[str, Dict]:
+                     height_filter_ratio: float = HEIGHT_FILTER_RATIO,
+                     img_ids: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
     """The whole dbEval pipeline for one detector on a set of images, for several settings.
 
     Args:
@@ -484,14 +525,24 @@ def evaluate_caltech(gts: Sequence[Dict],
         border: ``[x0, y0, x1, y1]`` border of non-ignore gts (None: none).
         aspect_ratio: the standard aspect ratio 0.41.
         height_filter_ratio: detection height filter ratio 1.25.
+        img_ids: optional name of each image, used in error messages.
 
     Returns:
         ``{setting_name: {'MR-2', 'MR-4'` (fractions), ``'miss_rates'`` (dict of the two
         reference-point arrays), ``'fppi'``, ``'miss_rate'`` (the curve), ``'num_gt'``,
-        ``'num_images'``, ``'num_dets'``}}``.
+        ``'num_images'``, ``'num_dets'``}}``. Without any detection (a detector that finds
+        nothing) MR-2 and MR-4 are 1 (100 %) and the curve is empty; without any non-ignore gt
+        they are NaN.
+
+    Raises:
+        ValueError: per-image arrays of different lengths or shapes, or NaN/inf in a box or
+            score (names the image and the count).
+        KeyError: an unknown setting name (lists the known ones).
     """
     if len(gts) != len(dts):
         raise ValueError(f'gts has {len(gts)} images but dts has {len(dts)}')
+    if img_ids is not None and len(img_ids) != len(gts):
+        raise ValueError(f'img_ids has {len(img_ids)} names for {len(gts)} images')
     n_img = len(gts)
     gcount = np.array([len(g['labels']) for g in gts], dtype=np.int64)
     gimg = np.repeat(np.arange(n_img), gcount)
@@ -507,7 +558,9 @@ def evaluate_caltech(gts: Sequence[Dict],
     if not len(gb) == len(gv) == len(gign) == len(glbl):
         raise ValueError('evaluate_caltech: some image has bboxes, bboxes_vis, labels or ignore '
                          'of different lengths')
+    check_finite(np.c_[gb, gv], gimg, 'gts', 'boxes', img_ids)
     d, dimg = _flatten(dts, 5, 'dts')
+    check_finite(d, dimg, 'dts', 'detections', img_ids)
     if resize_dets:
         d = standardize_aspect(d, aspect_ratio)
 

@@ -11,7 +11,7 @@ from mmengine.logging import MMLogger, print_log
 
 from mmmimic.datasets.caltech import parse_img_id
 from mmmimic.datasets.caltech_io import read_bbgt, write_result_file
-from ..functional.caltech_eval import CALTECH_BORDER, evaluate_caltech
+from ..functional.caltech_eval import CALTECH_BORDER, evaluate_caltech, get_setting
 from ..functional.caltech_plot import plot_mr_fppi
 
 
@@ -47,7 +47,8 @@ class CaltechMRMetric(BaseMetric):
 
     Args:
         settings: dbEval experiment names (``Reasonable``, ``All``, ``Scale=far``, ``Occ=heavy``,
-            ``Overlap=75`` ...) or custom dicts (see :func:`get_setting`).
+            ``Overlap=75`` ...) or custom dicts (see :func:`get_setting`); checked when the
+            metric is built (an unknown name raises ``KeyError`` listing the valid ones).
         resize_dets: resize detections to aspect 0.41 before matching (Caltech code 3.2.1: on;
             some later evaluations turn it off).
         log_floor: None (dbEval: a miss rate of 0 gives MR 0) or 1e-10 (acfTest convention).
@@ -75,6 +76,15 @@ class CaltechMRMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        if isinstance(settings, (str, dict)):
+            raise ValueError(f'CaltechMRMetric: settings must be a list of setting names or '
+                             f'dicts, got {settings!r} (write [{settings!r}])')
+        for setting in settings:  # a typo fails at build time, not after the whole test loop
+            try:
+                get_setting(setting if isinstance(setting, str) else
+                            {k: v for k, v in setting.items() if k != 'name'})
+            except KeyError as e:
+                raise KeyError(f'CaltechMRMetric: {e.args[0]}') from None
         self.settings = list(settings)
         self.resize_dets = resize_dets
         self.log_floor = log_floor
@@ -101,8 +111,14 @@ class CaltechMRMetric(BaseMetric):
             pred = ds['pred_instances']
             b = _to_numpy(pred['bboxes']).astype(np.float64).reshape(-1, 4)
             s = _to_numpy(pred['scores']).astype(np.float64).reshape(-1)
-            dt = np.c_[b[:, :2], b[:, 2:] - b[:, :2], s]
+            with np.errstate(invalid='ignore'):  # inf - inf: refused just below
+                dt = np.c_[b[:, :2], b[:, 2:] - b[:, :2], s]
             img_id = ds.get('img_id') or osp.splitext(osp.basename(ds.get('img_path', '')))[0]
+            bad = int(np.count_nonzero(~np.isfinite(dt).all(axis=1)))
+            if bad:
+                raise ValueError(f'CaltechMRMetric: image {img_id} ({ds.get("img_path")}): {bad} '
+                                 f'of {len(dt)} detections have NaN/inf boxes or scores; refusing '
+                                 f'to score them')
             self.results.append(dict(img_id=str(img_id), gt=load_caltech_gt(ann_path), dt=dt))
 
     def _out_dir(self) -> Optional[str]:
@@ -124,7 +140,8 @@ class CaltechMRMetric(BaseMetric):
         logger = MMLogger.get_current_instance()
         res = evaluate_caltech([r['gt'] for r in results], [r['dt'] for r in results],
                                self.settings, resize_dets=self.resize_dets,
-                               log_floor=self.log_floor, border=self.border)
+                               log_floor=self.log_floor, border=self.border,
+                               img_ids=[r['img_id'] for r in results])
         metrics = {}
         lines = [f'Caltech log-average miss rate, {len(results)} images '
                  f'(resize_dets={self.resize_dets}, log_floor={self.log_floor})',

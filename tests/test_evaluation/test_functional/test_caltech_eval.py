@@ -296,3 +296,51 @@ def test_crowded_images_are_matched_in_groups(monkeypatch):
     expected = log_average_miss_rate_loop(gts, dts)[1]
     monkeypatch.setattr(caltech_eval, 'MAX_DENSE_CELLS', 50)
     np.testing.assert_array_equal(log_average_miss_rate(gts, dts)[1], expected)
+
+
+# ------------------------------------------------------------------------------------- bad inputs
+def _one_person(n_img=3):
+    return [dict(bboxes=[[100, 100, 41, 100]], bboxes_vis=[[0, 0, 0, 0]], labels=['person'])
+            for _ in range(n_img)]
+
+
+def test_zero_detections_give_mr_100():
+    """A detector that finds nothing: MR 100 %, recall 0, no crash (issue 10)."""
+    res = evaluate_caltech(_one_person(), [np.zeros((0, 5))] * 3, ['Reasonable', 'All'])
+    for name in ('Reasonable', 'All'):
+        r = res[name]
+        assert r['MR-2'] == 1 and r['MR-4'] == 1 and r['num_dets'] == 0 and r['num_gt'] == 3
+        np.testing.assert_array_equal(r['miss_rates']['MR-2'], np.ones(9))
+        assert len(r['fppi']) == 0 and len(r['miss_rate']) == 0
+    # detections that the height filter removes entirely are the same case
+    res = evaluate_caltech(_one_person(1), [np.array([[100, 100, 4, 10, .9]])])
+    assert res['Reasonable']['MR-2'] == 1 and res['Reasonable']['num_dets'] == 0
+    mr, mrs = log_average_miss_rate([A([G])] * 2, [A([])] * 2)
+    assert mr == 1 and mrs.tolist() == [1.] * 9
+    assert filter_detections(np.zeros((0, 5)), (50, np.inf)).shape == (0, )
+
+
+def test_zero_images_and_zero_gts():
+    res = evaluate_caltech([dict(bboxes=[], bboxes_vis=[], labels=[])], [np.zeros((0, 5))])
+    assert math.isnan(res['Reasonable']['MR-2']) and res['Reasonable']['num_gt'] == 0
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_non_finite_detections_are_refused(bad):
+    dts = [np.array([[100, 100, 41, 100, .9]]), np.array([[1, 2, 3, 4, bad], [1, bad, 3, 4, .1]]),
+           np.zeros((0, 5))]
+    with pytest.raises(ValueError, match=r'dts\[1\] \(image set06_V000_I00059\): 2 of 2 '
+                                         r'detections have NaN/inf'):
+        evaluate_caltech(_one_person(), dts,
+                         img_ids=['set06_V000_I00029', 'set06_V000_I00059', 'set06_V000_I00089'])
+    with pytest.raises(ValueError, match=r'dts\[1\]: 2 of 2 detections have NaN/inf'):
+        evaluate_caltech(_one_person(), dts)
+    with pytest.raises(ValueError, match=r'dts\[1\]: 2 of 2 detections have NaN/inf'):
+        log_average_miss_rate([A([G])] * 3, [A([[0, 0, 41, 100, .9]]), dts[1], A([])])
+
+
+def test_non_finite_ground_truth_is_refused():
+    gts = _one_person()
+    gts[2] = dict(bboxes=[[100, 100, 41, np.nan]], bboxes_vis=[[0, 0, 0, 0]], labels=['person'])
+    with pytest.raises(ValueError, match=r'gts\[2\]: 1 of 1 boxes have NaN/inf'):
+        evaluate_caltech(gts, [np.zeros((0, 5))] * 3)

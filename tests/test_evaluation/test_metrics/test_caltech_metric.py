@@ -66,3 +66,45 @@ def test_proposal_recall_metric():
     assert tall.evaluate(1)['proposal/recall@300_iou70'] == 0
     with pytest.raises(KeyError, match='gt_instances'):
         tall.process({}, [dict(pred_instances=dict(bboxes=props, scores=torch.ones(3)))])
+
+
+def test_caltech_metric_zero_detections(tmp_path):
+    """A detector that finds nothing scores MR 100 % and writes empty result files."""
+    ann = str(tmp_path / 'set06_V000_I00029.txt')
+    caltech_io.write_bbgt(ann, [dict(lbl='person', pos=[100, 100, 41, 100])])
+    metric = CaltechMRMetric(settings=['Reasonable', 'All'], outfile_prefix=str(tmp_path),
+                             save_result_files=True, algorithm='empty')
+    metric.process({}, [_sample(ann, [], 'set06_V000_I00029'),
+                        _sample(ann, [], 'set06_V000_I00059')])
+    out = metric.evaluate(2)
+    assert out == {'caltech/Reasonable_MR-2': 100, 'caltech/Reasonable_MR-4': 100,
+                   'caltech/All_MR-2': 100, 'caltech/All_MR-4': 100}
+    assert osp.isfile(tmp_path / 'caltech_All_mr_fppi.png')
+    res_file = tmp_path / 'res' / 'empty' / 'set06' / 'V000.txt'
+    assert osp.getsize(res_file) == 0
+    assert caltech_io.read_result_file(str(res_file)).shape == (0, 6)
+
+
+def test_caltech_metric_refuses_non_finite_detections(tmp_path):
+    ann = str(tmp_path / 'set06_V000_I00029.txt')
+    caltech_io.write_bbgt(ann, [dict(lbl='person', pos=[100, 100, 41, 100])])
+    metric = CaltechMRMetric(plot=False)
+    metric.process({}, [_sample(ann, [[100, 100, 41, 100, .9]], 'set06_V000_I00029')])
+    with pytest.raises(ValueError, match=r'set06_V000_I00059.*2 of 3 detections have NaN/inf'):
+        metric.process({}, [_sample(ann, [[100, 100, 41, 100, float('nan')],
+                                          [1, 2, 3, 4, .5], [1, float('inf'), 3, 4, .5]],
+                                    'set06_V000_I00059')])
+
+
+def test_caltech_metric_validates_settings_at_build():
+    with pytest.raises(KeyError, match=r"CaltechMRMetric: unknown Caltech setting 'Resonable'; "
+                                       r'known: Reasonable, All, Scale=large'):
+        CaltechMRMetric(settings=['Reasonable', 'Resonable'])
+    with pytest.raises(KeyError, match=r'CaltechMRMetric: custom Caltech setting .* lacks '
+                                       r"\['vis_range'\]"):
+        CaltechMRMetric(settings=[dict(name='tall', height_range=(90, 200))])
+    with pytest.raises(ValueError, match='CaltechMRMetric: settings must be a list'):
+        CaltechMRMetric(settings='Reasonable')
+    metric = CaltechMRMetric(settings=['All', dict(name='tall', height_range=(90, 200),
+                                                   vis_range=(.5, 1))])
+    assert len(metric.settings) == 2
