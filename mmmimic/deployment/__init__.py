@@ -1,0 +1,13 @@
+"""Deployment of mmmimic detectors: ONNX export and the onnxruntime runtime.
+
+Needs the optional ``mmmimic[deploy]`` extra (``onnx``, ``onnxruntime``;
+``bash tools/install.sh --deploy``). See docs/deployment.md.
+"""
+from .export import META_KEY, OPSET, export_onnx, load_detector  # noqa: F401
+from .graph import (SUPPORTED_MODELS, DeployableDetector, NoOnnxRouteError,  # noqa: F401
+                    check_onnx_route, ps_roi_pool_gather)
+
+__all__ = [
+    'META_KEY', 'OPSET', 'export_onnx', 'load_detector', 'SUPPORTED_MODELS',
+    'DeployableDetector', 'NoOnnxRouteError', 'check_onnx_route', 'ps_roi_pool_gather'
+]

@@ -1,0 +1,193 @@
+"""Load a detector (plain config, extracted student, or distiller) and export it to ONNX.
+
+:func:`load_detector` accepts what the project's tools write:
+
+* a plain mmdet config + checkpoint (``tools/train.py`` of a student or teacher);
+* the output of ``tools/model_converters/extract_student.py`` (a plain config + student weights);
+* a ``FeatureMimicDistiller`` config + a checkpoint of its training run: the student is built and
+  loaded (``student.`` entries), the teacher is neither built nor read, and the distiller's
+  ``student_input_scale`` (cross-scale mimic) becomes the graph's input resize.
+
+:func:`export_onnx` traces :class:`~.graph.DeployableDetector` with ``torch.onnx.export``
+(TorchScript exporter, opset 17), checks the file with ``onnx.checker``, stores the data
+preprocessing and the input shape in the model's metadata (``mmmimic`` key, JSON) and writes it
+atomically (temp file in the same folder, then rename), so a failure leaves no ``.onnx`` behind.
+"""
+import copy
+import json
+import os
+import os.path as osp
+import tempfile
+import warnings
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+
+from .graph import DeployableDetector, input_names, output_names
+
+#: ONNX opset of exported graphs (RoiAlign ``half_pixel`` needs 16).
+OPSET = 17
+#: Metadata key of the export settings in the ``.onnx`` file.
+META_KEY = 'mmmimic'
+
+
+def student_model_cfg(cfg: Config) -> Tuple[ConfigDict, float]:
+    """The deployable model config of ``cfg`` and its input scale.
+
+    A ``FeatureMimicDistiller`` gives its student (with the distiller's data preprocessor when
+    the student has none) and ``student_input_scale``; any other model is returned as is with
+    scale 1.
+    """
+    model = copy.deepcopy(cfg.model)
+    if model.get('type') != 'FeatureMimicDistiller':
+        return model, 1.0
+    student = copy.deepcopy(model.student)
+    if model.get('data_preprocessor') is not None:
+        student.data_preprocessor = model.data_preprocessor
+    return student, float(model.get('student_input_scale', 1.0))
+
+
+def load_detector(config: str, checkpoint: Optional[str],
+                  input_scale: Optional[float] = None) -> Tuple[nn.Module, ConfigDict, float]:
+    """Build the deployable detector of ``config`` and load ``checkpoint`` strictly.
+
+    Args:
+        config: a plain mmdet config, an ``extract_student.py`` config, or a
+            ``FeatureMimicDistiller`` config.
+        checkpoint: weights (a distiller checkpoint's ``student.`` entries are taken); None keeps
+            the initial weights (tests, speed benchmarks).
+        input_scale: overrides the input scale (an extracted cross-scale student's config no
+            longer records the distiller's ``student_input_scale``: pass 0.5).
+
+    Returns:
+        ``(detector in eval mode, its data_preprocessor config, input scale)``.
+
+    Raises:
+        FileNotFoundError: config or checkpoint missing.
+        RuntimeError: the checkpoint does not fit the model (missing/unexpected keys, shapes).
+    """
+    from mmengine.registry import init_default_scope
+
+    import mmmimic  # noqa: F401  (registers the modules)
+    from mmdet.registry import MODELS
+    from mmmimic.utils import STUDENT_PREFIX, load_state_dict
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config not found: {config}')
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model_cfg, scale = student_model_cfg(cfg)
+    if input_scale is not None:
+        scale = float(input_scale)
+    detector = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        state = load_state_dict(checkpoint, what='checkpoint', prefix=STUDENT_PREFIX)
+        own = detector.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        mismatched = sorted(f'{k}: checkpoint {tuple(state[k].shape)} vs model '
+                            f'{tuple(own[k].shape)}' for k in set(own) & set(state)
+                            if hasattr(state[k], 'shape') and state[k].shape != own[k].shape)
+        if missing or unexpected or mismatched:
+            def listing(name, keys):
+                more = f' ... (+{len(keys) - 8} more)' if len(keys) > 8 else ''
+                return f'\n  {name} ({len(keys)}): {keys[:8]}{more}' if keys else ''
+            raise RuntimeError(
+                f'checkpoint {checkpoint} does not match the model of {config} '
+                f'({type(detector).__name__}):' + listing('missing in checkpoint', missing) +
+                listing('unexpected in checkpoint', unexpected) +
+                listing('shape mismatch', mismatched))
+        detector.load_state_dict(state, strict=True)
+    detector.eval()
+    dp_cfg = model_cfg.get('data_preprocessor') or ConfigDict(type='DetDataPreprocessor')
+    return detector, ConfigDict(dp_cfg), scale
+
+
+def example_inputs(shape: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tracing inputs of an ``H x W`` image: random pixels (so NMS keeps several boxes)."""
+    h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randn((1, 3, h, w), generator=gen)
+    return image, torch.tensor([h, w], dtype=torch.float32), torch.ones(2)
+
+
+def check_shape(shape: Sequence[int], dp_cfg: dict, input_scale: float) -> Tuple[int, int]:
+    """Validate an export shape: two positive ints, padded already, exactly resizable."""
+    if len(shape) != 2 or not all(int(v) == v and v > 0 for v in shape):
+        raise ValueError(f'--shape must be two positive integers H W, got {list(shape)}')
+    h, w = int(shape[0]), int(shape[1])
+    divisor = dp_cfg.get('pad_size_divisor', 1) or 1
+    if h % divisor or w % divisor:
+        raise ValueError(
+            f'--shape {h} {w} is not a multiple of the data_preprocessor\'s pad_size_divisor '
+            f'{divisor}: frames are padded to a multiple of it before the network, so the graph '
+            f'input is e.g. {-(-h // divisor) * divisor} {-(-w // divisor) * divisor}')
+    if not (float(h * input_scale).is_integer() and float(w * input_scale).is_integer()):
+        raise ValueError(f'--shape {h} {w} times the input scale {input_scale} is not an integer '
+                         'size (the cross-scale resize must be exact)')
+    return h, w
+
+
+def export_onnx(config: str,
+                checkpoint: Optional[str],
+                out: str,
+                shape: Sequence[int] = (1008, 1344),
+                dynamic: bool = False,
+                input_scale: Optional[float] = None,
+                opset: int = OPSET) -> dict:
+    """Export the detector of ``config``/``checkpoint`` to ``out`` (see the module docstring).
+
+    Args:
+        config, checkpoint, input_scale: see :func:`load_detector`.
+        out: the ``.onnx`` path; its folder must exist.
+        shape: ``(H, W)`` of the (padded) network input used for tracing; the graph accepts only
+            this size unless ``dynamic``.
+        dynamic: export with symbolic ``H``/``W`` (any padded size).
+        opset: ONNX opset.
+
+    Returns:
+        the metadata dict stored in the file.
+    """
+    import onnx
+    out_dir = osp.dirname(osp.abspath(out))
+    if not osp.isdir(out_dir):
+        raise FileNotFoundError(f'output folder does not exist: {out_dir} (for --out {out})')
+    if not out.endswith('.onnx'):
+        raise ValueError(f'--out must name a .onnx file, got {out}')
+    detector, dp_cfg, scale = load_detector(config, checkpoint, input_scale)
+    h, w = check_shape(shape, dp_cfg, scale)
+    module = DeployableDetector(detector, scale).eval()
+    inputs = example_inputs((h, w))
+    meta = dict(
+        config=osp.abspath(config),
+        checkpoint=osp.abspath(checkpoint) if checkpoint else None,
+        model=type(detector).__name__,
+        kind=module.kind,
+        input_scale=scale,
+        input_shape=None if dynamic else [h, w],
+        data_preprocessor=dp_cfg.to_dict(),
+        opset=opset)
+    dynamic_axes = {'image': {2: 'height', 3: 'width'}} if dynamic else {}
+    for name in output_names():
+        dynamic_axes[name] = {0: 'num_dets'}
+    fd, tmp = tempfile.mkstemp(suffix='.onnx.tmp', dir=out_dir)
+    os.close(fd)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            torch.onnx.export(
+                module, inputs, tmp, dynamo=False, opset_version=opset,
+                input_names=input_names(), output_names=output_names(),
+                dynamic_axes=dynamic_axes, do_constant_folding=True)
+        model = onnx.load(tmp)
+        onnx.checker.check_model(model)
+        del model.metadata_props[:]
+        entry = model.metadata_props.add()
+        entry.key, entry.value = META_KEY, json.dumps(meta)
+        onnx.save(model, tmp)
+        os.replace(tmp, out)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return meta
