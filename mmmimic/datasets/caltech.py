@@ -1,49 +1,23 @@
 """Caltech Pedestrian frames with per-frame bbGt annotations, as an mmdet dataset."""
 import os
 import os.path as osp
-import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path, list_from_file
 
-from .caltech_io import bbgt_path, read_bbgt
+from .caltech_io import CALTECH_IMG_ID, FRAME_PRESETS, bbgt_path, parse_img_id, read_bbgt
 
-#: ``setXX_VYYY_I%05d``: set, video and 0-based frame index of a Caltech image id
-CALTECH_IMG_ID = re.compile(r'^set(\d+)_V(\d+)_I(\d+)$')
-
-#: frame sampling presets: sets, first 0-based frame, step (Caltech code 3.2.1 dbInfo)
-FRAME_PRESETS: Dict[str, Dict] = {
-    'train10x': dict(sets=tuple(range(0, 6)), start=2, step=3),
-    'train1x': dict(sets=tuple(range(0, 6)), start=29, step=30),
-    'test': dict(sets=tuple(range(6, 11)), start=29, step=30),
-    # the built-in vtest.avi mini-release (tools/dataset_converters/build_vtest.py): every frame
-    # of its train (set00) and validation (set01) parts, every 2nd frame of its test part (set02;
-    # 10 fps video, so neighbouring frames are near-duplicates)
-    'vtest_train': dict(sets=(0, ), start=0, step=1),
-    'vtest_val': dict(sets=(1, ), start=0, step=1),
-    'vtest_test': dict(sets=(2, ), start=0, step=2),
-}
-
-
-def parse_img_id(img_id: str) -> Tuple[int, int, int]:
-    """``'set06_V001_I00029'`` -> ``(6, 1, 29)`` (set, video, 0-based frame).
-
-    Raises:
-        ValueError: the id does not follow the Caltech naming.
-    """
-    m = CALTECH_IMG_ID.match(img_id)
-    if m is None:
-        raise ValueError(f'{img_id!r} is not a Caltech image id (setXX_VYYY_I%05d)')
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+__all__ = ['CALTECH_IMG_ID', 'FRAME_PRESETS', 'CaltechPedestrianDataset', 'parse_img_id']
 
 
 @DATASETS.register_module()
 class CaltechPedestrianDataset(BaseDetDataset):
     """Caltech Pedestrian frames (``setXX_VYYY_I%05d.jpg``) with one bbGt text file per frame.
 
-    Reads the output of ``tools/dataset_converters/caltech.py`` or the new annotations of
+    Reads the output of the converter (:mod:`mmmimic.datasets.caltech_converter`,
+    ``tools/dataset_converters/caltech.py``) or the new annotations of
     Zhang et al. (``<id>.txt`` for training, ``<id>.jpg.txt`` for the test set: both are found).
 
     Every object becomes an instance with ``bbox`` (xyxy), ``bbox_label`` 0 and ``ignore_flag``

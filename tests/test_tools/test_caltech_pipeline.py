@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmmimic.datasets import caltech_converter as converter
 from mmmimic.datasets import caltech_io
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -26,7 +27,7 @@ def _load_tool(rel):
     return mod
 
 
-converter = _load_tool('tools/dataset_converters/caltech.py')
+converter_cli = _load_tool('tools/dataset_converters/caltech.py')
 scorer = _load_tool('tools/analysis_tools/caltech_eval.py')
 
 P = 'person'
@@ -111,7 +112,7 @@ def test_converter_resumes_and_cli(converted, capsys):
     src, out, _, _ = converted
     counts = converter.convert_caltech(src, out, ['test'], progress=False)
     assert counts['test'][6]['written'] == 0 and counts['test'][6]['images'] == 4
-    assert converter.main([src, out, '--presets', 'test', '--no-progress']) == 0
+    assert converter_cli.main([src, out, '--presets', 'test', '--no-progress']) == 0
     assert 'set06' in capsys.readouterr().out
 
 
@@ -128,7 +129,7 @@ def test_converter_truncated_seq_keeps_finished_output(converted, tmp_path):
         converter.convert_caltech(bad_src, out, ['test'], progress=False)
     done = sorted(os.listdir(osp.join(out, 'images')))
     assert done == ['set06_V000_I00029.jpg', 'set06_V000_I00059.jpg']  # V000 finished, intact
-    assert converter.main([bad_src, out, '--presets', 'test', '--no-progress']) == 1
+    assert converter_cli.main([bad_src, out, '--presets', 'test', '--no-progress']) == 1
 
 
 def test_converter_bad_vbb(converted, tmp_path):

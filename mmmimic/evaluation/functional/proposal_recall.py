@@ -2,7 +2,6 @@
 from typing import Sequence
 
 import numpy as np
-from mmdet.evaluation.functional import bbox_overlaps
 
 
 def proposal_recall(gts: Sequence[np.ndarray],
@@ -25,6 +24,8 @@ def proposal_recall(gts: Sequence[np.ndarray],
     Returns:
         (len(proposal_nums), len(iou_thrs)) recalls; NaN when there is no gt at all.
     """
+    from mmdet.evaluation.functional import bbox_overlaps  # lazy: the functional core is light
+
     if len(gts) != len(proposals):
         raise ValueError(f'gts has {len(gts)} images but proposals has {len(proposals)}')
     nums = [int(n) for n in proposal_nums]
