@@ -31,6 +31,8 @@ from .graph import DeployableDetector, input_names, output_names
 OPSET = 17
 #: Metadata key of the export settings in the ``.onnx`` file.
 META_KEY = 'mmmimic'
+#: Tracing size of dynamic exports without ``shape``.
+TRACE_SHAPE = (320, 448)
 
 
 def student_model_cfg(cfg: Config) -> Tuple[ConfigDict, float]:
@@ -132,7 +134,7 @@ def check_shape(shape: Sequence[int], dp_cfg: dict, input_scale: float) -> Tuple
 def export_onnx(config: str,
                 checkpoint: Optional[str],
                 out: str,
-                shape: Sequence[int] = (1008, 1344),
+                shape: Optional[Sequence[int]] = None,
                 dynamic: bool = False,
                 input_scale: Optional[float] = None,
                 opset: int = OPSET) -> dict:
@@ -141,8 +143,9 @@ def export_onnx(config: str,
     Args:
         config, checkpoint, input_scale: see :func:`load_detector`.
         out: the ``.onnx`` path; its folder must exist.
-        shape: ``(H, W)`` of the (padded) network input used for tracing; the graph accepts only
-            this size unless ``dynamic``.
+        shape: ``(H, W)`` of the (padded) network input; the graph accepts only this size
+            unless ``dynamic``. None: dynamic, traced at :data:`TRACE_SHAPE` (rounded up to the
+            pad divisor).
         dynamic: export with symbolic ``H``/``W`` (any padded size).
         opset: ONNX opset.
 
@@ -155,7 +158,13 @@ def export_onnx(config: str,
         raise FileNotFoundError(f'output folder does not exist: {out_dir} (for --out {out})')
     if not out.endswith('.onnx'):
         raise ValueError(f'--out must name a .onnx file, got {out}')
+    if opset < 16:
+        raise ValueError(f'opset {opset} is too old: RoiAlign half_pixel needs opset >= 16')
     detector, dp_cfg, scale = load_detector(config, checkpoint, input_scale)
+    if shape is None:
+        dynamic = True
+        divisor = max(int(dp_cfg.get('pad_size_divisor', 1) or 1), int(round(1 / scale)))
+        shape = [-(-v // divisor) * divisor for v in TRACE_SHAPE]
     h, w = check_shape(shape, dp_cfg, scale)
     module = DeployableDetector(detector, scale).eval()
     inputs = example_inputs((h, w))

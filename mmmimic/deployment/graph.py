@@ -301,9 +301,12 @@ class DeployableDetector(nn.Module):
             logits = cls_score[0].permute(1, 2, 0).reshape(-1, head.cls_out_channels)
             scores = logits.sigmoid() if head.use_sigmoid_cls else logits.softmax(-1)[:, :-1]
             scores = scores.reshape(-1)
-            if 0 < nms_pre < scores.shape[0]:
-                scores, topk = scores.topk(nms_pre)
-                deltas, prior = deltas[topk], prior[topk]
+            if nms_pre > 0:
+                # mmdet sorts and keeps the first nms_pre; a full sort + slice keeps the graph
+                # valid for inputs with fewer anchors than nms_pre (dynamic export)
+                scores, order = scores.sort(descending=True)
+                scores, order = scores[:nms_pre], order[:nms_pre]
+                deltas, prior = deltas[order], prior[order]
             mlvl_deltas.append(deltas)
             mlvl_priors.append(prior)
             mlvl_scores.append(scores)
@@ -369,9 +372,9 @@ class DeployableDetector(nn.Module):
                 scale_factor: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Detections of one image; see the class docstring."""
         if self.input_scale != 1.0:
-            size = (int(image.shape[-2] * self.input_scale),
-                    int(image.shape[-1] * self.input_scale))
-            image = F.interpolate(image, size=size, mode='bilinear', align_corners=False)
+            # = resize_batch's size-based resize when H * scale and W * scale are integers
+            image = F.interpolate(image, scale_factor=self.input_scale, mode='bilinear',
+                                  align_corners=False)
             img_shape = img_shape * self.input_scale
             scale_factor = scale_factor * self.input_scale
         feats = self.detector.extract_feat(image)
