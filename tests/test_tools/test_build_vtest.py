@@ -1,120 +1,62 @@
-"""Tests of tools/dataset_converters/build_vtest.py on a short synthetic MJPG video."""
-import importlib.util
+"""Tests of the command line tools/dataset_converters/build_vtest.py (the library it calls,
+:mod:`mmmimic.datasets.vtest`, is tested in tests/test_datasets/test_vtest)."""
 import json
 import os
 import os.path as osp
+import runpy
+import subprocess
+import sys
 
-import cv2
 import numpy as np
 import pytest
 
 from mmmimic.datasets.caltech_io import SeqReader, read_vbb
-from mmmimic.datasets.video_pedestrians import write_synthetic_video
+from mmmimic.datasets.vtest import LabelerConfig, build_release
+from mmmimic.testing import write_synthetic_video
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-
-
-def _load_tool():
-    path = osp.join(ROOT, 'tools', 'dataset_converters', 'build_vtest.py')
-    spec = importlib.util.spec_from_file_location('build_vtest', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+TOOL = osp.join('tools', 'dataset_converters', 'build_vtest.py')
+SPLIT_ARGS = ['--test-frac', '0.3', '--val-frac', '0.1', '--gap', '2']
 
 
-tool = _load_tool()
-SPLIT_ARGS = ['--test-frac', '0.3', '--val-frac', '0.1', '--gap', '2', '--size', 'native']
+def _run(repo_root, args):
+    return subprocess.run([sys.executable, TOOL] + args, cwd=repo_root, capture_output=True,
+                          text=True, timeout=300)
 
 
-@pytest.fixture(scope='module')
-def release(tmp_path_factory):
-    root = tmp_path_factory.mktemp('vtest')
-    video = str(root / 'walk.avi')
-    gt = write_synthetic_video(video)
-    out, cache = str(root / 'out'), str(root / 'cache')
-    info = tool.main(['--video', video, '--out', out, '--cache-dir', cache,
-                      '--show-dir', str(root / 'show'), '--show-num', '4'] + SPLIT_ARGS)
-    return dict(root=root, video=video, gt=gt, out=out, cache=cache, info=info)
-
-
-def test_layout_and_splits(release):
-    out, info = release['out'], release['info']
-    ranges = []
-    for split, set_name in (('train', 'set00'), ('val', 'set01'), ('test', 'set02')):
-        s = info['sets'][set_name]
-        assert s['split'] == split
-        seq = osp.join(out, set_name, 'V000.seq')
-        vbb = osp.join(out, 'annotations', set_name, 'V000.vbb')
-        reader = SeqReader(seq)
-        assert len(reader) == s['num_frames'] == len(read_vbb(vbb))
-        img = cv2.imdecode(np.frombuffer(reader[0], np.uint8), cv2.IMREAD_COLOR)
-        assert img.shape == (240, 400, 3)
-        reader.close()
-        ranges.append(s['video_frames'])
-    # train 0-19, gap, val 22-25, gap, test 28-39: disjoint with gaps of 2 frames.
-    assert ranges == [[0, 19], [22, 25], [28, 39]]
+def test_cli_builds_release(repo_root, tmp_path):
+    video = str(tmp_path / 'walk.avi')
+    write_synthetic_video(video)
+    out, cache, show = (str(tmp_path / d) for d in ('out', 'cache', 'show'))
+    proc = _run(repo_root, ['--video', video, '--out', out, '--cache-dir', cache, '--no-download',
+                            '--size', '200x120', '--hog', 'off', '--show-dir', show,
+                            '--show-num', '4'] + SPLIT_ARGS)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert f'video: {video}' in proc.stdout
     with open(osp.join(out, 'splits.json')) as fh:
-        assert json.load(fh)['key'] == info['key']
-    assert len(os.listdir(str(release['root'] / 'show'))) == 4
-
-
-def test_annotations_match_walkers(release):
-    out, gt = release['out'], release['gt']
-    frames = read_vbb(osp.join(out, 'annotations', 'set00', 'V000.vbb'))
-    labels_of_id = {}
-    for f, objs in enumerate(frames):
-        persons = [o['pos'] for o in objs if o['lbl'] == 'person']
-        a = gt['boxes'][f]['A']
-        assert any(np.abs(np.subtract(p, a)).max() <= 2 for p in persons), (f, objs)
-        for o in objs:
-            assert labels_of_id.setdefault(o['id'], o['lbl']) == o['lbl']
-    test = read_vbb(osp.join(out, 'annotations', 'set02', 'V000.vbb'))
-    assert sum(o['lbl'] == 'person' for objs in test for o in objs) > 20
-    st = release['info']['stats_all_sets']
-    assert st['person_per_frame'] > 2 and st['frames_with_far_band'] == st['frames']
-
-
-def test_rerun_is_cached_and_output_deterministic(release, tmp_path):
-    seq = osp.join(release['out'], 'set00', 'V000.seq')
-    mtime = os.stat(seq).st_mtime_ns
-    args = ['--video', release['video'], '--cache-dir', release['cache']] + SPLIT_ARGS
-    info = tool.main(args + ['--out', release['out']])
-    assert os.stat(seq).st_mtime_ns == mtime and info['key'] == release['info']['key']
-    # A fresh build (labels recomputed: new cache) gives identical frames and labels.
-    out2 = str(tmp_path / 'out2')
-    tool.main(args[:2] + ['--cache-dir', str(tmp_path / 'c2')] + SPLIT_ARGS + ['--out', out2])
-    for set_name in ('set00', 'set01', 'set02'):
-        with open(osp.join(release['out'], set_name, 'V000.seq'), 'rb') as a, \
-                open(osp.join(out2, set_name, 'V000.seq'), 'rb') as b:
-            assert a.read() == b.read()
-        vbb = osp.join('annotations', set_name, 'V000.vbb')
-        assert read_vbb(osp.join(release['out'], vbb)) == read_vbb(osp.join(out2, vbb))
-
-
-def test_resize_scales_boxes(release, tmp_path):
-    out = str(tmp_path / 'half')
-    args = ['--video', release['video'], '--cache-dir', release['cache'], '--out', out]
-    info = tool.main(args + SPLIT_ARGS[:-2] + ['--size', '200x120', '--hog', 'off'])
+        info = json.load(fh)
     assert info['labeler']['use_hog'] is False and info['size'] == [200, 120]
-    full = read_vbb(osp.join(release['out'], 'annotations', 'set00', 'V000.vbb'))
+    assert [info['sets'][s]['video_frames'] for s in ('set00', 'set01', 'set02')] == \
+        [[0, 19], [22, 25], [28, 39]]
+    assert len(os.listdir(show)) == 4
+    # The CLI's release is the library's release at half the size (labels from the same cache).
+    full_out = str(tmp_path / 'full')
+    build_release(video, full_out, cfg=LabelerConfig(use_hog=False), cache_dir=cache,
+                  size='native', test_frac=0.3, val_frac=0.1, gap=2, verbose=False)
     half = read_vbb(osp.join(out, 'annotations', 'set00', 'V000.vbb'))
-    assert len(SeqReader(osp.join(out, 'set00', 'V000.seq'))) == len(half)
+    full = read_vbb(osp.join(full_out, 'annotations', 'set00', 'V000.vbb'))
+    assert len(SeqReader(osp.join(out, 'set00', 'V000.seq'))) == len(half) == 20
     p_full = [o['pos'] for o in full[0] if o['lbl'] == 'person']
     p_half = [o['pos'] for o in half[0] if o['lbl'] == 'person']
     np.testing.assert_allclose(np.array(p_half), np.array(p_full) / 2, atol=0.02)
 
 
-def test_locate_video_and_errors(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match='does not exist'):
-        tool.locate_video(str(tmp_path / 'missing.avi'), str(tmp_path))
-    monkeypatch.setattr(tool, 'SYSTEM_VIDEO', str(tmp_path / 'none.avi'))
-    with pytest.raises(FileNotFoundError, match='not found'):
-        tool.locate_video(None, str(tmp_path), allow_download=False)
-    cached = tmp_path / 'opencv-doc' / 'vtest.avi'
-    cached.parent.mkdir()
-    cached.write_bytes(b'x')
-    assert tool.locate_video(None, str(tmp_path), allow_download=False) == str(cached)
-    with pytest.raises(ValueError):
-        tool.make_splits(10, gap=30)
-    with pytest.raises(ValueError):
-        tool.parse_size('big', (768, 576))
+def test_cli_errors(repo_root, tmp_path, monkeypatch, capsys):
+    # In-process (runpy) to spare a second interpreter start-up.
+    argv = [TOOL, '--video', str(tmp_path / 'missing.avi'), '--out', str(tmp_path / 'out')]
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(osp.join(repo_root, TOOL), run_name='__main__')
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert 'error: --video' in err and 'does not exist' in err
+    assert not osp.exists(tmp_path / 'out')

@@ -5,7 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmmimic.datasets.video_pedestrians import write_synthetic_video
+from mmmimic.testing import write_synthetic_video
 
 
 def test_mimic_demo_end_to_end(repo_root, tmp_path):

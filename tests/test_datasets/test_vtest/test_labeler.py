@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
-from mmmimic.datasets.video_pedestrians import (GROUP, PERSON, UNCERTAIN, HeightModel,
-                                                LabelerConfig, VideoPedestrianLabeler,
-                                                iter_video_frames, link_frames, merge_flags,
-                                                merge_fragments, write_synthetic_video)
+from mmmimic.datasets.vtest import (GROUP, PERSON, UNCERTAIN, VideoPedestrianLabeler,
+                                    iter_video_frames)
+from mmmimic.testing import write_synthetic_video
 
 
 def _iou(a, b):
@@ -75,7 +74,7 @@ def test_perspective_and_far_band(labelled):
     e = gt['boxes'][0]['E']
     assert band[1] <= e[1] + 2 and band[1] + band[3] >= e[1] + e[3] - 2
     for fl in res['frames']:
-        assert fl.track_ids[-1] == -1 and fl.labels[-1] == GROUP
+        assert fl.object_ids[-1] == -1 and fl.labels[-1] == GROUP
 
 
 def test_deterministic(labelled):
@@ -83,28 +82,7 @@ def test_deterministic(labelled):
     res2 = VideoPedestrianLabeler().label(frames)
     for a, b in zip(res['frames'], res2['frames']):
         np.testing.assert_array_equal(a.boxes, b.boxes)
-        assert a.labels == b.labels and a.track_ids == b.track_ids
-
-
-def test_merge_fragments_rejoins_cut_body():
-    hm = HeightModel(slope=0.0, intercept=60.0, person_fill=0.2)
-    # Head + torso above a sign, legs below it: one person of height 60.
-    blobs = np.array([[100, 40, 20, 22, 300], [102, 80, 16, 20, 250]])
-    merged = merge_fragments(blobs, hm, LabelerConfig())
-    assert merged.tolist() == [[100, 40, 20, 60, 550]]
-    # Two people side by side are not merged.
-    two = np.array([[100, 40, 20, 60, 700], [124, 40, 20, 60, 700]])
-    assert len(merge_fragments(two, hm, LabelerConfig())) == 2
-
-
-def test_merge_flags_forward_and_backward():
-    a = np.array([[0, 0, 10, 30, 200], [30, 0, 10, 30, 200]])
-    m = np.array([[4, 0, 32, 30, 380]])
-    blobs = [a, m, m, a]
-    big = [np.ones(len(b), dtype=bool) for b in blobs]
-    links = link_frames(blobs, 0.3)
-    flags = merge_flags(blobs, links, big)
-    assert [f.tolist() for f in flags] == [[False, False], [True], [True], [False, False]]
+        assert a.labels == b.labels and a.object_ids == b.object_ids
 
 
 def test_errors():
@@ -113,5 +91,3 @@ def test_errors():
     static = [np.full((60, 80, 3), 128, np.uint8)] * 5
     with pytest.raises(RuntimeError, match='perspective'):
         VideoPedestrianLabeler().label(static)
-    with pytest.raises(FileNotFoundError):
-        list(iter_video_frames('/nonexistent/video.avi'))
