@@ -2,12 +2,27 @@
 
 Importing the package registers every mmmimic module into mmdet's registries (default scope
 ``mmdet``), so configs may use ``custom_imports=dict(imports=['mmmimic'])``.
+
+With the environment variable ``MMMIMIC_LIGHT_IMPORT=1`` the package registers nothing and imports
+neither torch nor mmdet: only the numpy-only functional core (Caltech I/O and evaluation) is used,
+as by ``tools/analysis_tools/caltech_eval.py``. :func:`register_all_modules` registers later.
 """
-from .utils.env import check_mmcv_ops
+import os
+
 from .version import __version__
 
-check_mmcv_ops()
+#: True when ``MMMIMIC_LIGHT_IMPORT`` asks for the torch-free functional core only.
+LIGHT_IMPORT = os.environ.get('MMMIMIC_LIGHT_IMPORT', '') not in ('', '0')
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
-__all__ = ['__version__']
+def register_all_modules() -> None:
+    """Install the compatibility patches and register every module (idempotent)."""
+    from . import compat
+    compat.install()
+    from . import datasets, engine, evaluation, models  # noqa: F401
+
+
+if not LIGHT_IMPORT:
+    register_all_modules()
+
+__all__ = ['__version__', 'LIGHT_IMPORT', 'register_all_modules']

@@ -16,7 +16,7 @@ def test_import_registers_into_mmdet_registries():
             'assert HOOKS.get("RNGStateHook") is not None\n'
             'from mmengine.runner.checkpoint import CheckpointLoader\n'
             'assert CheckpointLoader._schemes[""].__module__ == '
-            '"mmmimic.engine.checkpoint_compat"\n')
+            '"mmmimic.compat.checkpoint"\n')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
 
 

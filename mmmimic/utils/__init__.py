@@ -1,4 +1,6 @@
+from .checkpoint import (STUDENT_PREFIX, extract_state_dict, load_state_dict,  # noqa: F401
+                         read_checkpoint)
 from .checks import (check_checkpoint_matches_model, check_config_path,  # noqa: F401
-                     check_fresh_work_dir)
+                     check_fresh_work_dir, check_output_path,
+                     find_resume_checkpoint)
 from .dist import setup_cpu_distributed  # noqa: F401
-from .env import check_mmcv_ops  # noqa: F401

@@ -4,7 +4,8 @@ import os.path as osp
 from typing import Optional
 
 import torch.nn as nn
-from mmengine.runner.checkpoint import _load_checkpoint
+
+from .checkpoint import load_state_dict
 
 
 def check_config_path(path: str) -> str:
@@ -31,11 +32,56 @@ def check_fresh_work_dir(work_dir: str, resume: bool) -> None:
             'pass --overwrite to start over.')
 
 
-def _strip_prefix(state_dict: dict) -> dict:
-    if all(k.startswith('module.') for k in state_dict):
-        return {k[len('module.'):]: v for k, v in state_dict.items()}
-    return state_dict
 
+def check_output_path(path: str, overwrite: bool, what: str = 'output file') -> str:
+    """Refuse to overwrite an existing ``path`` unless ``overwrite``; its folder must exist.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        IsADirectoryError: ``path`` is a folder.
+        FileNotFoundError: the folder ``path`` would be written into does not exist.
+    """
+    if osp.isdir(path):
+        raise IsADirectoryError(f'{what} {path} is a folder; give a file name')
+    if osp.exists(path) and not overwrite:
+        raise FileExistsError(f'{what} {path} already exists; pass --overwrite to replace it')
+    folder = osp.dirname(osp.abspath(path))
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'the folder of {what} {path} does not exist: {folder}')
+    return path
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` without a path continues from, found in ``work_dir``.
+
+    mmengine's ``last_checkpoint`` file holds an absolute path. In a copied or moved work dir
+    it still names the *original* run's file, and mmengine would silently resume from there. This
+    resolves it inside ``work_dir``: the named file when it lies in ``work_dir``, else the file of
+    the same name in ``work_dir``.
+
+    Returns:
+        the checkpoint path, or None when ``work_dir`` holds no ``last_checkpoint`` (a fresh run).
+
+    Raises:
+        FileNotFoundError: ``last_checkpoint`` names a file found neither where it says nor in
+            ``work_dir``.
+    """
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        return None
+    with open(marker) as f:
+        named = f.read().strip()
+    if osp.isfile(named) and osp.samefile(osp.dirname(osp.abspath(named)), work_dir):
+        return named
+    local = osp.join(work_dir, osp.basename(named))
+    if osp.isfile(local):
+        return local
+    raise FileNotFoundError(
+        f'{marker} names {named!r}, which is not in this work dir and {local} does not exist; '
+        'pass the checkpoint to resume from explicitly: --resume PATH')
 
 def check_checkpoint_matches_model(model: nn.Module,
                                    filename: str,
@@ -53,13 +99,7 @@ def check_checkpoint_matches_model(model: nn.Module,
     Returns:
         dict with ``missing``, ``unexpected`` and ``mismatched`` key lists.
     """
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
-    ckpt = _load_checkpoint(filename, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{filename} holds no state_dict (found {type(ckpt).__name__})')
-    state = _strip_prefix(state)
+    state = load_state_dict(filename, what='checkpoint file')
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -12,18 +12,15 @@ and buffer of the module must come from the checkpoint and every checkpoint entr
 must fit, otherwise the error lists the keys: a silently random "pretrained" RPN is the failure
 this guards against. Modules without such an ``init_cfg`` keep their random initialisation.
 """
-import os.path as osp
 from typing import Dict
 
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
 from mmdet.registry import WEIGHT_INITIALIZERS
-
-STUDENT_PREFIX = 'student.'
+from mmmimic.utils.checkpoint import STUDENT_PREFIX, load_state_dict
 
 
 def load_student_state_dict(checkpoint: str, map_location: str = 'cpu') -> Dict[str, Tensor]:
@@ -40,16 +37,8 @@ def load_student_state_dict(checkpoint: str, map_location: str = 'cpu') -> Dict[
     Raises:
         FileNotFoundError: the file does not exist (message names the path).
     """
-    if '://' not in checkpoint and not osp.isfile(osp.expanduser(checkpoint)):
-        raise FileNotFoundError(f'stage-1 checkpoint not found: {checkpoint}')
-    ckpt = _load_checkpoint(checkpoint, map_location=map_location)
-    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
-    if any(k.startswith(STUDENT_PREFIX) for k in state_dict):
-        state_dict = {k[len(STUDENT_PREFIX):]: v for k, v in state_dict.items()
-                      if k.startswith(STUDENT_PREFIX)}
-    return state_dict
+    return load_state_dict(
+        checkpoint, what='stage-1 checkpoint', prefix=STUDENT_PREFIX, map_location=map_location)
 
 
 @WEIGHT_INITIALIZERS.register_module(name='MimicStudentInit')

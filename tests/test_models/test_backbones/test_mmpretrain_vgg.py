@@ -3,7 +3,7 @@ import sys
 import torch
 
 from mmdet.registry import MODELS
-from mmmimic.utils import mmpretrain_compat
+from mmmimic.compat import mmpretrain as mmpretrain_compat
 
 
 def test_mmpretrain_vgg_through_mmdet_scope():

@@ -10,7 +10,7 @@ build (or a torch without a matching torchvision wheel) is a supported setup for
 
 What it does, and nothing more:
 
-* :func:`install_import_hook` (called when ``mmmimic.models`` is imported) puts on
+* :func:`install_import_hook` (called by :func:`mmmimic.compat.install`) puts on
   ``sys.meta_path`` a finder that answers for exactly one module name, ``mmpretrain.models``, and
   only while torchvision is not importable. Its loader is mmpretrain's real loader, run while
   three stub modules (``torchvision``, ``torchvision.ops``, ``torchvision.ops.boxes``, the last

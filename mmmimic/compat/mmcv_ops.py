@@ -1,4 +1,4 @@
-"""Checks of the installed OpenMMLab stack."""
+"""Fail at import when mmcv was installed without its compiled ops (mmcv-lite)."""
 import importlib.util
 
 MMCV_REQUIRED = '2.1.0'

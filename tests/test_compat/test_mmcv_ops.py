@@ -2,7 +2,7 @@ import importlib.util
 
 import pytest
 
-from mmmimic.utils.env import check_mmcv_ops
+from mmmimic.compat import check_mmcv_ops
 
 
 def test_full_mmcv_passes():
