@@ -29,8 +29,8 @@ from mmengine.structures import InstanceData  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from mmmimic.models.losses import (proposal_sampled_l2_loss,  # noqa: E402
-                                   proposal_sampled_l2_loss_reference)
+from mmmimic.models.losses import proposal_sampled_l2_loss  # noqa: E402
+from mmmimic.testing.losses import proposal_sampled_l2_loss_reference  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/mimic/rpn_inception-1-2_mimic-inception_caltech.py'
 MIMIC_PARTS = ('proposals (student RPN predict + NMS)', 'assign + sample RoIs', 'connector fwd',

@@ -21,6 +21,7 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
@@ -134,6 +135,7 @@ class FeatureMimicDistiller(BaseDetector):
                  roi_mimic_bbox_loss: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        self._check_settings(student_feature, teacher_feature, mimic_cfg)
         student = copy.deepcopy(ConfigDict(student))
         teacher_cfg = self._teacher_model_cfg(teacher)
         if data_preprocessor is None:
@@ -159,9 +161,9 @@ class FeatureMimicDistiller(BaseDetector):
         if not 0 < self.student_input_scale <= 1:
             raise ValueError(f'student_input_scale must be in (0, 1], got {student_input_scale}')
 
-        self.mimic_loss = MODELS.build(mimic_loss) if mimic_loss is not None else None
-        self.mimic_input = getattr(self.mimic_loss, 'mimic_input', 'rois') \
-            if mimic_loss is not None else None
+        self.mimic_loss = self._build_loss('mimic_loss', mimic_loss,
+                                           ('rois', 'images', 'rpn_outputs'))
+        self.mimic_input = self.mimic_loss.mimic_input if self.mimic_loss is not None else None
         self._build_roi_mimic(roi_mimic_cls_loss, roi_mimic_bbox_loss)
         mimic_cfg = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG), **(mimic_cfg or {}))
         if mimic_cfg.proposal is None:
@@ -200,8 +202,10 @@ class FeatureMimicDistiller(BaseDetector):
     # ----------------------------------------------------------------- construction helpers
     def _build_roi_mimic(self, cls_loss: OptConfigType, bbox_loss: OptConfigType) -> None:
         """Build the two-stage mimic losses and check that both networks have RoI heads."""
-        self.roi_mimic_cls_loss = MODELS.build(cls_loss) if cls_loss is not None else None
-        self.roi_mimic_bbox_loss = MODELS.build(bbox_loss) if bbox_loss is not None else None
+        self.roi_mimic_cls_loss = self._build_loss('roi_mimic_cls_loss', cls_loss,
+                                                   ('roi_head_outputs', ))
+        self.roi_mimic_bbox_loss = self._build_loss('roi_mimic_bbox_loss', bbox_loss,
+                                                    ('roi_head_outputs', ))
         if not self.with_roi_mimic:
             return
         for name, net in (('student', self.student), ('teacher', self.teacher)):
@@ -214,6 +218,38 @@ class FeatureMimicDistiller(BaseDetector):
     def with_roi_mimic(self) -> bool:
         """Whether two-stage mimic (logits/deltas L2 on the RoI heads) is on."""
         return self.roi_mimic_cls_loss is not None or self.roi_mimic_bbox_loss is not None
+
+    @staticmethod
+    def _check_settings(student_feature: int, teacher_feature: int,
+                        mimic_cfg: OptConfigType) -> None:
+        """Refuse non-integer feature indices and unknown ``mimic_cfg`` keys, naming them."""
+        for key, index in (('student_feature', student_feature),
+                           ('teacher_feature', teacher_feature)):
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise TypeError(f'{key} must be an int, got {index!r} (an index into the maps '
+                                'that extract_feat returns)')
+        unknown = sorted(set(mimic_cfg or {}) - set(DEFAULT_MIMIC_CFG))
+        if unknown:
+            raise KeyError(f'unknown mimic_cfg key(s) {unknown}; the valid keys are '
+                           f'{sorted(DEFAULT_MIMIC_CFG)}')
+
+    @staticmethod
+    def _build_loss(slot: str, cfg: OptConfigType,
+                    accepted: Tuple[str, ...]) -> Optional[BaseMimicLoss]:
+        """Build the loss of argument ``slot``: a :class:`BaseMimicLoss` whose ``mimic_input``
+        that slot feeds; build errors (e.g. a negative ``loss_weight``) name the slot."""
+        if cfg is None:
+            return None
+        try:
+            loss = MODELS.build(cfg)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f'{slot}: {err}') from err
+        if not isinstance(loss, BaseMimicLoss):
+            raise TypeError(f'{slot}: {type(loss).__name__} is not a mimic loss; a mimic loss '
+                            'subclasses mmmimic.models.losses.BaseMimicLoss (declared '
+                            'mimic_input, loss_weight, forward signature of that input)')
+        loss.check_mimic_input(slot, accepted)
+        return loss
 
     @staticmethod
     def _teacher_model_cfg(teacher: Union[str, ConfigType]) -> ConfigDict:
@@ -279,6 +315,11 @@ class FeatureMimicDistiller(BaseDetector):
             param = next(net.parameters())
             feats = net.extract_feat(param.new_zeros(1, 3, size, size))
             net.train(was_training)
+            if not -len(feats) <= index < len(feats):
+                raise ValueError(
+                    f'{name}_feature={index} is out of range: the {name} '
+                    f'({type(net).__name__}) extract_feat returns {len(feats)} feature map(s) '
+                    f'(valid: {-len(feats)}..{len(feats) - 1})')
             feat = feats[index]
             measured = size / feat.shape[-1]
             declared = self._declared_stride(net, index, len(feats))

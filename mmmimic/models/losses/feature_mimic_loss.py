@@ -21,11 +21,11 @@ the one cell that contains it. Each RoI thus has its own crop size ``h_i x w_i``
 from typing import Optional, Tuple
 
 import torch
-import torch.nn as nn
 from mmcv.ops import roi_align
 from torch import Tensor
 
 from mmdet.registry import MODELS
+from .base_mimic_loss import BaseMimicLoss
 
 
 def roi_cell_ranges(rois: Tensor, stride: float, feat_size: Tuple[int, int]) -> Tensor:
@@ -108,20 +108,6 @@ def proposal_sampled_l2_loss(pred: Tensor, target: Tensor, rois: Tensor,
     return ((pred - target).pow(2).sum(1) * weights).sum()
 
 
-def proposal_sampled_l2_loss_reference(pred: Tensor, target: Tensor, rois: Tensor,
-                                       stride: float) -> Tensor:
-    """Eq. 4 as written, one RoI at a time: the reference for tests and the benchmark only."""
-    if rois.numel() == 0:
-        return pred.sum() * 0
-    cells = roi_cell_ranges(rois, stride, pred.shape[-2:]).tolist()
-    total = pred.new_zeros(())
-    for (x0, y0, x1, y1), b in zip(cells, rois[:, 0].long().tolist()):
-        u = target[b, :, y0:y1, x0:x1]
-        v = pred[b, :, y0:y1, x0:x1]
-        total = total + (u - v).pow(2).sum() / u.numel()
-    return total / (2 * len(cells))
-
-
 def pooled_feature_l2_loss(pred: Tensor,
                            target: Tensor,
                            rois: Tensor,
@@ -181,7 +167,7 @@ def whole_feature_l2_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class ProposalSampledL2Loss(nn.Module):
+class ProposalSampledL2Loss(BaseMimicLoss):
     """Eq. 4 of the paper, see :func:`proposal_sampled_l2_loss`.
 
     Args:
@@ -190,17 +176,13 @@ class ProposalSampledL2Loss(nn.Module):
 
     mimic_input = 'rois'
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-
     def forward(self, pred: Tensor, target: Tensor, rois: Tensor, stride: float) -> Tensor:
         """Args: see :func:`proposal_sampled_l2_loss`. Returns: weighted scalar loss."""
         return self.loss_weight * proposal_sampled_l2_loss(pred, target, rois, stride)
 
 
 @MODELS.register_module()
-class PooledFeatureL2Loss(nn.Module):
+class PooledFeatureL2Loss(BaseMimicLoss):
     """Eq. 3 of the paper (RoIAlign-pooled crops), see :func:`pooled_feature_l2_loss`.
 
     Args:
@@ -217,8 +199,7 @@ class PooledFeatureL2Loss(nn.Module):
                  output_size: Tuple[int, int] = (7, 7),
                  sampling_ratio: int = 2,
                  aligned: bool = True) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+        super().__init__(loss_weight)
         self.output_size = tuple(output_size)
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
@@ -230,7 +211,7 @@ class PooledFeatureL2Loss(nn.Module):
 
 
 @MODELS.register_module()
-class WholeFeatureL2Loss(nn.Module):
+class WholeFeatureL2Loss(BaseMimicLoss):
     """Whole feature-map regression (Table 4 baseline), see :func:`whole_feature_l2_loss`.
 
     Args:
@@ -241,8 +222,7 @@ class WholeFeatureL2Loss(nn.Module):
     mimic_input = 'images'
 
     def __init__(self, loss_weight: float = 1.0, mask_padding: bool = True) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+        super().__init__(loss_weight)
         self.mask_padding = mask_padding
 
     def forward(self,

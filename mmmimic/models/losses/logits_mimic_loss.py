@@ -1,10 +1,10 @@
 """Logits mimic (Ba & Caruana), the paper's first Table 4 baseline, on RPN outputs."""
 from typing import Sequence, Tuple
 
-import torch.nn as nn
 from torch import Tensor
 
 from mmdet.registry import MODELS
+from .base_mimic_loss import BaseMimicLoss
 
 RPNOutputs = Tuple[Sequence[Tensor], Sequence[Tensor]]
 
@@ -41,7 +41,7 @@ def rpn_logits_l2_loss(student_outs: RPNOutputs, teacher_outs: RPNOutputs) -> Te
 
 
 @MODELS.register_module()
-class RPNLogitsL2Loss(nn.Module):
+class RPNLogitsL2Loss(BaseMimicLoss):
     """Logits mimic on the RPN objectness logits and box deltas, see :func:`rpn_logits_l2_loss`.
 
     Args:
@@ -49,10 +49,6 @@ class RPNLogitsL2Loss(nn.Module):
     """
 
     mimic_input = 'rpn_outputs'
-
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
 
     def forward(self, student_outs: RPNOutputs, teacher_outs: RPNOutputs) -> Tensor:
         """Args: see :func:`rpn_logits_l2_loss`. Returns: weighted scalar loss."""

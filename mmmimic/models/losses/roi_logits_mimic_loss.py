@@ -1,9 +1,9 @@
 """Two-stage mimic (paper Sec. 3.4): L2 regression of the student's second-stage outputs to the
 teacher's on the same RoIs."""
-import torch.nn as nn
 from torch import Tensor
 
 from mmdet.registry import MODELS
+from .base_mimic_loss import BaseMimicLoss
 
 
 def roi_logits_l2_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -30,7 +30,7 @@ def roi_logits_l2_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class RoILogitsL2Loss(nn.Module):
+class RoILogitsL2Loss(BaseMimicLoss):
     """L2 regression of RoI-head outputs to the teacher's, see :func:`roi_logits_l2_loss`.
 
     Used twice by two-stage mimic: once for the classification logits (``loss_mimic_cls``) and
@@ -40,9 +40,7 @@ class RoILogitsL2Loss(nn.Module):
         loss_weight: weight of the loss.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+    mimic_input = 'roi_head_outputs'
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         """Args: see :func:`roi_logits_l2_loss`. Returns: weighted scalar loss."""

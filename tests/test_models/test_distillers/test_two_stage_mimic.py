@@ -112,3 +112,12 @@ def test_loss_weights_are_configurable(tmp_path):
     assert model.roi_mimic_cls_loss.loss_weight == 0.25
     losses = model.loss(*make_batch())
     assert 'loss_mimic_cls' in losses and 'loss_mimic_bbox' not in losses
+
+
+@pytest.mark.parametrize('slot', ['roi_mimic_cls_loss', 'roi_mimic_bbox_loss'])
+def test_negative_roi_mimic_loss_weight_is_refused(tmp_path, slot):
+    cfg = two_stage_cfg(FASTER_CFG, tmp_path)
+    cfg[slot].loss_weight = -0.5
+    with pytest.raises(ValueError, match=f'^{slot}: RoILogitsL2Loss: loss_weight must be a finite '
+                                         'number >= 0, got -0.5'):
+        MODELS.build(cfg)

@@ -4,9 +4,9 @@ from mmcv.ops import roi_align
 
 from mmmimic.models.losses import (PooledFeatureL2Loss, ProposalSampledL2Loss, RPNLogitsL2Loss,
                                    WholeFeatureL2Loss, pooled_feature_l2_loss,
-                                   proposal_sampled_l2_loss, proposal_sampled_l2_loss_reference,
-                                   roi_cell_ranges, roi_weight_map, rpn_logits_l2_loss,
-                                   whole_feature_l2_loss)
+                                   proposal_sampled_l2_loss, roi_cell_ranges, roi_weight_map,
+                                   rpn_logits_l2_loss, whole_feature_l2_loss)
+from mmmimic.testing.losses import proposal_sampled_l2_loss_reference
 
 
 def _rois(boxes, img=0):

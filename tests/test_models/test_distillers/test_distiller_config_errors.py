@@ -1,0 +1,74 @@
+"""Bad distiller settings are refused at build time with a message naming the key at fault."""
+import math
+
+import pytest
+from mimic_test_utils import build_distiller
+
+
+@pytest.mark.parametrize('key,index', [('student_feature', 1), ('student_feature', -2),
+                                       ('teacher_feature', 3)])
+def test_out_of_range_feature_index_names_key_index_and_map_count(teacher_ckpt, key, index):
+    # the tiny student and teacher return one map each (backbone out_indices=(2, ), no neck)
+    with pytest.raises(ValueError) as err:
+        build_distiller(teacher_ckpt, **{key: index})
+    message = str(err.value)
+    assert f'{key}={index}' in message
+    assert 'returns 1 feature map' in message
+    assert 'valid: -1..0' in message
+
+
+@pytest.mark.parametrize('index', ['-1', 0.0, True, None])
+def test_non_integer_feature_index_is_refused(teacher_ckpt, index):
+    with pytest.raises(TypeError, match=f'student_feature must be an int, got {index!r}'):
+        build_distiller(teacher_ckpt, student_feature=index)
+
+
+def test_in_range_negative_and_positive_indices_build(teacher_ckpt):
+    model = build_distiller(teacher_ckpt, student_feature=0, teacher_feature=-1)
+    assert (model.student_feature, model.teacher_feature) == (0, -1)
+
+
+def test_unknown_mimic_cfg_key_names_it_and_the_valid_keys(teacher_ckpt):
+    with pytest.raises(KeyError) as err:
+        build_distiller(teacher_ckpt, mimic_cfg=dict(samplr=dict(num=64), proposal=None))
+    message = str(err.value)
+    assert "'samplr'" in message
+    assert "['assigner', 'proposal', 'sampler']" in message
+
+
+@pytest.mark.parametrize('weight', [-1.0, -1e-9, math.nan, math.inf, '1.0'])
+def test_bad_mimic_loss_weight_is_refused_naming_the_key(teacher_ckpt, weight):
+    with pytest.raises(ValueError) as err:
+        build_distiller(teacher_ckpt,
+                        mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=weight))
+    message = str(err.value)
+    assert 'mimic_loss' in message and 'loss_weight' in message and repr(weight) in message
+
+
+def test_zero_loss_weight_is_accepted(teacher_ckpt):
+    model = build_distiller(teacher_ckpt,
+                            mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=0))
+    assert model.mimic_loss.loss_weight == 0
+
+
+def test_a_loss_outside_the_mimic_contract_is_refused_at_build(teacher_ckpt):
+    # before: silently treated as RoI-based, failing only at the first training step
+    with pytest.raises(TypeError) as err:
+        build_distiller(teacher_ckpt, mimic_loss=dict(type='MSELoss', loss_weight=1.0))
+    assert str(err.value).startswith('mimic_loss: MSELoss is not a mimic loss')
+    assert 'BaseMimicLoss' in str(err.value)
+
+
+def test_a_mimic_loss_in_the_wrong_slot_is_refused(teacher_ckpt):
+    with pytest.raises(TypeError, match="mimic_loss: RoILogitsL2Loss compares "
+                                        "'roi_head_outputs'"):
+        build_distiller(teacher_ckpt, mimic_loss=dict(type='RoILogitsL2Loss'))
+    with pytest.raises(TypeError, match="roi_mimic_cls_loss: ProposalSampledL2Loss compares "
+                                        r"'rois', but roi_mimic_cls_loss takes a loss of "
+                                        r"mimic_input \['roi_head_outputs'\]"):
+        build_distiller(teacher_ckpt, roi_mimic_cls_loss=dict(type='ProposalSampledL2Loss'))
+
+
+def test_unknown_loss_argument_names_the_slot(teacher_ckpt):
+    with pytest.raises(TypeError, match="^mimic_loss: .*unexpected keyword argument 'weight'"):
+        build_distiller(teacher_ckpt, mimic_loss=dict(type='ProposalSampledL2Loss', weight=1.0))
