@@ -1,7 +1,7 @@
 # Copyright (c) mmmimic contributors. All rights reserved.
 """Per-frame blob rules: merge fragments of one person, then label each blob from its size
 relative to the expected height at its foot row."""
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,40 +33,55 @@ def merge_fragments(blobs: np.ndarray, hm: HeightModel, cfg: LabelerConfig) -> n
         The merged (M, 5) blob array, M <= N, sorted by (x, y).
     """
     blobs = [b.copy() for b in blobs]
-    changed = True
-    while changed and len(blobs) > 1:
-        changed = False
-        best = None
-        for i in range(len(blobs)):
-            for j in range(i + 1, len(blobs)):
-                a, b = blobs[i], blobs[j]
-                u = _union(a, b)
-                eh = float(hm(u[Y] + u[H]))
-                if eh < 1:
-                    continue
-                gx = max(a[X], b[X]) - min(a[X] + a[W], b[X] + b[W])
-                gy = max(a[Y], b[Y]) - min(a[Y] + a[H], b[Y] + b[H])
-                # Parts stacked vertically (a body cut by a sign or a bar) may be further
-                # apart than side-by-side parts.
-                if gx > cfg.merge_gap * eh or gy > cfg.merge_vgap * eh:
-                    continue
-                if u[H] > cfg.height_range[1] * eh or u[W] > cfg.width_range[1] * eh:
-                    continue
-                # Merging must make the pair more person-like: the union is taller than
-                # either part, or the parts overlap in columns (a split torso).
-                if u[H] <= max(a[H], b[H]) and gx > 0:
-                    continue
-                key = (max(gx, gy), i, j)
-                if best is None or key < best[0]:
-                    best = (key, i, j, u)
-        if best is not None:
-            _, i, j, u = best
-            blobs = [b for k, b in enumerate(blobs) if k not in (i, j)] + [u]
-            changed = True
+    while len(blobs) > 1:
+        best = _closest_mergeable_pair(blobs, hm, cfg)
+        if best is None:
+            break
+        i, j, u = best
+        blobs = [b for k, b in enumerate(blobs) if k not in (i, j)] + [u]
     if not blobs:
         return np.zeros((0, 5), dtype=np.int64)
     arr = np.stack(blobs, axis=0)
     return arr[np.lexsort((arr[:, Y], arr[:, X]))]
+
+
+def _closest_mergeable_pair(blobs: Sequence[np.ndarray], hm: HeightModel,
+                            cfg: LabelerConfig) -> Optional[Tuple[int, int, np.ndarray]]:
+    """``(i, j, union)`` of the mergeable pair with the smallest gap (ties: lowest ``i``,
+    then ``j``), or None."""
+    best = None
+    for i in range(len(blobs)):
+        for j in range(i + 1, len(blobs)):
+            gap, u = _merge_gap(blobs[i], blobs[j], hm, cfg)
+            if u is None:
+                continue
+            key = (gap, i, j)
+            if best is None or key < best[0]:
+                best = (key, i, j, u)
+    return None if best is None else best[1:]
+
+
+def _merge_gap(a: np.ndarray, b: np.ndarray, hm: HeightModel,
+               cfg: LabelerConfig) -> Tuple[int, Optional[np.ndarray]]:
+    """``(gap, union)`` when blobs ``a`` and ``b`` may be merged into one person, else
+    ``(0, None)``; the gap is the larger of the horizontal and vertical gaps (pixels)."""
+    u = _union(a, b)
+    eh = float(hm(u[Y] + u[H]))
+    if eh < 1:
+        return 0, None
+    gx = max(a[X], b[X]) - min(a[X] + a[W], b[X] + b[W])
+    gy = max(a[Y], b[Y]) - min(a[Y] + a[H], b[Y] + b[H])
+    # Parts stacked vertically (a body cut by a sign or a bar) may be further apart than
+    # side-by-side parts.
+    if gx > cfg.merge_gap * eh or gy > cfg.merge_vgap * eh:
+        return 0, None
+    if u[H] > cfg.height_range[1] * eh or u[W] > cfg.width_range[1] * eh:
+        return 0, None
+    # Merging must make the pair more person-like: the union is taller than either part, or
+    # the parts overlap in columns (a split torso).
+    if u[H] <= max(a[H], b[H]) and gx > 0:
+        return 0, None
+    return max(gx, gy), u
 
 
 def classify_blob(blob: np.ndarray, hm: HeightModel, img_shape: Tuple[int, int],

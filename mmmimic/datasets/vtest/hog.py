@@ -28,8 +28,23 @@ class HogSplitter:
 
     def split(self, frame: np.ndarray, mask: np.ndarray, blob: np.ndarray,
               eh: float) -> List[np.ndarray]:
-        """Return the person sub-blobs of ``blob`` (empty list: no agreement)."""
-        img_h, img_w = mask.shape
+        """Return the person sub-blobs of ``blob`` (empty list: no agreement).
+
+        Args:
+            frame: the BGR frame.
+            mask: its foreground mask (the parts are cut from it).
+            blob: ``[x, y, w, h, area]`` of the too-wide blob.
+            eh: expected person height at the blob's foot row.
+        """
+        centers = self._person_centers(frame, blob, eh)
+        if len(centers) < 2:
+            return []
+        return self._cut(mask, blob, sorted(centers))
+
+    def _person_centers(self, frame: np.ndarray, blob: np.ndarray, eh: float) -> List[float]:
+        """Column centres (frame pixels) of the HOG people of the expected size inside
+        ``blob``, at least ``0.25 * eh`` apart (the higher score wins)."""
+        img_h, img_w = frame.shape[:2]
         x, y, w, h = (int(v) for v in blob[:4])
         # The default detector sees a ~96 px person in a 64x128 window.
         s = 96.0 / max(eh, 1.0)
@@ -60,15 +75,18 @@ class HogSplitter:
         for _, cx in dets:
             if all(abs(cx - c) >= 0.25 * eh for c in centers):
                 centers.append(cx)
-        if len(centers) < 2:
-            return []
-        centers.sort()
+        return centers
+
+    @staticmethod
+    def _cut(mask: np.ndarray, blob: np.ndarray, centers: List[float]) -> List[np.ndarray]:
+        """Cut ``blob`` midway between the sorted ``centers``; each part is the bounding box
+        of its foreground pixels (empty list when a part has none)."""
+        x, y, w, h = (int(v) for v in blob[:4])
         cuts = [x] + [int(round((a + b) / 2)) for a, b in zip(centers, centers[1:])] + [x + w]
         parts = []
         sub = mask[y:y + h]
         for c0, c1 in zip(cuts, cuts[1:]):
-            m = sub[:, c0:c1]
-            ys, xs = np.nonzero(m)
+            ys, xs = np.nonzero(sub[:, c0:c1])
             if len(xs) == 0:
                 return []
             parts.append(np.array([c0 + xs.min(), y + ys.min(), xs.max() - xs.min() + 1,

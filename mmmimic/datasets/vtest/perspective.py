@@ -29,6 +29,25 @@ def fit_height_model(blobs: Sequence[np.ndarray],
     Raises:
         RuntimeError: if too few clean blobs were found (no moving people?).
     """
+    c = clean_blobs(blobs, img_shape, cfg)
+    foot = c[:, Y] + c[:, H]
+    hgt = c[:, H]
+    slope, icpt = _binned_median_line(foot, hgt, img_shape[0])
+    slope, icpt = _refine_line(foot, hgt, slope, icpt, max(2, cfg.fit_min_blobs // 2))
+    pred = np.maximum(slope * foot + icpt, 1)
+    inl = np.abs(hgt - pred) <= 0.2 * pred
+    fill_p = float(np.median(c[inl, AREA] / pred[inl]**2)) if inl.any() else 0.12
+    return HeightModel(float(slope), float(icpt), int(inl.sum()), fill_p)
+
+
+def clean_blobs(blobs: Sequence[np.ndarray], img_shape: Tuple[int, int],
+                cfg: LabelerConfig) -> np.ndarray:
+    """The clean blobs of a clip (upright, compact, not small, away from the border) as one
+    float64 (N, 5) array.
+
+    Raises:
+        RuntimeError: if there are no blobs or fewer than ``cfg.fit_min_blobs`` clean ones.
+    """
     img_h, img_w = img_shape
     allb = [b for b in blobs if len(b)]
     if not allb:
@@ -46,9 +65,13 @@ def fit_height_model(blobs: Sequence[np.ndarray],
     if len(c) < cfg.fit_min_blobs:
         raise RuntimeError(f'only {len(c)} clean upright blobs found (need '
                            f'{cfg.fit_min_blobs}): cannot fit the perspective height model')
-    foot = c[:, Y] + c[:, H]
-    hgt = c[:, H]
-    # Medians in foot-row bins of ~5% of the image height.
+    return c
+
+
+def _binned_median_line(foot: np.ndarray, hgt: np.ndarray, img_h: int) -> Tuple[float, float]:
+    """(slope, intercept) of the line through the medians of foot-row bins of ~5% of the image
+    height (bins of at least 3 blobs, weighted by sqrt(count)); flat at the median height
+    when fewer than 2 bins qualify."""
     bin_sz = max(4.0, img_h / 20.0)
     bins = np.floor(foot / bin_sz).astype(np.int64)
     xs, ys, ws = [], [], []
@@ -59,19 +82,21 @@ def fit_height_model(blobs: Sequence[np.ndarray],
             ys.append(np.median(hgt[sel]))
             ws.append(math.sqrt(sel.sum()))
     if len(xs) >= 2:
-        slope, icpt = np.polyfit(np.array(xs), np.array(ys), 1, w=np.array(ws))
-    else:
-        slope, icpt = 0.0, float(np.median(hgt))
+        return np.polyfit(np.array(xs), np.array(ys), 1, w=np.array(ws))
+    return 0.0, float(np.median(hgt))
+
+
+def _refine_line(foot: np.ndarray, hgt: np.ndarray, slope: float, icpt: float,
+                 min_inliers: int) -> Tuple[float, float]:
+    """Refit the line (up to 3 times) on the blobs within 20% of it; stops when fewer than
+    ``min_inliers`` remain, and goes flat when the inliers share one foot row."""
     for _ in range(3):
         pred = slope * foot + icpt
         inl = np.abs(hgt - pred) <= 0.2 * np.maximum(pred, 1)
-        if inl.sum() < max(2, cfg.fit_min_blobs // 2):
+        if inl.sum() < min_inliers:
             break
         if np.ptp(foot[inl]) < 1:
             slope, icpt = 0.0, float(np.median(hgt[inl]))
             break
         slope, icpt = np.polyfit(foot[inl], hgt[inl], 1)
-    pred = np.maximum(slope * foot + icpt, 1)
-    inl = np.abs(hgt - pred) <= 0.2 * pred
-    fill_p = float(np.median(c[inl, AREA] / pred[inl]**2)) if inl.any() else 0.12
-    return HeightModel(float(slope), float(icpt), int(inl.sum()), fill_p)
+    return slope, icpt

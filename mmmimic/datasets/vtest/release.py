@@ -154,6 +154,87 @@ def _release_files(out: str) -> List[str]:
     return files
 
 
+def release_key(video_digest: str, cfg: LabelerConfig, **options) -> str:
+    """Digest of everything a release depends on: the video, the labeller (parameters and
+    code), the build ``options`` (size, JPEG quality, split fractions, gap) and the version."""
+    key_d = dict(video=video_digest, cfg=labeller_digest(cfg), v=BUILD_VERSION, **options)
+    return hashlib.sha1(json.dumps(key_d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_if_up_to_date(out: str, key: str) -> Optional[dict]:
+    """The ``splits.json`` of the release in ``out`` when it is complete and has ``key``."""
+    info_path = osp.join(out, 'splits.json')
+    if not (osp.isfile(info_path) and all(map(osp.isfile, _release_files(out)))):
+        return None
+    with open(info_path) as fh:
+        info = json.load(fh)
+    return info if info.get('key') == key else None
+
+
+def _labels_and_frames(video: str, cfg: LabelerConfig, cache_dir: Optional[str],
+                       force: bool) -> Tuple[dict, List[np.ndarray]]:
+    """The (cached) labels json of ``video`` and its decoded frames, checked to agree."""
+    labels_d, frames = label_video(video, cfg, cache_dir, force=force)
+    if frames is None:
+        frames = decode_video(video)
+    if len(frames) != labels_d['num_frames']:
+        raise RuntimeError(f'{video}: decoded {len(frames)} frames but the labels have '
+                           f'{labels_d["num_frames"]}; rerun with --force')
+    return labels_d, frames
+
+
+def _output_size(size: str, src_w: int, src_h: int) -> Tuple[int, int, float]:
+    """(width, height, scale) of the output frames for ``--size``; the aspect must be kept."""
+    out_w, out_h = parse_size(size, (src_w, src_h))
+    sx, sy = out_w / src_w, out_h / src_h
+    if abs(sx - sy) > 1e-6:
+        raise ValueError(f'--size {size} changes the aspect ratio of {src_w}x{src_h}')
+    return out_w, out_h, sx
+
+
+def _video_fps(video: str) -> float:
+    cap = cv2.VideoCapture(video)
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
+    cap.release()
+    return fps
+
+
+def _encode_jpegs(frames: Sequence[np.ndarray], indices: range, out_size: Tuple[int, int],
+                  jpeg_quality: int, desc: str) -> List[bytes]:
+    """JPEG bytes of ``frames[i]`` for ``i`` in ``indices``, resized to ``out_size``."""
+    jpegs = []
+    for i in progress_bar(indices, desc, len(indices)):
+        img = frames[i]
+        if out_size != (img.shape[1], img.shape[0]):
+            img = cv2.resize(img, out_size, interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        if not ok:
+            raise RuntimeError(f'JPEG encoding failed for frame {i}')
+        jpegs.append(buf.tobytes())
+    return jpegs
+
+
+def _write_set(out: str, split: str, set_name: str, frame_range: Tuple[int, int],
+               frames: Sequence[np.ndarray], labels: Sequence[FrameLabels],
+               out_size: Tuple[int, int], scale: float, fps: float,
+               jpeg_quality: int) -> Tuple[dict, List[List[dict]]]:
+    """Write ``<set_name>/V000.seq`` and its ``.vbb`` for the video frames ``frame_range``
+    (``[start, end)``); returns the set's ``splits.json`` entry and its vbb objects."""
+    start, end = frame_range
+    jpegs = _encode_jpegs(frames, range(start, end), out_size, jpeg_quality,
+                          f'write {set_name} ({split})')
+    seq_path = osp.join(out, set_name, 'V000.seq')
+    vbb_path = osp.join(out, 'annotations', set_name, 'V000.vbb')
+    os.makedirs(osp.dirname(seq_path), exist_ok=True)
+    write_seq(seq_path, jpegs, out_size[0], out_size[1], fps=fps)
+    vbb = to_vbb_frames(labels[start:end], scale, out_size)
+    write_vbb(vbb_path, vbb)
+    entry = dict(split=split, video_frames=[start, end - 1], num_frames=end - start,
+                 seq=osp.relpath(seq_path, out), vbb=osp.relpath(vbb_path, out),
+                 stats=label_stats(vbb, out_size[0]))
+    return entry, vbb
+
+
 def build_release(video: str,
                   out: str,
                   cfg: Optional[LabelerConfig] = None,
@@ -165,79 +246,53 @@ def build_release(video: str,
                   gap: int = 30,
                   force: bool = False,
                   verbose: bool = True) -> dict:
-    """Label ``video`` and write the Caltech-format release under ``out``.
+    """Label ``video`` and write the Caltech-format release under ``out`` (nothing is
+    rewritten when ``out`` already holds the release of the same inputs, unless ``force``).
 
     Returns:
         The content of ``<out>/splits.json`` (layout, frame ranges, statistics).
     """
     cfg = cfg or LabelerConfig()
     vdig = file_digest(video)
-    key_d = dict(video=vdig, cfg=labeller_digest(cfg), size=size, q=jpeg_quality,
-                 test_frac=test_frac, val_frac=val_frac, gap=gap, v=BUILD_VERSION)
-    key = hashlib.sha1(json.dumps(key_d, sort_keys=True).encode()).hexdigest()[:16]
-    info_path = osp.join(out, 'splits.json')
-    if not force and osp.isfile(info_path) and all(map(osp.isfile, _release_files(out))):
-        with open(info_path) as fh:
-            info = json.load(fh)
-        if info.get('key') == key:
-            if verbose:
-                print(f'release up to date in {out} (use --force to rebuild)')
-                print_stats(info)
-            return info
+    key = release_key(vdig, cfg, size=size, q=jpeg_quality, test_frac=test_frac,
+                      val_frac=val_frac, gap=gap)
+    info = None if force else _read_if_up_to_date(out, key)
+    if info is not None:
+        if verbose:
+            print(f'release up to date in {out} (use --force to rebuild)')
+            print_stats(info)
+        return info
     t0 = time.time()
-    labels_d, frames = label_video(video, cfg, cache_dir, force=force)
-    if frames is None:
-        frames = decode_video(video)
-    n = len(frames)
-    if n != labels_d['num_frames']:
-        raise RuntimeError(f'{video}: decoded {n} frames but the labels have '
-                           f'{labels_d["num_frames"]}; rerun with --force')
+    labels_d, frames = _labels_and_frames(video, cfg, cache_dir, force)
     labels = labels_from_json(labels_d)
     src_h, src_w = frames[0].shape[:2]
-    out_w, out_h = parse_size(size, (src_w, src_h))
-    sx, sy = out_w / src_w, out_h / src_h
-    if abs(sx - sy) > 1e-6:
-        raise ValueError(f'--size {size} changes the aspect ratio of {src_w}x{src_h}')
-    cap = cv2.VideoCapture(video)
-    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
-    cap.release()
-    splits = make_splits(n, test_frac, val_frac, gap)
+    out_w, out_h, scale = _output_size(size, src_w, src_h)
+    fps = _video_fps(video)
+    splits = make_splits(len(frames), test_frac, val_frac, gap)
     info = dict(key=key, video=osp.abspath(video), video_sha1_16=vdig, source_size=[src_w, src_h],
-                size=[out_w, out_h], scale=sx, fps=fps, num_video_frames=n, gap=gap,
-                labeler=cfg.to_dict(), height_model=labels_d['height_model'],
+                size=[out_w, out_h], scale=scale, fps=fps, num_video_frames=len(frames),
+                gap=gap, labeler=cfg.to_dict(), height_model=labels_d['height_model'],
                 far_band_source_px=labels_d['far_band'], sets={})
     all_vbb = []
     for split, set_name in SPLIT_SETS:
-        start, end = splits[split]
-        jpegs = []
-        for i in progress_bar(range(start, end), f'write {set_name} ({split})', end - start):
-            img = frames[i]
-            if (out_w, out_h) != (src_w, src_h):
-                img = cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_AREA)
-            ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-            if not ok:
-                raise RuntimeError(f'JPEG encoding failed for frame {i}')
-            jpegs.append(buf.tobytes())
-        seq_path = osp.join(out, set_name, 'V000.seq')
-        vbb_path = osp.join(out, 'annotations', set_name, 'V000.vbb')
-        os.makedirs(osp.dirname(seq_path), exist_ok=True)
-        write_seq(seq_path, jpegs, out_w, out_h, fps=fps)
-        vbb = to_vbb_frames(labels[start:end], sx, (out_w, out_h))
-        write_vbb(vbb_path, vbb)
+        info['sets'][set_name], vbb = _write_set(out, split, set_name, splits[split], frames,
+                                                 labels, (out_w, out_h), scale, fps,
+                                                 jpeg_quality)
         all_vbb.extend(vbb)
-        info['sets'][set_name] = dict(
-            split=split, video_frames=[start, end - 1], num_frames=end - start,
-            seq=osp.relpath(seq_path, out), vbb=osp.relpath(vbb_path, out),
-            stats=label_stats(vbb, out_w))
     info['stats_all_sets'] = label_stats(all_vbb, out_w)
     info['build_seconds'] = round(time.time() - t0, 1)
-    with open(info_path + '.part', 'w') as fh:
-        json.dump(info, fh, indent=1)
-    os.replace(info_path + '.part', info_path)
+    _write_json(osp.join(out, 'splits.json'), info)
     if verbose:
         print(f'wrote the release to {out} in {info["build_seconds"]:.1f} s')
         print_stats(info)
     return info
+
+
+def _write_json(path: str, obj: dict) -> None:
+    """Write ``obj`` to ``path`` atomically (through ``path + '.part'``)."""
+    with open(path + '.part', 'w') as fh:
+        json.dump(obj, fh, indent=1)
+    os.replace(path + '.part', path)
 
 
 def print_stats(info: dict) -> None:

@@ -1,7 +1,7 @@
 # Copyright (c) mmmimic contributors. All rights reserved.
 """Tracking of blobs over a clip: frame-to-frame links by overlap, merge flags (several people
 in one blob) and track ids."""
-from typing import List, Sequence
+from typing import Callable, Iterable, List, Sequence
 
 import numpy as np
 
@@ -56,42 +56,56 @@ def merge_flags(blobs: Sequence[np.ndarray],
         Per-frame boolean arrays.
     """
     n = len(blobs)
-
-    def run(order, get_links, get_nbr_big):
-        # ref[t][j]: merged area of the event a flagged blob descends from; age: frames.
-        ref = [np.zeros(len(b)) for b in blobs]
-        age = [np.zeros(len(b), dtype=np.int64) for b in blobs]
-        flag = [np.zeros(len(b), dtype=bool) for b in blobs]
-        prev = None
-        for t in order:
-            if prev is None:
-                prev = t
-                continue
-            L = get_links(prev, t)  # rows: blobs of prev, cols: blobs of t
-            prev_t, prev = prev, t
-            if L.size == 0:
-                continue
-            nb = get_nbr_big(prev_t)
-            area_prev = blobs[prev_t][:, AREA].astype(np.float64)
-            area = blobs[t][:, AREA].astype(np.float64)
-            n_in = (L & nb[:, None]).sum(axis=0)
-            ev = n_in >= 2
-            flag[t] |= ev
-            ref[t][ev] = (L[:, ev] * (area_prev * nb)[:, None]).sum(axis=0)[...]
-            one_in = L.sum(axis=0) == 1
-            one_out = L.sum(axis=1) == 1
-            for j in np.nonzero(one_in & ~ev)[0]:
-                i = int(np.nonzero(L[:, j])[0][0])
-                if (one_out[i] and flag[prev_t][i] and age[prev_t][i] < max_frames
-                        and area[j] >= keep_area * ref[prev_t][i]):
-                    flag[t][j] = True
-                    ref[t][j] = ref[prev_t][i]
-                    age[t][j] = age[prev_t][i] + 1
-        return flag
-
-    fwd = run(range(n), lambda p, t: links[p], lambda p: big[p])
-    bwd = run(range(n - 1, -1, -1), lambda p, t: links[t].T, lambda p: big[p])
+    fwd = _MergePropagation(blobs, keep_area, max_frames).run(range(n), lambda p, t: links[p],
+                                                              big)
+    bwd = _MergePropagation(blobs, keep_area, max_frames).run(range(n - 1, -1, -1),
+                                                              lambda p, t: links[t].T, big)
     return [f | b for f, b in zip(fwd, bwd)]
+
+
+class _MergePropagation:
+    """One direction (forward or backward in time) of :func:`merge_flags`.
+
+    Per blob it keeps ``flag`` (a merge), ``ref`` (the merged area of the event a flagged blob
+    descends from) and ``age`` (frames since that event).
+    """
+
+    def __init__(self, blobs: Sequence[np.ndarray], keep_area: float, max_frames: int):
+        self.blobs = blobs
+        self.keep_area = keep_area
+        self.max_frames = max_frames
+        self.ref = [np.zeros(len(b)) for b in blobs]
+        self.age = [np.zeros(len(b), dtype=np.int64) for b in blobs]
+        self.flag = [np.zeros(len(b), dtype=bool) for b in blobs]
+
+    def run(self, order: Iterable[int], links_between: Callable[[int, int], np.ndarray],
+            big: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Visit the frames in ``order``; ``links_between(p, t)`` is the link matrix from the
+        previously visited frame ``p`` (rows) to frame ``t`` (columns)."""
+        order = list(order)
+        for prev_t, t in zip(order, order[1:]):
+            L = links_between(prev_t, t)
+            if L.size:
+                self._step(prev_t, t, L, big[prev_t])
+        return self.flag
+
+    def _step(self, prev_t: int, t: int, L: np.ndarray, prev_big: np.ndarray) -> None:
+        area_prev = self.blobs[prev_t][:, AREA].astype(np.float64)
+        area = self.blobs[t][:, AREA].astype(np.float64)
+        # A merge event: two or more person-sized blobs of prev_t link to one blob of t.
+        ev = (L & prev_big[:, None]).sum(axis=0) >= 2
+        self.flag[t] |= ev
+        self.ref[t][ev] = (L[:, ev] * (area_prev * prev_big)[:, None]).sum(axis=0)[...]
+        # A one-to-one continuation of a flagged blob stays flagged while it keeps the area.
+        one_in = L.sum(axis=0) == 1
+        one_out = L.sum(axis=1) == 1
+        for j in np.nonzero(one_in & ~ev)[0]:
+            i = int(np.nonzero(L[:, j])[0][0])
+            if (one_out[i] and self.flag[prev_t][i] and self.age[prev_t][i] < self.max_frames
+                    and area[j] >= self.keep_area * self.ref[prev_t][i]):
+                self.flag[t][j] = True
+                self.ref[t][j] = self.ref[prev_t][i]
+                self.age[t][j] = self.age[prev_t][i] + 1
 
 
 def track_ids(blobs: Sequence[np.ndarray], links: Sequence[np.ndarray]) -> List[np.ndarray]:
