@@ -6,7 +6,7 @@ detections (2-3 jittered boxes near most gts, the rest false positives), scores 
 
 Both implementations get the same raw per-image annotations and detections and run the whole
 dbEval pipeline (gt filtering, 0.41 standardisation, detection height filter, matching, curve,
-MR-2 and MR-4). The loop version (``mmmimic.evaluation.functional.caltech_loop``) transcribes the
+MR-2 and MR-4). The loop version (``mmmimic.testing.caltech_loop``) transcribes the
 toolbox's MATLAB loops; the script checks that both give identical numbers and prints the ratio.
 
 Usage::
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from mmmimic.evaluation.functional import CALTECH_SETTINGS, evaluate_caltech
-from mmmimic.evaluation.functional.caltech_loop import evaluate_caltech_loop
+from mmmimic.testing.caltech_loop import evaluate_caltech_loop
 
 
 def make_test_set(num_images: int = 4024, seed: int = 0):

@@ -12,7 +12,6 @@ Run after ``python tools/mimic_demo.py --quick`` has built the data and trained 
 Prints one table (variant x seed) and writes it to ``<out>/sweep.md`` / ``sweep.json``.
 """
 import argparse
-import importlib.util
 import json
 import os.path as osp
 import sys
@@ -20,10 +19,7 @@ import time
 
 import numpy as np
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-spec = importlib.util.spec_from_file_location('mimic_demo', osp.join(ROOT, 'tools', 'mimic_demo.py'))
-demo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(demo)
+from mmmimic.benchmark import vtest_train_config
 
 SCRATCH = 'configs/vtest/rpn_inception-1-2_vtest.py'
 MIMIC = 'configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py'
@@ -46,15 +42,14 @@ def run_variant(name, args, seed):
     if osp.isfile(out_json):
         with open(out_json) as f:
             return json.load(f)
-    demo_args = argparse.Namespace(data_dir=args.data_dir, iters=iters, workers=1)
     teacher = args.teacher if weight is not None else None
-    cfg = demo.model_cfg(config, demo_args, seed, work_dir, teacher, iters)
+    cfg = vtest_train_config(config, args.data_dir, seed, work_dir, iters, 1, teacher)
     if weight is not None:
         cfg.model.mimic_loss.loss_weight = weight
     t0 = time.time()
     Runner.from_cfg(cfg).train()
     train_s = time.time() - t0
-    cfg = demo.model_cfg(config, demo_args, seed, work_dir, teacher, iters)
+    cfg = vtest_train_config(config, args.data_dir, seed, work_dir, iters, 1, teacher)
     cfg.test_dataloader.dataset.ann_file = 'vtest_val.txt'  # validation frames only
     cfg.load_from = osp.join(work_dir, f'iter_{iters}.pth')
     cfg.experiment_name += '_val'

@@ -22,7 +22,6 @@ These are NOT Caltech numbers: one static campus scene, labels from a classical 
 (docs/vtest_labels.md).
 """
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -34,50 +33,16 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOLS = osp.join(ROOT, 'tools')
+from mmmimic.benchmark import (MODELS, PRESETS, TEST_SET, speed_config, speed_configs,
+                               vtest_train_config)
+from mmmimic.datasets.caltech_converter import convert_caltech
+from mmmimic.evaluation.functional.caltech_results import score_result_dirs
 
-#: (name, config, label, student width or None for the teacher, mimic?)
-MODELS = (
-    ('teacher', 'configs/vtest/rpn_inception_vtest.py', 'Inception RPN (teacher)', None, False),
-    ('mimic-1-2', 'configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py',
-     '1/2-Inception RPN, mimic', 0.5, True),
-    ('scratch-1-2', 'configs/vtest/rpn_inception-1-2_vtest.py', '1/2-Inception RPN, scratch',
-     0.5, False),
-    ('mimic-1-4', 'configs/vtest/rpn_inception-1-4_mimic-inception_vtest.py',
-     '1/4-Inception RPN, mimic', 0.25, True),
-    ('scratch-1-4', 'configs/vtest/rpn_inception-1-4_vtest.py', '1/4-Inception RPN, scratch',
-     0.25, False),
-)
-#: the plain detector config measured for speed/params of each model (a mimic student is its
-#: scratch twin at test time: the distiller predicts with the student only)
-SPEED_CONFIG = {
-    'teacher': 'configs/vtest/rpn_inception_vtest.py',
-    'mimic-1-2': 'configs/vtest/rpn_inception-1-2_vtest.py',
-    'scratch-1-2': 'configs/vtest/rpn_inception-1-2_vtest.py',
-    'mimic-1-4': 'configs/vtest/rpn_inception-1-4_vtest.py',
-    'scratch-1-4': 'configs/vtest/rpn_inception-1-4_vtest.py',
-}
-PRESETS = {
-    # iterations of batch 2 (320x384 crops): every student gets ``iters``; the teacher, which the
-    # paper takes fully trained, gets ``teacher_iters``. The quick preset fits 30 min on 2 CPU
-    # cores (measured numbers in README.md).
-    'quick': dict(iters=600, teacher_iters=1500),
-    'full': dict(iters=3000, teacher_iters=6000),
-}
-TEST_SET = 2  # build_vtest.py: set00 train, set01 val, set02 test
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def log(msg: str) -> None:
     print(f'[mimic_demo {time.strftime("%H:%M:%S")}] {msg}', flush=True)
-
-
-def load_tool(rel_path: str, name: str):
-    """Import a script of tools/ as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, osp.join(TOOLS, rel_path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_tool(args: Sequence[str]) -> None:
@@ -98,42 +63,18 @@ def prepare_data(args) -> str:
     if args.force_data:
         build.append('--force')
     run_tool(build)
-    converter = load_tool('dataset_converters/caltech.py', 'caltech_converter')
     if args.force_data and osp.isdir(args.data_dir):
         shutil.rmtree(args.data_dir)
-    converter.convert_caltech(release, args.data_dir,
-                              presets=('vtest_train', 'vtest_val', 'vtest_test'),
-                              progress=True)
+    convert_caltech(release, args.data_dir, presets=('vtest_train', 'vtest_val', 'vtest_test'),
+                    progress=True)
     return release
 
 
 # ----------------------------------------------------------------------------- 2. train
 def model_cfg(config: str, args, seed: int, work_dir: str, teacher_ckpt: Optional[str] = None,
               iters: Optional[int] = None):
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    data_root = osp.abspath(args.data_dir) + '/'
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = data_root
-    iters = iters or args.iters
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters + 1  # scored by the test stage, not mid-training
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    cfg.param_scheduler[0].end = min(100, max(1, iters // 10))
-    cfg.param_scheduler[1].end = iters
-    cfg.param_scheduler[1].milestones = [max(1, int(iters * 0.75))]
-    cfg.default_hooks.checkpoint.interval = max(1, iters // 2)
-    cfg.default_hooks.logger.interval = max(1, min(20, iters // 10))
-    cfg.randomness = dict(seed=seed)
-    cfg.work_dir = work_dir
-    cfg.experiment_name = f'{osp.basename(osp.dirname(work_dir))}_{osp.basename(work_dir)}'
-    cfg.visualizer.name = f'vis_{cfg.experiment_name}'
-    for loader in ('train_dataloader', 'test_dataloader'):
-        cfg[loader].num_workers = args.workers
-        cfg[loader].persistent_workers = args.workers > 0
-    if teacher_ckpt is not None:
-        cfg.model.teacher_ckpt = teacher_ckpt
-    return cfg
+    return vtest_train_config(config, args.data_dir, seed, work_dir, iters or args.iters,
+                              args.workers, teacher_ckpt)
 
 
 def model_iters(name: str, args) -> int:
@@ -194,8 +135,7 @@ def measure_speed(args) -> Dict[str, Dict[str, float]]:
     if osp.isfile(out_json) and not args.force_speed:
         with open(out_json) as f:
             return json.load(f)
-    configs = ['configs/vtest/rpn_inception_vtest.py', 'configs/vtest/rpn_inception-1-2_vtest.py',
-               'configs/vtest/rpn_inception-1-4_vtest.py']
+    configs = speed_configs()
     run_tool(['tools/analysis_tools/benchmark_speed.py', *configs, '--shapes', args.speed_shape,
               '--runs', str(args.speed_runs), '--warmup', '1', '--out-dir', out_dir])
     import csv
@@ -203,10 +143,10 @@ def measure_speed(args) -> Dict[str, Dict[str, float]]:
         rows = list(csv.DictReader(f))
     by_config = dict(zip(configs, rows))  # rows are in the order of the configs given
     speed = {}
-    for name, cfg in SPEED_CONFIG.items():
-        row = {k: _num(v) for k, v in by_config[cfg].items()}
+    for m in MODELS:
+        row = {k: _num(v) for k, v in by_config[speed_config(m)].items()}
         shape = args.speed_shape
-        speed[name] = dict(params_m=row['params_M'], param_ratio=row['param_ratio'],
+        speed[m.name] = dict(params_m=row['params_M'], param_ratio=row['param_ratio'],
                            gflops=row.get(f'GFLOPs@{shape}'), latency_ms=row[f'ms@{shape}'],
                            speedup=row[f'speedup@{shape}'])
     with open(out_json, 'w') as f:
@@ -225,17 +165,15 @@ def _num(v):
 def score_and_plot(args, seeds: Sequence[int]) -> Dict[str, Dict]:
     """Re-score the saved result files offline (the scoring tool) and plot all MR-FPPI curves."""
     from mmmimic.evaluation.functional.caltech_plot import plot_mr_fppi
-    scorer = load_tool('analysis_tools/caltech_eval.py', 'caltech_eval_tool')
     seed = seeds[0]
     res_root = osp.join(args.out, f'seed{seed}', 'results', 'res')
-    names = [m[0] for m in MODELS]
+    names = [m.name for m in MODELS]
     # the converted bbGt files + the test list: exactly the frames the metric scored
-    scored = scorer.score_result_dirs([osp.join(res_root, n) for n in names],
-                                      osp.join(args.data_dir, 'annotations'),
-                                      settings=('Reasonable', ), sets=(TEST_SET, ),
-                                      img_list=osp.join(args.data_dir, 'vtest_test.txt'),
-                                      names=names)
-    labels = {m[0]: m[2] for m in MODELS}
+    scored = score_result_dirs([osp.join(res_root, n) for n in names],
+                               osp.join(args.data_dir, 'annotations'),
+                               settings=('Reasonable', ), sets=(TEST_SET, ),
+                               img_list=osp.join(args.data_dir, 'vtest_test.txt'), names=names)
+    labels = {m.name: m.label for m in MODELS}
     curves = [(labels[n], r['Reasonable']['fppi'], r['Reasonable']['miss_rate'],
                r['Reasonable']['MR-2']) for n, r in scored.items()]
     plot_mr_fppi(curves, osp.join(args.out, 'mr_fppi.png'),
@@ -245,17 +183,17 @@ def score_and_plot(args, seeds: Sequence[int]) -> Dict[str, Dict]:
 
 def summarise(results: Dict[int, Dict[str, Dict[str, float]]], speed: Dict) -> List[Dict]:
     rows = []
-    for name, config, label, width, mimic in MODELS:
-        per_seed = [results[s][name] for s in sorted(results)]
+    for m in MODELS:
+        per_seed = [results[s][m.name] for s in sorted(results)]
 
         def stat(key):
             vals = np.array([m[key] for m in per_seed if key in m], dtype=float)
             return (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                     vals.tolist())
 
-        sp = speed.get(name, {})
+        sp = speed.get(m.name, {})
         rows.append(dict(
-            name=name, label=label, params_m=sp.get('params_m'),
+            name=m.name, label=m.label, params_m=sp.get('params_m'),
             speedup=sp.get('speedup'), latency_ms=sp.get('latency_ms'),
             mr2=stat('caltech/Reasonable_MR-2'), mr4=stat('caltech/Reasonable_MR-4'),
             recall_05=stat('proposal/recall@300_iou50'),
@@ -334,14 +272,14 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument('--shared-teacher', action='store_true',
                         help='train the teacher once (first seed) and reuse it for every seed')
-    parser.add_argument('--models', nargs='+', choices=[m[0] for m in MODELS],
-                        default=[m[0] for m in MODELS], help='train/evaluate only these')
+    parser.add_argument('--models', nargs='+', choices=[m.name for m in MODELS],
+                        default=[m.name for m in MODELS], help='train/evaluate only these')
     parser.add_argument('--gap', type=int, help='frames dropped between splits (builder default)')
     parser.add_argument('--workers', type=int, default=1, help='dataloader workers')
     parser.add_argument('--speed-runs', type=int, default=5)
     parser.add_argument('--speed-shape', default='480x640', help='HxW of the speed benchmark')
     parser.add_argument('--skip-speed', action='store_true')
-    parser.add_argument('--force', nargs='*', default=[], choices=[m[0] for m in MODELS],
+    parser.add_argument('--force', nargs='*', default=[], choices=[m.name for m in MODELS],
                         help='retrain (and re-test) these models')
     parser.add_argument('--force-data', action='store_true', help='rebuild the dataset')
     parser.add_argument('--force-eval', action='store_true', help='re-test every model')
@@ -368,22 +306,23 @@ def main(argv=None) -> Dict:
     for seed in args.seeds:
         results[seed] = {}
         teacher_seed = args.seeds[0] if args.shared_teacher else seed
-        teacher_ckpt = train_model('teacher', MODELS[0][1], args, teacher_seed, None)
-        for name, config, label, width, mimic in MODELS:
-            if name not in args.models:
+        teacher = next(m for m in MODELS if m.width is None)
+        teacher_ckpt = train_model(teacher.name, teacher.config, args, teacher_seed, None)
+        for m in MODELS:
+            if m.name not in args.models:
                 continue
-            ckpt = teacher_ckpt if name == 'teacher' else train_model(
-                name, config, args, seed, teacher_ckpt if mimic else None)
-            eval_seed = teacher_seed if name == 'teacher' else seed
-            results[seed][name] = evaluate_model(name, config, ckpt, args, eval_seed,
-                                                 teacher_ckpt if mimic else None)
-            tt = osp.join(args.out, f'seed{seed}', name, 'train_time.json')
+            ckpt = teacher_ckpt if m is teacher else train_model(
+                m.name, m.config, args, seed, teacher_ckpt if m.mimic else None)
+            eval_seed = teacher_seed if m is teacher else seed
+            results[seed][m.name] = evaluate_model(m.name, m.config, ckpt, args, eval_seed,
+                                                   teacher_ckpt if m.mimic else None)
+            tt = osp.join(args.out, f'seed{seed}', m.name, 'train_time.json')
             if seed == args.seeds[0] and osp.isfile(tt):
                 with open(tt) as f:
-                    train_times[name] = json.load(f)['seconds']
+                    train_times[m.name] = json.load(f)['seconds']
 
     speed = {} if args.skip_speed else measure_speed(args)
-    if set(args.models) == {m[0] for m in MODELS}:
+    if set(args.models) == {m.name for m in MODELS}:
         scored = score_and_plot(args, args.seeds)
         # the offline scoring tool, reading the result files, must agree with the metric
         for name, r in scored.items():
@@ -392,7 +331,7 @@ def main(argv=None) -> Dict:
                 raise RuntimeError(f'{name}: result-file MR-2 {100 * r["Reasonable"]["MR-2"]} '
                                    f'!= CaltechMRMetric {online}')
         log('scoring the result files offline reproduces CaltechMRMetric for every model')
-    rows = summarise(results, speed) if set(args.models) == {m[0] for m in MODELS} else []
+    rows = summarise(results, speed) if set(args.models) == {m.name for m in MODELS} else []
     summary = dict(args=vars(args), results=results, speed=speed, rows=rows,
                    wall_seconds=time.time() - t_start)
     with open(osp.join(args.out, 'results.json'), 'w') as f:

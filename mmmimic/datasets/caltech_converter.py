@@ -1,6 +1,6 @@
 """Convert the original Caltech Pedestrian release to JPEG frames + per-frame bbGt files.
 
-The library behind ``tools/dataset_converters/caltech.py`` (a thin CLI over :func:`convert_caltech`).
+The library behind ``tools/dataset_converters/caltech.py``, a thin CLI over :func:`convert_caltech`.
 
 Input (the release layout)::
 

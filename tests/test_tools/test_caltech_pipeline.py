@@ -5,9 +5,10 @@ real .seq files (JPEG frames from cv2.imencode) and .vbb files (scipy). The test
 frames 29 and 59: four test images with hand-placed gts and detections, so the expected MR is
 computed by hand below.
 """
-import importlib.util
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -16,19 +17,26 @@ import torch
 
 from mmmimic.datasets import caltech_converter as converter
 from mmmimic.datasets import caltech_io
+from mmmimic.evaluation.functional import caltech_results as scorer
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def _load_tool(rel):
-    spec = importlib.util.spec_from_file_location(osp.basename(rel)[:-3], osp.join(ROOT, rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def run_tool(rel_path, *args):
+    """Run a tool as a user does; returns (exit code, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    proc = subprocess.run([sys.executable, osp.join(ROOT, rel_path), *map(str, args)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
-converter_cli = _load_tool('tools/dataset_converters/caltech.py')
-scorer = _load_tool('tools/analysis_tools/caltech_eval.py')
+def converter_cli(*args):
+    return run_tool('tools/dataset_converters/caltech.py', *args)
+
+
+def scoring_cli(*args):
+    return run_tool('tools/analysis_tools/caltech_eval.py', *args)
+
 
 P = 'person'
 # test frames: (video, frame) -> objects (id, lbl, pos, posv)
@@ -108,12 +116,12 @@ def test_converter_output(converted):
     assert 'set00' in converter.format_counts(counts)
 
 
-def test_converter_resumes_and_cli(converted, capsys):
+def test_converter_resumes_and_cli(converted):
     src, out, _, _ = converted
     counts = converter.convert_caltech(src, out, ['test'], progress=False)
     assert counts['test'][6]['written'] == 0 and counts['test'][6]['images'] == 4
-    assert converter_cli.main([src, out, '--presets', 'test', '--no-progress']) == 0
-    assert 'set06' in capsys.readouterr().out
+    code, out_text, _ = converter_cli(src, out, '--presets', 'test', '--no-progress')
+    assert code == 0 and 'set06' in out_text
 
 
 def test_converter_truncated_seq_keeps_finished_output(converted, tmp_path):
@@ -129,7 +137,8 @@ def test_converter_truncated_seq_keeps_finished_output(converted, tmp_path):
         converter.convert_caltech(bad_src, out, ['test'], progress=False)
     done = sorted(os.listdir(osp.join(out, 'images')))
     assert done == ['set06_V000_I00029.jpg', 'set06_V000_I00059.jpg']  # V000 finished, intact
-    assert converter_cli.main([bad_src, out, '--presets', 'test', '--no-progress']) == 1
+    code, _, err = converter_cli(bad_src, out, '--presets', 'test', '--no-progress')
+    assert code == 1 and err.startswith('error: ') and 'extends past end of file' in err
 
 
 def test_converter_bad_vbb(converted, tmp_path):
@@ -190,9 +199,12 @@ def test_dataset_metric_and_scoring_tool(converted, tmp_path):
         for setting in ('Reasonable', 'All'):
             assert 100 * res['mmmimic'][setting]['MR-2'] == pytest.approx(
                 metrics[f'caltech/{setting}_MR-2'], abs=1e-9)
-    code = scorer.main([str(res_dir), str(res_dir), '--names', 'a', 'b', '--ann',
-                        osp.join(src, 'annotations'), '--out-dir', str(tmp_path / 'plots')])
-    assert code == 0 and osp.isfile(tmp_path / 'plots' / 'caltech_Reasonable.png')
+    code, out_text, err = scoring_cli(res_dir, res_dir, '--names', 'a', 'b', '--ann',
+                                      osp.join(src, 'annotations'), '--out-dir',
+                                      tmp_path / 'plots')
+    assert code == 0, err
+    assert f'{metrics["caltech/Reasonable_MR-2"]:.2f}' in out_text.splitlines()[1]
+    assert osp.isfile(tmp_path / 'plots' / 'caltech_Reasonable.png')
 
 
 def test_metric_options(converted, tmp_path):
@@ -204,12 +216,13 @@ def test_metric_options(converted, tmp_path):
 def test_scoring_tool_missing_result_file(converted, tmp_path):
     src, _, _, _ = converted
     os.makedirs(tmp_path / 'res' / 'x' / 'set06')
-    assert scorer.main([str(tmp_path / 'res' / 'x'), '--ann', osp.join(src, 'annotations')]) == 1
+    code, _, err = scoring_cli(tmp_path / 'res' / 'x', '--ann', osp.join(src, 'annotations'))
+    assert code == 1 and 'missing result file' in err and 'V000.txt' in err
     with pytest.raises(FileNotFoundError, match=r'V000\.txt'):
         scorer.score_result_dirs([str(tmp_path / 'res' / 'x')], osp.join(src, 'annotations'))
 
 
-def test_scoring_tool_zero_detections(converted, tmp_path, capsys):
+def test_scoring_tool_zero_detections(converted, tmp_path):
     """Empty VYYY.txt files (a detector that finds nothing): MR 100 %, exit 0."""
     src, _, _, _ = converted
     res_dir = tmp_path / 'res' / 'nothing'
@@ -219,13 +232,14 @@ def test_scoring_tool_zero_detections(converted, tmp_path, capsys):
                                    ['Reasonable', 'All'])
     assert res['nothing']['Reasonable']['MR-2'] == 1 and res['nothing']['All']['MR-4'] == 1
     assert res['nothing']['Reasonable']['num_gt'] == 2
-    assert scorer.main([str(res_dir), '--ann', osp.join(src, 'annotations'), '--out-dir',
-                        str(tmp_path / 'plots')]) == 0
-    assert '100.00' in capsys.readouterr().out
+    code, out_text, err = scoring_cli(res_dir, '--ann', osp.join(src, 'annotations'),
+                                      '--out-dir', tmp_path / 'plots')
+    assert code == 0, err
+    assert out_text.splitlines()[1].split()[1:] == ['100.00', '100.00']
 
 
 @pytest.mark.parametrize('frame', ['0', '29.5'])
-def test_scoring_tool_bad_frame_numbers(converted, tmp_path, capsys, frame):
+def test_scoring_tool_bad_frame_numbers(converted, tmp_path, frame):
     src, _, _, _ = converted
     res_dir = tmp_path / 'res' / 'zero_based'
     caltech_io.write_result_file(str(res_dir / 'set06' / 'V001.txt'), np.zeros((0, 6)))
@@ -234,5 +248,5 @@ def test_scoring_tool_bad_frame_numbers(converted, tmp_path, capsys, frame):
         f.write(f'30,1,2,3,4,.5\n{frame},100,100,41,100,.9\n')
     with pytest.raises(ValueError, match=rf'V000\.txt:2: frame {frame} is not a 1-based frame'):
         scorer.score_result_dirs([str(res_dir)], osp.join(src, 'annotations'))
-    assert scorer.main([str(res_dir), '--ann', osp.join(src, 'annotations')]) == 1
-    assert f'V000.txt:2: frame {frame} is not a 1-based' in capsys.readouterr().err
+    code, _, err = scoring_cli(res_dir, '--ann', osp.join(src, 'annotations'))
+    assert code == 1 and f'V000.txt:2: frame {frame} is not a 1-based' in err

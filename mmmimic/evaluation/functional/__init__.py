@@ -3,11 +3,14 @@ from .caltech_eval import (ASPECT_RATIO, CALTECH_BORDER, CALTECH_SETTINGS, KEPT_
                            get_setting, log_average, log_average_miss_rate, match_detections,
                            miss_rates_at, reference_points, standardize_aspect)
 from .caltech_plot import plot_mr_fppi
+from .caltech_results import (format_mr_table, load_detections, load_ground_truth,
+                              score_result_dirs)
 from .proposal_recall import proposal_recall
 
 __all__ = [
     'ASPECT_RATIO', 'CALTECH_BORDER', 'CALTECH_SETTINGS', 'KEPT_LABELS', 'compute_roc',
     'evaluate_caltech', 'filter_detections', 'filter_gt', 'get_setting', 'log_average',
     'log_average_miss_rate', 'match_detections', 'miss_rates_at', 'reference_points',
-    'standardize_aspect', 'plot_mr_fppi', 'proposal_recall'
+    'standardize_aspect', 'plot_mr_fppi', 'proposal_recall', 'format_mr_table', 'load_detections',
+    'load_ground_truth', 'score_result_dirs'
 ]

@@ -9,8 +9,7 @@ from mmmimic.evaluation.functional import (CALTECH_SETTINGS, evaluate_caltech, f
                                            filter_gt, log_average, log_average_miss_rate,
                                            match_detections, miss_rates_at, reference_points,
                                            standardize_aspect)
-from mmmimic.evaluation.functional.caltech_loop import (evaluate_caltech_loop,
-                                                        log_average_miss_rate_loop)
+from mmmimic.testing.caltech_loop import evaluate_caltech_loop, log_average_miss_rate_loop
 
 G = [0, 0, 41, 100, 0]
 

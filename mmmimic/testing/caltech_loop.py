@@ -1,7 +1,8 @@
 """A line-by-line Python transcription of the toolbox's ``bbGt('evalRes')``/``compOas``/``compRoc``.
 
-Not used by the metric: it is the *straightforward* implementation that tests cross-check
-:mod:`.caltech_eval` against on random data and that ``benchmarks/caltech_eval_speed.py`` times.
+A test oracle, not part of the evaluation API: the *straightforward* implementation that tests
+cross-check :mod:`mmmimic.evaluation.functional.caltech_eval` against on random data and that
+``benchmarks/caltech_eval_speed.py`` times.
 """
 import bisect
 import math
@@ -92,7 +93,8 @@ def log_average_miss_rate_loop(gts: Sequence[np.ndarray],
                                num_points: int = 9,
                                iou_thr: float = 0.5,
                                log_floor: Optional[float] = None) -> Tuple[float, np.ndarray]:
-    """Same contract as :func:`.caltech_eval.log_average_miss_rate`, computed with loops."""
+    """Same contract as :func:`mmmimic.evaluation.functional.log_average_miss_rate`, computed
+    with loops."""
     res = [eval_res_loop(g, d, iou_thr) for g, d in zip(gts, dts)]
     refs = [10.0**float(e) for e in np.linspace(fppi_range[0], fppi_range[1], num_points)]
     mrs = 1 - comp_roc_loop([r[0] for r in res], [r[1] for r in res], refs)
@@ -117,7 +119,7 @@ def evaluate_caltech_loop(gts: Sequence[Dict],
     """The dbEval pipeline with per-box loops (loadGt/filterGtFun, loadDt, evalAlgs, compRoc).
 
     Args:
-        gts, dts: as :func:`.caltech_eval.evaluate_caltech`.
+        gts, dts: as :func:`mmmimic.evaluation.functional.evaluate_caltech`.
         settings: dicts with ``name``, ``height_range``, ``vis_range``, ``iou_thr`` (aspect
             filter not supported here).
 

@@ -1,0 +1,9 @@
+"""The built-in vtest.avi benchmark (``tools/mimic_demo.py``, ``benchmarks/vtest_mimic_sweep.py``):
+its models and the training config each run uses."""
+from .vtest import (MODELS, PRESETS, TEST_SET, BenchmarkModel, speed_config, speed_configs,
+                    vtest_train_config)
+
+__all__ = [
+    'BenchmarkModel', 'MODELS', 'PRESETS', 'TEST_SET', 'speed_config', 'speed_configs',
+    'vtest_train_config'
+]

@@ -1,0 +1,89 @@
+"""caltech_results: scoring result-file trees, and the torch-free import of the functional core
+(the full converter -> metric -> result files -> scoring path is
+tests/test_tools/test_caltech_pipeline.py)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mmmimic.datasets import caltech_io as cio
+from mmmimic.evaluation.functional import format_mr_table, load_detections, score_result_dirs
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+def _vbb_release(root, video_name='V000'):
+    frames = [[] for _ in range(60)]
+    frames[29] = [dict(id=1, lbl='person', pos=[100, 100, 41, 100])]
+    frames[59] = [dict(id=1, lbl='person', pos=[300, 100, 41, 100])]
+    cio.write_vbb(osp.join(root, 'set06', video_name + '.vbb'), frames)
+    return str(root)
+
+
+def test_score_result_dirs_from_vbb(tmp_path):
+    ann = _vbb_release(tmp_path / 'ann')
+    res = tmp_path / 'res' / 'alg'
+    # frame 30 (I00029): TP; frame 60 (I00059): FP; frame 10 is not evaluated
+    cio.write_result_file(str(res / 'set06' / 'V000.txt'),
+                          [[30, 100, 100, 41, 100, .9], [60, 0, 0, 41, 100, .8],
+                           [10, 300, 100, 41, 100, .95]])
+    out = score_result_dirs([str(res)], ann, ['Reasonable'], sets=[6])
+    r = out['alg']['Reasonable']
+    assert r['num_images'] == 2 and r['num_gt'] == 2 and r['num_dets'] == 2
+    # curve: (0, .5) then (.5, .5): miss .5 at every reference from .01 up
+    assert r['MR-2'] == pytest.approx(.5)
+    assert format_mr_table(out).splitlines()[1].split() == ['alg', '50.00', '50.00']
+    dts = load_detections(str(res), [(6, 0, 29), (6, 0, 59), (6, 0, 1)])
+    np.testing.assert_array_equal(dts[0], [[100, 100, 41, 100, .9]])
+    assert dts[2].shape == (0, 5)
+
+
+def test_score_result_dirs_bad_inputs(tmp_path):
+    ann = _vbb_release(tmp_path / 'ann')
+    with pytest.raises(KeyError, match="unknown Caltech setting 'Resonable'"):
+        score_result_dirs([str(tmp_path / 'missing')], ann, ['Resonable'], sets=[6])
+    bad = _vbb_release(tmp_path / 'bad', video_name='Vx1')
+    with pytest.raises(ValueError, match=r'Vx1\.vbb: not a Caltech video file name'):
+        score_result_dirs([str(tmp_path / 'missing')], bad, sets=[6])
+
+
+def test_functional_core_imports_without_torch_and_mmdet():
+    """Issue 10 item 4: with MMMIMIC_LIGHT_IMPORT=1 the scoring core loads numpy/scipy only."""
+    code = ('import sys\n'
+            'from mmmimic.evaluation.functional import evaluate_caltech, score_result_dirs\n'
+            'from mmmimic.datasets.caltech_io import read_result_file, SeqReader\n'
+            'from mmmimic.datasets.caltech_converter import convert_caltech\n'
+            'import mmmimic, mmmimic.datasets, mmmimic.evaluation\n'
+            'assert mmmimic.LIGHT_IMPORT\n'
+            'assert not hasattr(mmmimic.evaluation, "CaltechMRMetric")\n'
+            'print(sorted(m for m in ("torch", "mmdet", "mmengine", "mmcv", "matplotlib") '
+            'if m in sys.modules))\n')
+    env = dict(os.environ, MMMIMIC_LIGHT_IMPORT='1')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '[]'
+
+
+def test_scoring_tool_runs_light(tmp_path):
+    """The scoring CLI sets MMMIMIC_LIGHT_IMPORT itself: a whole run loads no torch/mmdet."""
+    ann = _vbb_release(tmp_path / 'ann')
+    res = tmp_path / 'res' / 'alg'
+    cio.write_result_file(str(res / 'set06' / 'V000.txt'), np.zeros((0, 6)))
+    tool = osp.join(ROOT, 'tools', 'analysis_tools', 'caltech_eval.py')
+    code = ('import runpy, sys\n'
+            'sys.argv = sys.argv[1:]\n'
+            'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
+            'except SystemExit as e:\n    assert not e.code, e.code\n'
+            'print(sorted(m for m in ("torch", "mmdet", "mmengine") if m in sys.modules))')
+    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    proc = subprocess.run([sys.executable, '-c', code, tool, str(res), '--ann', ann, '--sets',
+                           '6', '--out-dir', str(tmp_path / 'plots')], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[1].split() == ['alg', '100.00', '100.00'] and lines[-1] == '[]'
+    assert osp.isfile(tmp_path / 'plots' / 'caltech_Reasonable.png')
