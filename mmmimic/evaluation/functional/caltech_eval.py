@@ -296,64 +296,67 @@ def match_detections(gt_img: np.ndarray,
     dt_bboxes = np.asarray(dt_bboxes, dtype=np.float64).reshape(-1, 4)
     gt_ignore = np.asarray(gt_ignore, dtype=bool).reshape(-1)
     dt_scores = np.asarray(dt_scores, dtype=np.float64).reshape(-1)
-    m, k = len(dt_img), len(gt_img)
-    if len(dt_bboxes) != m or len(dt_scores) != m:
-        raise ValueError(f'match_detections: dt_img ({m},), dt_bboxes {dt_bboxes.shape} and '
+    num_dt, num_gt = len(dt_img), len(gt_img)
+    if len(dt_bboxes) != num_dt or len(dt_scores) != num_dt:
+        raise ValueError(f'match_detections: dt_img ({num_dt},), dt_bboxes {dt_bboxes.shape} and '
                          f'dt_scores {dt_scores.shape} disagree')
-    if len(gt_bboxes) != k or len(gt_ignore) != k:
-        raise ValueError(f'match_detections: gt_img ({k},), gt_bboxes {gt_bboxes.shape} and '
+    if len(gt_bboxes) != num_gt or len(gt_ignore) != num_gt:
+        raise ValueError(f'match_detections: gt_img ({num_gt},), gt_bboxes {gt_bboxes.shape} and '
                          f'gt_ignore {gt_ignore.shape} disagree')
-    g_ord = np.lexsort((gt_ignore, gt_img))
-    d_ord = np.lexsort((-dt_scores, dt_img))
-    gi, gign, gb = gt_img[g_ord], gt_ignore[g_ord], gt_bboxes[g_ord]
-    di, db = dt_img[d_ord], dt_bboxes[d_ord]
+    # the toolbox's order: gts by image with ignore regions last, detections by descending score
+    gt_order = np.lexsort((gt_ignore, gt_img))
+    dt_order = np.lexsort((-dt_scores, dt_img))
+    gt_img_s, gt_ign_s, gt_box_s = gt_img[gt_order], gt_ignore[gt_order], gt_bboxes[gt_order]
+    dt_img_s, dt_box_s = dt_img[dt_order], dt_bboxes[dt_order]
 
     # every (detection, gt) pair of the same image, detection-major, gts in sorted order
-    ng = np.bincount(gi, minlength=num_images)
-    gstart = np.cumsum(ng) - ng
-    npair = ng[di]
-    pd = np.repeat(np.arange(m), npair)
-    pg = gstart[di][pd] + np.arange(len(pd)) - np.repeat(np.cumsum(npair) - npair, npair)
-    oa = _overlaps(db[pd], gb[pg], gign[pg])
-    hit = oa >= iou_thr
-    pign = gign[pg]
+    gts_per_img = np.bincount(gt_img_s, minlength=num_images)
+    first_gt = np.cumsum(gts_per_img) - gts_per_img
+    pairs_per_dt = gts_per_img[dt_img_s]
+    pair_dt = np.repeat(np.arange(num_dt), pairs_per_dt)
+    pair_gt = (first_gt[dt_img_s][pair_dt] + np.arange(len(pair_dt)) -
+               np.repeat(np.cumsum(pairs_per_dt) - pairs_per_dt, pairs_per_dt))
+    pair_ign = gt_ign_s[pair_gt]
+    pair_overlap = _overlaps(dt_box_s[pair_dt], gt_box_s[pair_gt], pair_ign)
+    pair_hit = pair_overlap >= iou_thr
 
-    status = np.zeros(m, dtype=np.int8)
-    status[pd[hit & pign]] = -1
-    gmatched = np.zeros(k, dtype=bool)
-    cand = hit & ~pign
-    cd, cg, co = pd[cand], pg[cand], oa[cand]
-    if len(cd):
-        contested = np.zeros(num_images, dtype=bool)
-        contested[gi[np.bincount(cg, minlength=k) >= 2]] = True
-        easy = ~contested[di[cd]]
+    status = np.zeros(num_dt, dtype=np.int8)  # in dt_order
+    status[pair_dt[pair_hit & pair_ign]] = -1
+    gt_taken = np.zeros(num_gt, dtype=bool)  # in gt_order
+    candidate = pair_hit & ~pair_ign
+    cand_dt, cand_gt, cand_overlap = (pair_dt[candidate], pair_gt[candidate],
+                                      pair_overlap[candidate])
+    if len(cand_dt):
+        contested_img = np.zeros(num_images, dtype=bool)
+        contested_img[gt_img_s[np.bincount(cand_gt, minlength=num_gt) >= 2]] = True
+        easy = ~contested_img[dt_img_s[cand_dt]]
         # uncontested: the detection is a TP on the last of its highest-overlap candidates
-        ed, eg, eo = cd[easy], cg[easy], co[easy]
-        last = np.lexsort((eg, eo, ed))
-        is_last = np.ones(len(last), dtype=bool)
-        is_last[:-1] = ed[last][1:] != ed[last][:-1]
-        status[ed] = 1
-        gmatched[eg[last[is_last]]] = True
+        easy_dt, easy_gt, easy_overlap = cand_dt[easy], cand_gt[easy], cand_overlap[easy]
+        by_dt_overlap_gt = np.lexsort((easy_gt, easy_overlap, easy_dt))
+        is_best = np.ones(len(by_dt_overlap_gt), dtype=bool)
+        is_best[:-1] = easy_dt[by_dt_overlap_gt][1:] != easy_dt[by_dt_overlap_gt][:-1]
+        status[easy_dt] = 1
+        gt_taken[easy_gt[by_dt_overlap_gt[is_best]]] = True
         # contested images: greedy by detection rank, all images together
-        hd, hg, ho = cd[~easy], cg[~easy], co[~easy]
-        if len(hd):
-            img_ids, pimg = np.unique(di[hd], return_inverse=True)
-            ud, dinv = np.unique(hd, return_inverse=True)
-            ug, ginv = np.unique(hg, return_inverse=True)
-            dimg = np.searchsorted(img_ids, di[ud])
-            gimg = np.searchsorted(img_ids, gi[ug])
-            drank = np.arange(len(ud)) - np.searchsorted(dimg, dimg)
-            grank = np.arange(len(ug)) - np.searchsorted(gimg, gimg)
-            won = _greedy_chunked(pimg.reshape(-1), drank[dinv.reshape(-1)],
-                                  grank[ginv.reshape(-1)], ho, len(img_ids))
-            status[hd[won]] = 1
-            gmatched[hg[won]] = True
+        hard_dt, hard_gt, hard_overlap = cand_dt[~easy], cand_gt[~easy], cand_overlap[~easy]
+        if len(hard_dt):
+            hard_imgs, pair_img = np.unique(dt_img_s[hard_dt], return_inverse=True)
+            dets, pair_det = np.unique(hard_dt, return_inverse=True)
+            gts, pair_gt_idx = np.unique(hard_gt, return_inverse=True)
+            det_img = np.searchsorted(hard_imgs, dt_img_s[dets])
+            gt_img_local = np.searchsorted(hard_imgs, gt_img_s[gts])
+            det_rank = np.arange(len(dets)) - np.searchsorted(det_img, det_img)
+            gt_rank = np.arange(len(gts)) - np.searchsorted(gt_img_local, gt_img_local)
+            won = _greedy_chunked(pair_img.reshape(-1), det_rank[pair_det.reshape(-1)],
+                                  gt_rank[pair_gt_idx.reshape(-1)], hard_overlap, len(hard_imgs))
+            status[hard_dt[won]] = 1
+            gt_taken[hard_gt[won]] = True
 
-    dt_status = np.empty(m, dtype=np.int8)
-    dt_status[d_ord] = status
-    gt_matched = np.empty(k, dtype=bool)
-    gt_matched[g_ord] = gmatched
-    return dt_status, gt_matched, d_ord
+    dt_status = np.empty(num_dt, dtype=np.int8)
+    dt_status[dt_order] = status
+    gt_matched = np.empty(num_gt, dtype=bool)
+    gt_matched[gt_order] = gt_taken
+    return dt_status, gt_matched, dt_order
 
 
 # --------------------------------------------------------------------------------------------------
