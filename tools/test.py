@@ -6,6 +6,7 @@ import warnings
 from copy import deepcopy
 
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -13,7 +14,7 @@ import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmmimic.utils import (check_checkpoint_matches_model, check_config_path,
-                           setup_cpu_distributed)
+                           check_output_path, setup_cpu_distributed)
 
 
 def parse_args():
@@ -35,6 +36,8 @@ def parse_args():
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='allow --out to replace an existing file')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -79,8 +82,10 @@ def main():
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
-    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must name a .pkl/.pickle file, got {args.out}')
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must name a .pkl/.pickle file, got {args.out}')
+        check_output_path(args.out, args.overwrite, what='--out file')
     cfg.load_from = args.checkpoint
 
     setup_cpu_distributed(cfg)  # torchrun on a CPU-only machine: gloo, no CUDA device ids
@@ -90,10 +95,12 @@ def main():
         cfg = add_flip_tta(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-    if not args.tta:
-        # Testing with weights that do not fit the model must fail, not warn and go on.
-        check_checkpoint_matches_model(model, args.checkpoint, strict=True)
+    # Testing with weights that do not fit the model must fail, not warn and go on. The check
+    # looks through the DDP wrapper and the TTA wrapper at the detector the weights are for.
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if isinstance(model, BaseTTAModel):
+        model = model.module
+    check_checkpoint_matches_model(model, args.checkpoint, strict=True)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()

@@ -9,7 +9,8 @@ from mmengine.runner import Runner
 
 import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
 from mmmimic.utils import (check_checkpoint_matches_model, check_config_path,
-                           check_fresh_work_dir, setup_cpu_distributed)
+                           check_fresh_work_dir, find_resume_checkpoint,
+                           setup_cpu_distributed)
 
 
 def parse_args():
@@ -78,8 +79,15 @@ def build_train_config(args) -> Config:
 
     # resume priority: explicit path > auto resume
     if args.resume == 'auto':
+        # Resolve the checkpoint here (inside this work dir), so it is checked like an explicit
+        # one and a copied work dir never resumes from the original run's files.
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir)
+        if cfg.load_from is None:
+            print(f'--resume: no last_checkpoint in {cfg.work_dir}; starting a new run')
+            cfg.resume = False
+        else:
+            print(f'--resume: continuing from {cfg.load_from}')
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')

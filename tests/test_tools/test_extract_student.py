@@ -1,9 +1,10 @@
 """extract_student round trip: same predictions from the distiller and the exported student."""
 import copy
-import importlib.util
+import runpy
 import os.path as osp
 import sys
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import get_state_dict, load_checkpoint, save_checkpoint
@@ -14,12 +15,17 @@ from mimic_test_utils import (MIMIC_CFG, build_distiller, make_batch,  # noqa: E
                               make_teacher_ckpt)
 
 
-def _load_tool():
-    path = osp.join(ROOT, 'tools', 'model_converters', 'extract_student.py')
-    spec = importlib.util.spec_from_file_location('extract_student', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = osp.join(ROOT, 'tools', 'model_converters', 'extract_student.py')
+
+
+def _run_tool(*argv):
+    """The command line, in this process (no interpreter start-up)."""
+    saved = sys.argv
+    sys.argv = [TOOL, *argv]
+    try:
+        runpy.run_path(TOOL, run_name='__main__')
+    finally:
+        sys.argv = saved
 
 
 def test_extract_student_round_trip(tmp_path):
@@ -32,7 +38,6 @@ def test_extract_student_round_trip(tmp_path):
 
 
 def _round_trip(tmp_path):
-    tool = _load_tool()
     teacher_ckpt = make_teacher_ckpt(str(tmp_path / 'teacher.pth'))
     torch.manual_seed(0)
     distiller = build_distiller(teacher_ckpt)
@@ -54,7 +59,7 @@ def _round_trip(tmp_path):
     cfg_path = str(tmp_path / 'mimic.py')
     cfg.dump(cfg_path)
 
-    tool.main([cfg_path, ckpt, str(tmp_path / 'export')])
+    _run_tool(cfg_path, ckpt, str(tmp_path / 'export'))
     out_cfg, out_ckpt = tmp_path / 'export' / 'student.py', tmp_path / 'export' / 'student.pth'
     exported = torch.load(out_ckpt, weights_only=True)
     assert set(exported) == {'state_dict', 'meta'}
@@ -80,3 +85,17 @@ def _round_trip(tmp_path):
         assert len(b.pred_instances) > 0
         assert torch.equal(b.pred_instances.bboxes, a.pred_instances.bboxes)
         assert torch.equal(b.pred_instances.scores, a.pred_instances.scores)
+
+    # A second export into the same folder keeps the first one unless --overwrite.
+    written = out_ckpt.read_bytes()
+    with pytest.raises(FileExistsError, match=f'{out_cfg} already exists; pass --overwrite'):
+        _run_tool(cfg_path, ckpt, str(tmp_path / 'export'))
+    assert out_ckpt.read_bytes() == written
+    _run_tool(cfg_path, ckpt, str(tmp_path / 'export'), '--overwrite')
+    assert torch.equal(torch.load(out_ckpt, weights_only=True)['state_dict'][keys[0]],
+                       exported['state_dict'][keys[0]])
+    # An output "folder" that is a file, and a checkpoint without student entries.
+    with pytest.raises(NotADirectoryError, match='is a file'):
+        _run_tool(cfg_path, ckpt, str(out_ckpt))
+    with pytest.raises(KeyError, match=r'no "student\." entries in .*student\.pth'):
+        _run_tool(cfg_path, str(out_ckpt), str(tmp_path / 'again'))

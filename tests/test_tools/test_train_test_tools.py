@@ -112,3 +112,56 @@ def test_amp_on_cpu_is_a_clear_error(repo_root, tmp_path, monkeypatch):
     err = _fail_in_process(repo_root, monkeypatch, 'tools/train.py', CONFIG, '--work-dir',
                            str(tmp_path), '--amp')
     assert '--amp needs a CUDA, NPU or MLU device' in err
+
+
+def test_tta_checks_the_checkpoint_strictly(repo_root, tiny_coco, tmp_path, monkeypatch):
+    import torch
+    foreign = str(tmp_path / 'foreign.pth')
+    torch.save({'state_dict': {'head.fc.weight': torch.zeros(2, 2)}}, foreign)
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/test.py', CONFIG, foreign, '--tta',
+                           '--work-dir', str(tmp_path), *_cfg_options(tiny_coco),
+                           '--cfg-options', 'visualizer.name=vis_tta_foreign')
+    assert f'checkpoint {foreign} does not fit the model' in err and 'head.fc.weight' in err
+
+
+def test_out_file_is_not_overwritten_without_the_flag(repo_root, trained, tmp_path, monkeypatch):
+    out_pkl = tmp_path / 'dets.pkl'
+    out_pkl.write_bytes(b'earlier results')
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/test.py', CONFIG,
+                           osp.join(trained, 'iter_4.pth'), '--out', str(out_pkl))
+    assert f'--out file {out_pkl} already exists; pass --overwrite' in err
+    assert out_pkl.read_bytes() == b'earlier results'
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/test.py', CONFIG,
+                           osp.join(trained, 'iter_4.pth'), '--out',
+                           str(tmp_path / 'no_dir' / 'dets.pkl'))
+    assert 'does not exist' in err and 'no_dir' in err
+
+
+def test_pathless_resume_checks_the_checkpoint_strictly(repo_root, tiny_coco, tmp_path,
+                                                        monkeypatch):
+    import torch
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    foreign = str(work_dir / 'iter_2.pth')
+    torch.save({'state_dict': {'head.fc.weight': torch.zeros(2, 2)}, 'meta': {}}, foreign)
+    (work_dir / 'last_checkpoint').write_text(foreign)
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/train.py', CONFIG, '--work-dir',
+                           str(work_dir), '--resume', *_cfg_options(tiny_coco))
+    assert f'checkpoint {foreign} does not fit the model' in err
+
+
+def test_copied_work_dir_resumes_from_its_own_checkpoint(repo_root, tiny_coco, trained,
+                                                         tmp_path):
+    import shutil
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(trained, copy)
+    with open(osp.join(copy, 'last_checkpoint')) as f:
+        named = f.read().strip()
+    assert named.startswith(trained)  # mmengine wrote the original run's absolute path
+    out = _run_tool(repo_root, 'tools/train.py', CONFIG, '--work-dir', copy, '--resume',
+                    *_cfg_options(tiny_coco, **{'train_cfg.max_iters': 6,
+                                                'train_cfg.val_interval': 100}))
+    assert f'--resume: continuing from {osp.join(copy, osp.basename(named))}' in out
+    assert 'resumed' in out.lower() and 'Iter(train) [6/6]' in out
+    assert osp.isfile(osp.join(copy, 'iter_6.pth'))
+    assert not osp.exists(osp.join(trained, 'iter_6.pth'))

@@ -4,7 +4,6 @@ Exactly the student's backbone and RPN are loaded (everything else keeps the ran
 would have without a checkpoint), the loading is strict, and the RPN parameters get 1/10 of the
 learning rate in the optimizer the Runner builds.
 """
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -14,19 +13,12 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from mmdet.registry import MODELS
+from mmmimic.utils import STUDENT_PREFIX, extract_state_dict
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
 STAGE2_DIR = osp.join(ROOT, 'configs', 'stage2', 'tiny')
 FASTER_CFG = osp.join(STAGE2_DIR, 'faster-rcnn_r18-w8_from-mimic-rpn_tiny.py')
 RFCN_CFG = osp.join(STAGE2_DIR, 'rfcn_r18-w8_from-mimic-rpn_tiny.py')
-
-
-def _extract_student_state_dict(state_dict):
-    path = osp.join(ROOT, 'tools', 'model_converters', 'extract_student.py')
-    spec = importlib.util.spec_from_file_location('extract_student', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.extract_student_state_dict(state_dict)
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +37,8 @@ def stage1_ckpts(tmp_path_factory, teacher_ckpt):
     distiller_path = str(root / 'iter_200.pth')
     torch.save({'state_dict': state_dict, 'meta': {}}, distiller_path)
     student_path = str(root / 'student.pth')
-    torch.save({'state_dict': _extract_student_state_dict(state_dict)}, student_path)
+    torch.save({'state_dict': extract_state_dict(
+        state_dict, 'distiller', prefix=STUDENT_PREFIX, require_prefix=True)}, student_path)
     return dict(distiller=distiller_path, student=student_path)
 
 

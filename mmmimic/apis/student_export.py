@@ -1,0 +1,79 @@
+"""Export the student of a ``FeatureMimicDistiller`` run as a plain mmdet config + checkpoint.
+
+:func:`extract_student` writes ``OUT_DIR/NAME.py`` (the training config with ``model`` replaced by
+the student) and ``OUT_DIR/NAME.pth`` (``state_dict`` with the ``student.`` prefix stripped; no
+teacher, connector, optimizer or message-hub entries), which mmdet's ``tools/test.py``,
+``init_detector`` and mmdeploy load like any mmdet checkpoint.
+``tools/model_converters/extract_student.py`` is its command line.
+"""
+import copy
+import os
+import os.path as osp
+from typing import Tuple
+
+import torch
+from mmengine.config import Config
+
+from mmmimic.utils import (STUDENT_PREFIX, check_config_path, check_output_path,
+                           extract_state_dict, read_checkpoint)
+
+
+def student_config(cfg: Config) -> Config:
+    """The training config with the distiller replaced by its student.
+
+    Args:
+        cfg: a config whose ``model`` is a ``FeatureMimicDistiller``.
+
+    Returns:
+        a new config; ``model`` is the student (with the distiller's data preprocessor when the
+        student config has none), and resume/load settings are cleared.
+    """
+    if cfg.model.get('type') != 'FeatureMimicDistiller':
+        raise ValueError(f'expected a FeatureMimicDistiller config, got {cfg.model.get("type")}')
+    cfg = copy.deepcopy(cfg)
+    model = cfg.model
+    student = copy.deepcopy(model.student)
+    if model.get('data_preprocessor') is not None:
+        student.data_preprocessor = model.data_preprocessor
+    cfg.model = student
+    cfg.pop('teacher_config', None)
+    cfg.load_from = None
+    cfg.resume = False
+    return cfg
+
+
+def extract_student(config: str, checkpoint: str, out_dir: str, name: str = 'student',
+                    overwrite: bool = False) -> Tuple[str, str]:
+    """Export the student of ``checkpoint`` (trained with ``config``) into ``out_dir``.
+
+    Args:
+        config: the mimic training config.
+        checkpoint: a checkpoint written while training it.
+        out_dir: output folder (created).
+        name: basename of the written ``.py`` and ``.pth``.
+        overwrite: replace existing output files (refused otherwise).
+
+    Returns:
+        ``(config_path, checkpoint_path)`` of the written files.
+    """
+    cfg = student_config(Config.fromfile(check_config_path(config)))
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'output folder {out_dir} is a file')
+    cfg_path = osp.join(out_dir, f'{name}.py')
+    ckpt_path = osp.join(out_dir, f'{name}.pth')
+    for path in (cfg_path, ckpt_path):
+        if osp.exists(path) and not overwrite:
+            raise FileExistsError(f'{path} already exists; pass --overwrite to replace it')
+    ckpt = read_checkpoint(checkpoint, what='mimic checkpoint')
+    out = dict(state_dict=extract_state_dict(
+        ckpt, checkpoint, prefix=STUDENT_PREFIX, require_prefix=True))
+    meta = ckpt.get('meta', {}) or {}
+    if 'dataset_meta' in meta:
+        out['meta'] = dict(dataset_meta=meta['dataset_meta'])
+    os.makedirs(out_dir, exist_ok=True)
+    check_output_path(ckpt_path, overwrite)
+    cfg.dump(cfg_path)
+    tmp_path = ckpt_path + '.part'
+    torch.save(out, tmp_path)
+    os.replace(tmp_path, ckpt_path)
+    return cfg_path, ckpt_path
