@@ -1,7 +1,7 @@
 # VGG16 R-FCN (teacher of Tables 8/14): mmpretrain's VGG16 through mmdet's scope mechanism
 # (``type='mmpretrain.VGG'``), conv5_3 without pool5 (stride 16, 512 channels), ImageNet weights.
 # Without torchvision, ``import mmmimic`` installs the documented mmpretrain import hook
-# (mmmimic/utils/mmpretrain_compat.py) that makes this type resolvable.
+# (mmmimic/compat/mmpretrain.py) that makes this type resolvable.
 _base_ = './rfcn_inception.py'
 
 model = dict(
