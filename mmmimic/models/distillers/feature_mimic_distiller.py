@@ -1,7 +1,7 @@
 """FeatureMimicDistiller: a frozen teacher detector teaches a student detector with an RPN.
 
-The training step is the one of DESIGN.md (the paper's Fig. 1) and reads top to bottom in
-:meth:`FeatureMimicDistiller.loss`. Prediction runs the student only.
+The training step is the paper's Fig. 1 (docs/distiller.md, "One training step") and reads top to
+bottom in :meth:`FeatureMimicDistiller.loss`. Prediction runs the student only.
 """
 import copy
 import os.path as osp
@@ -16,6 +16,7 @@ from torch import Tensor
 
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.models.detectors.rpn import RPN
+from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
@@ -102,7 +103,9 @@ class FeatureMimicDistiller(BaseDetector):
         connector: connector config (``Conv1x1Connector`` by default). ``in_channels`` and
             ``out_channels`` may be omitted: they are read from the networks; when given they
             are checked against them.
-        mimic_loss: ``ProposalSampledL2Loss`` (Eq. 4, default), ``PooledFeatureL2Loss`` (Eq. 3),
+        mimic_loss: a :class:`~mmmimic.models.losses.BaseMimicLoss` of ``mimic_input``
+            ``'rois'``, ``'images'`` or ``'rpn_outputs'`` (checked at build time):
+            ``ProposalSampledL2Loss`` (Eq. 4, default), ``PooledFeatureL2Loss`` (Eq. 3),
             ``WholeFeatureL2Loss`` or ``RPNLogitsL2Loss`` (Table 4 baselines). ``loss_weight`` is
             lambda_1. ``None``: no feature mimic (two-stage mimic on the RoI head only).
         mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
@@ -113,8 +116,9 @@ class FeatureMimicDistiller(BaseDetector):
             Sec. 3.5; 0.5 = half size) in training and prediction, see :meth:`student_inputs`.
             The mimicked maps must then have the same stride in the teacher's input pixels
             (a deconv neck or ``Deconv2xConnector`` restores the lost factor 2).
-        roi_mimic_cls_loss: two-stage mimic (Sec. 3.4): loss (``RoILogitsL2Loss``) between the
-            student's and the teacher's RoI-head classification logits on the same sampled RoIs
+        roi_mimic_cls_loss: two-stage mimic (Sec. 3.4): a ``BaseMimicLoss`` of ``mimic_input``
+            ``'roi_head_outputs'`` (``RoILogitsL2Loss``) between the student's and the
+            teacher's RoI-head classification logits on the same sampled RoIs
             (``loss_mimic_cls``). Needs two-stage student and teacher. ``None``: off.
         roi_mimic_bbox_loss: the same for the box deltas (``loss_mimic_bbox``).
         data_preprocessor: defaults to the student's; the teacher's must normalise identically.
@@ -135,36 +139,54 @@ class FeatureMimicDistiller(BaseDetector):
                  roi_mimic_bbox_loss: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        self._check_settings(student_feature, teacher_feature, mimic_cfg)
+        self._check_settings(student_feature, teacher_feature, mimic_cfg, student_input_scale)
         student = copy.deepcopy(ConfigDict(student))
         teacher_cfg = self._teacher_model_cfg(teacher)
         if data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
         self._check_normalisation(data_preprocessor, teacher_cfg.get('data_preprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.student_feature = student_feature
+        self.teacher_feature = teacher_feature
+        self.student_input_scale = float(student_input_scale)
 
         self.student = MODELS.build(student)
         if self.student_rpn is None:
             raise TypeError(f'the student ({type(self.student).__name__}) must be an mmdet '
                             'detector with an RPN head (RPN or a two-stage detector)')
+        self._build_teacher(teacher_cfg, teacher_ckpt)
+        self._build_mimic(mimic_loss, mimic_cfg, roi_mimic_cls_loss, roi_mimic_bbox_loss)
+        self._build_connector(connector)
+
+    # ----------------------------------------------------------------- construction
+    def _build_teacher(self, teacher_cfg: ConfigDict, teacher_ckpt: Optional[str]) -> None:
+        """The one place the teacher is built: loaded strictly from ``teacher_ckpt``, frozen, in
+        eval mode, marked initialised (``init_weights()`` keeps the checkpoint's weights) and
+        left out of this model's checkpoints."""
         self.teacher = MODELS.build(teacher_cfg)
         load_teacher_checkpoint(self.teacher, teacher_ckpt)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.teacher._is_init = True  # init_weights() must not overwrite the loaded weights
+        self.teacher._is_init = True
         self.teacher_ckpt = teacher_ckpt
         self._register_state_dict_hook(_drop_teacher_state)
 
-        self.student_feature = student_feature
-        self.teacher_feature = teacher_feature
-        self.student_input_scale = float(student_input_scale)
-        if not 0 < self.student_input_scale <= 1:
-            raise ValueError(f'student_input_scale must be in (0, 1], got {student_input_scale}')
-
+    def _build_mimic(self, mimic_loss: OptConfigType, mimic_cfg: OptConfigType,
+                     roi_mimic_cls_loss: OptConfigType,
+                     roi_mimic_bbox_loss: OptConfigType) -> None:
+        """Build the mimic losses (each checked against its slot), the RoI-head check of
+        two-stage mimic, the effective ``mimic_cfg`` and its assigner and sampler."""
         self.mimic_loss = self._build_loss('mimic_loss', mimic_loss,
                                            ('rois', 'images', 'rpn_outputs'))
-        self.mimic_input = self.mimic_loss.mimic_input if self.mimic_loss is not None else None
-        self._build_roi_mimic(roi_mimic_cls_loss, roi_mimic_bbox_loss)
+        self.roi_mimic_cls_loss = self._build_loss('roi_mimic_cls_loss', roi_mimic_cls_loss,
+                                                   ('roi_head_outputs', ))
+        self.roi_mimic_bbox_loss = self._build_loss('roi_mimic_bbox_loss', roi_mimic_bbox_loss,
+                                                    ('roi_head_outputs', ))
+        for name, net in (('student', self.student), ('teacher', self.teacher)):
+            if self.with_roi_mimic and not getattr(net, 'with_roi_head', False):
+                raise TypeError(f'two-stage mimic (roi_mimic_cls_loss / roi_mimic_bbox_loss) '
+                                f'needs a two-stage {name} with a roi_head, got '
+                                f'{type(net).__name__}')
         mimic_cfg = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG), **(mimic_cfg or {}))
         if mimic_cfg.proposal is None:
             student_train_cfg = self.student.train_cfg or {}
@@ -174,45 +196,38 @@ class FeatureMimicDistiller(BaseDetector):
         self.roi_assigner = TASK_UTILS.build(mimic_cfg.assigner)
         self.roi_sampler = TASK_UTILS.build(mimic_cfg.sampler, default_args=dict(context=self))
 
-        # Read channels and strides of the mimicked maps from the networks and check them.
+    def _build_connector(self, connector: OptConfigType) -> None:
+        """Read the mimicked maps' channels and strides from the networks, build the connector
+        (channels filled in or checked) and check that both maps end up with the same stride.
+        Logits mimic compares RPN outputs, not maps: no connector; feature mimic off: none."""
         (s_channels, self.student_stride), (t_channels, self.teacher_stride) = \
             self._probe_mimic_maps()
         self.connector = None
-        if self.mimic_input is None:  # no feature mimic: nothing to connect or check
+        if self.mimic_input == 'rpn_outputs' and self.teacher_rpn is None:
+            raise TypeError('logits mimic needs a teacher with an RPN head')
+        if self.mimic_input not in ('rois', 'images'):
             return
-        if self.mimic_input != 'rpn_outputs' and connector is not None:
+        if connector is not None:
             connector = ConfigDict(connector)
             connector.setdefault('in_channels', s_channels)
             connector.setdefault('out_channels', t_channels)
             self.connector = MODELS.build(connector)
             self.connector.check_channels(s_channels, t_channels)
-        elif self.mimic_input != 'rpn_outputs' and s_channels != t_channels:
+        elif s_channels != t_channels:
             raise ValueError(f'without a connector the student map ({s_channels} channels) and '
                              f'the teacher map ({t_channels} channels) must have equal channels')
         scale = self.connector.scale_factor if self.connector is not None else 1
         effective_stride = self.student_stride / self.student_input_scale / scale
-        if self.mimic_input != 'rpn_outputs' and effective_stride != self.teacher_stride:
+        if effective_stride != self.teacher_stride:
             raise ValueError(
                 f'the student map (stride {self.student_stride}, input scale '
                 f'{self.student_input_scale}, connector x{scale}) has effective stride '
                 f'{effective_stride} but the teacher map has stride {self.teacher_stride}')
-        if self.mimic_input == 'rpn_outputs' and self.teacher_rpn is None:
-            raise TypeError('logits mimic needs a teacher with an RPN head')
 
-    # ----------------------------------------------------------------- construction helpers
-    def _build_roi_mimic(self, cls_loss: OptConfigType, bbox_loss: OptConfigType) -> None:
-        """Build the two-stage mimic losses and check that both networks have RoI heads."""
-        self.roi_mimic_cls_loss = self._build_loss('roi_mimic_cls_loss', cls_loss,
-                                                   ('roi_head_outputs', ))
-        self.roi_mimic_bbox_loss = self._build_loss('roi_mimic_bbox_loss', bbox_loss,
-                                                    ('roi_head_outputs', ))
-        if not self.with_roi_mimic:
-            return
-        for name, net in (('student', self.student), ('teacher', self.teacher)):
-            if not getattr(net, 'with_roi_head', False):
-                raise TypeError(f'two-stage mimic (roi_mimic_cls_loss / roi_mimic_bbox_loss) '
-                                f'needs a two-stage {name} with a roi_head, got '
-                                f'{type(net).__name__}')
+    @property
+    def mimic_input(self) -> Optional[str]:
+        """What the feature-mimic loss compares (its ``mimic_input``); ``None`` when it is off."""
+        return self.mimic_loss.mimic_input if self.mimic_loss is not None else None
 
     @property
     def with_roi_mimic(self) -> bool:
@@ -220,9 +235,10 @@ class FeatureMimicDistiller(BaseDetector):
         return self.roi_mimic_cls_loss is not None or self.roi_mimic_bbox_loss is not None
 
     @staticmethod
-    def _check_settings(student_feature: int, teacher_feature: int,
-                        mimic_cfg: OptConfigType) -> None:
-        """Refuse non-integer feature indices and unknown ``mimic_cfg`` keys, naming them."""
+    def _check_settings(student_feature: int, teacher_feature: int, mimic_cfg: OptConfigType,
+                        student_input_scale: float) -> None:
+        """Refuse non-integer feature indices, unknown ``mimic_cfg`` keys and an input scale
+        outside ``(0, 1]``, naming them."""
         for key, index in (('student_feature', student_feature),
                            ('teacher_feature', teacher_feature)):
             if isinstance(index, bool) or not isinstance(index, int):
@@ -232,6 +248,8 @@ class FeatureMimicDistiller(BaseDetector):
         if unknown:
             raise KeyError(f'unknown mimic_cfg key(s) {unknown}; the valid keys are '
                            f'{sorted(DEFAULT_MIMIC_CFG)}')
+        if not 0 < float(student_input_scale) <= 1:
+            raise ValueError(f'student_input_scale must be in (0, 1], got {student_input_scale}')
 
     @staticmethod
     def _build_loss(slot: str, cfg: OptConfigType,
@@ -404,7 +422,8 @@ class FeatureMimicDistiller(BaseDetector):
 
     def sample_rois(self, rpn_results_list: List[InstanceData],
                     batch_data_samples: SampleList) -> Tensor:
-        """Assign the student's proposals to the ground truth and sample the mimic RoIs.
+        """Assign the student's proposals to the ground truth and sample the mimic RoIs
+        (``mimic_cfg.assigner`` / ``mimic_cfg.sampler``).
 
         Args:
             rpn_results_list: the student RPN's proposals per image (``bboxes``, after NMS).
@@ -415,78 +434,90 @@ class FeatureMimicDistiller(BaseDetector):
             ``(N, 5)`` RoIs ``(batch_index, x1, y1, x2, y2)``, positives first within each image,
             every row a proposal of the student (``add_gt_as_proposals=False`` by default).
         """
-        sampled = []
-        for proposals, data_sample in zip(rpn_results_list, batch_data_samples):
-            priors = InstanceData(priors=proposals.bboxes.detach())
-            assign_result = self.roi_assigner.assign(
-                priors, data_sample.gt_instances, data_sample.get('ignored_instances', None))
-            sampling_result = self.roi_sampler.sample(assign_result, priors,
-                                                      data_sample.gt_instances)
-            sampled.append(sampling_result.priors)
-        return bbox2roi(sampled)
+        sampling_results = self._assign_and_sample(self.roi_assigner, self.roi_sampler,
+                                                   rpn_results_list, batch_data_samples)
+        return bbox2roi([res.priors for res in sampling_results])
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """One mimic training step (DESIGN.md; the paper's Fig. 1).
+        """One mimic training step (the paper's Fig. 1; docs/distiller.md, "One training step").
 
         Args:
             batch_inputs: ``(B, 3, H, W)`` normalised, padded images.
             batch_data_samples: data samples with ``gt_instances``.
 
         Returns:
-            the student's GT losses (``loss_rpn_cls``, ``loss_rpn_bbox``, and the RoI head's for
-            two-stage students) plus ``loss_mimic``.
+            the student RPN's GT losses (mmdet's ``loss_rpn_cls``, ``loss_rpn_bbox``), the RoI
+            head's for two-stage students, ``loss_mimic`` and, with two-stage mimic,
+            ``loss_mimic_cls`` / ``loss_mimic_bbox``.
         """
-        # 1. Student features and its RPN's ground-truth losses (class-agnostic gt, as mmdet).
-        student_inputs, student_samples = self.student_inputs(batch_inputs, batch_data_samples)
-        student_feats = self.student.extract_feat(student_inputs)
-        rpn_data_samples = copy.deepcopy(student_samples)
-        for data_sample in rpn_data_samples:
-            data_sample.gt_instances.labels = \
-                torch.zeros_like(data_sample.gt_instances.labels)
-        batch_gt_instances, batch_gt_ignore, batch_img_metas = \
-            unpack_gt_instances(rpn_data_samples)
+        # The student on its (cross-scale: resized) batch; its RPN learns class-agnostic gt.
+        inputs, samples = self.student_inputs(batch_inputs, batch_data_samples)
+        student_feats = self.student.extract_feat(inputs)
+        rpn_samples = self._class_agnostic(samples)
         rpn_outs = self.student_rpn(student_feats)
-        losses = self.student_rpn.loss_by_feat(*rpn_outs, batch_gt_instances, batch_img_metas,
-                                               batch_gt_ignore)
-
-        # 2. Teacher features on the same (full-size) images: frozen, eval mode, no autograd.
+        losses = self._rpn_gt_losses(rpn_outs, rpn_samples)
+        # The frozen teacher on the full-size batch; the student's proposals, computed once.
         teacher_feats = self.extract_teacher_feat(batch_inputs)
-
-        # 3. The mimic loss (feature mimic off: two-stage mimic on the RoI head only).
-        rpn_results_list = None
-        if self.mimic_input is None:
-            pass
-        elif self.mimic_input == 'rpn_outputs':  # Table 4 baseline: logits mimic
-            losses['loss_mimic'] = self.mimic_loss(rpn_outs, self.teacher_rpn(teacher_feats))
-        else:
-            student_map = self.connector(student_feats[self.student_feature]) \
-                if self.connector is not None else student_feats[self.student_feature]
-            teacher_map = teacher_feats[self.teacher_feature]
-            self._check_map_shapes(student_map, teacher_map)
-            if self.mimic_input == 'rois':  # the paper's method
-                # Proposals from the student's own RPN predict step (detached, after NMS) ...
-                rpn_results_list = self.student_rpn.predict_by_feat(
-                    *rpn_outs, batch_img_metas=batch_img_metas, cfg=self.mimic_cfg.proposal)
-                # ... sampled 128 per image, 1:1, against the ground truth, in the teacher's
-                # input pixels (cross-scale: the student's RoIs / scale), where both maps now
-                # have the teacher's stride.
-                rois = self.to_teacher_coords(self.sample_rois(rpn_results_list, rpn_data_samples))
-                losses['loss_mimic'] = self.mimic_loss(student_map, teacher_map, rois,
-                                                       self.teacher_stride)
-            else:  # Table 4 baseline: whole feature map (valid image region of each image)
-                losses['loss_mimic'] = self.mimic_loss(
-                    student_map, teacher_map, self._image_rois(batch_data_samples, batch_inputs),
-                    self.teacher_stride)
-
-        # 4. Second stage of two-stage students: ground truth (+ two-stage mimic, Sec. 3.4).
-        if getattr(self.student, 'with_roi_head', False):
-            if rpn_results_list is None:
-                rpn_results_list = self.student_rpn.predict_by_feat(
-                    *rpn_outs, batch_img_metas=batch_img_metas, cfg=self.mimic_cfg.proposal)
-            losses.update(
-                self.loss_roi_stage(student_feats, teacher_feats, rpn_results_list,
-                                    student_samples))
+        proposals = self._student_proposals(rpn_outs, rpn_samples)
+        if self.mimic_loss is not None:
+            losses['loss_mimic'] = self._mimic_loss(
+                student_feats, teacher_feats, rpn_outs,
+                self._mimic_rois(proposals, rpn_samples, batch_inputs, batch_data_samples))
+        if getattr(self.student, 'with_roi_head', False):  # second stage (+ Sec. 3.4 mimic)
+            losses.update(self.loss_roi_stage(student_feats, teacher_feats, proposals, samples))
         return losses
+
+    @staticmethod
+    def _class_agnostic(batch_data_samples: SampleList) -> SampleList:
+        """Copies of the data samples with all gt labels 0, as mmdet gives its RPNs."""
+        rpn_samples = copy.deepcopy(batch_data_samples)
+        for data_sample in rpn_samples:
+            data_sample.gt_instances.labels = torch.zeros_like(data_sample.gt_instances.labels)
+        return rpn_samples
+
+    def _rpn_gt_losses(self, rpn_outs: tuple, rpn_samples: SampleList) -> Dict[str, Tensor]:
+        """The student RPN head's ground-truth losses (mmdet's ``rpn_``-prefixed keys)."""
+        batch_gt_instances, batch_gt_ignore, batch_img_metas = unpack_gt_instances(rpn_samples)
+        return self.student_rpn.loss_by_feat(*rpn_outs, batch_gt_instances, batch_img_metas,
+                                             batch_gt_ignore)
+
+    def _student_proposals(self, rpn_outs: tuple,
+                           rpn_samples: SampleList) -> Optional[List[InstanceData]]:
+        """The student RPN's own predict step on its head outputs (after NMS, with
+        ``mimic_cfg.proposal``); ``None`` when neither the mimic RoIs nor a RoI head need them."""
+        if self.mimic_input != 'rois' and not getattr(self.student, 'with_roi_head', False):
+            return None
+        batch_img_metas = [data_sample.metainfo for data_sample in rpn_samples]
+        return self.student_rpn.predict_by_feat(
+            *rpn_outs, batch_img_metas=batch_img_metas, cfg=self.mimic_cfg.proposal)
+
+    def _mimic_rois(self, proposals: Optional[List[InstanceData]], rpn_samples: SampleList,
+                    batch_inputs: Tensor, batch_data_samples: SampleList) -> Optional[Tensor]:
+        """The RoIs the feature-mimic loss compares, in the teacher's input pixels.
+
+        ``'rois'`` (the paper's method): the student's proposals sampled against the gt (128 per
+        image, 1:1) and mapped to the teacher's pixels (cross-scale: ``/ scale``), where both
+        maps have the teacher's stride. ``'images'`` (Table 4 baseline): each image's valid
+        (unpadded) region. Logits mimic: ``None``.
+        """
+        if self.mimic_input == 'rois':
+            return self.to_teacher_coords(self.sample_rois(proposals, rpn_samples))
+        if self.mimic_input == 'images':
+            return self._image_rois(batch_data_samples, batch_inputs)
+        return None
+
+    def _mimic_loss(self, student_feats: Tuple[Tensor], teacher_feats: Tuple[Tensor],
+                    rpn_outs: tuple, rois: Optional[Tensor]) -> Tensor:
+        """``loss_mimic``: the mimic loss on the connected student map and the teacher map in
+        ``rois`` or, for logits mimic (Table 4 baseline), on the two RPN heads' outputs."""
+        if self.mimic_input == 'rpn_outputs':
+            return self.mimic_loss(rpn_outs, self.teacher_rpn(teacher_feats))
+        student_map = student_feats[self.student_feature]
+        if self.connector is not None:
+            student_map = self.connector(student_map)
+        teacher_map = teacher_feats[self.teacher_feature]
+        self._check_map_shapes(student_map, teacher_map)
+        return self.mimic_loss(student_map, teacher_map, rois, self.teacher_stride)
 
     def loss_roi_stage(self, student_feats: Tuple[Tensor], teacher_feats: Tuple[Tensor],
                        rpn_results_list: List[InstanceData],
@@ -535,7 +566,7 @@ class FeatureMimicDistiller(BaseDetector):
 
     def sample_roi_head_rois(self, student_feats: Tuple[Tensor],
                              rpn_results_list: List[InstanceData],
-                             batch_data_samples: SampleList) -> list:
+                             batch_data_samples: SampleList) -> List[SamplingResult]:
         """Assign and sample the RoI head's RoIs as mmdet's ``StandardRoIHead.loss`` does
         (its ``bbox_assigner``/``bbox_sampler``, i.e. ``train_cfg.rcnn``, gt added as proposals
         when configured).
@@ -549,15 +580,23 @@ class FeatureMimicDistiller(BaseDetector):
             mmdet ``SamplingResult`` per image.
         """
         roi_head = self.student.roi_head
+        return self._assign_and_sample(roi_head.bbox_assigner, roi_head.bbox_sampler,
+                                       rpn_results_list, batch_data_samples, student_feats)
+
+    @staticmethod
+    def _assign_and_sample(assigner, sampler, rpn_results_list: List[InstanceData],
+                           batch_data_samples: SampleList,
+                           feats: Optional[Tuple[Tensor]] = None) -> List[SamplingResult]:
+        """Assign each image's (detached) proposals to its gt (ignored boxes honoured) and
+        sample them; ``feats`` are handed to the sampler per image when given (e.g. OHEM)."""
         batch_gt_instances, batch_gt_ignore, _ = unpack_gt_instances(batch_data_samples)
         sampling_results = []
         for i, proposals in enumerate(rpn_results_list):
             priors = InstanceData(priors=proposals.bboxes.detach())
-            assign_result = roi_head.bbox_assigner.assign(priors, batch_gt_instances[i],
-                                                          batch_gt_ignore[i])
-            sampling_results.append(roi_head.bbox_sampler.sample(
-                assign_result, priors, batch_gt_instances[i],
-                feats=[lvl_feat[i][None] for lvl_feat in student_feats]))
+            assign_result = assigner.assign(priors, batch_gt_instances[i], batch_gt_ignore[i])
+            kwargs = {} if feats is None else dict(feats=[lvl_feat[i][None] for lvl_feat in feats])
+            sampling_results.append(
+                sampler.sample(assign_result, priors, batch_gt_instances[i], **kwargs))
         return sampling_results
 
     @torch.no_grad()

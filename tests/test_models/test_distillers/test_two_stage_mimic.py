@@ -121,3 +121,26 @@ def test_negative_roi_mimic_loss_weight_is_refused(tmp_path, slot):
     with pytest.raises(ValueError, match=f'^{slot}: RoILogitsL2Loss: loss_weight must be a finite '
                                          'number >= 0, got -0.5'):
         MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('mimic_loss', [dict(type='ProposalSampledL2Loss'), None])
+def test_student_proposals_are_computed_once_per_step(tmp_path, mimic_loss):
+    model = MODELS.build(two_stage_cfg(FASTER_CFG, tmp_path, mimic_loss=mimic_loss))
+    calls = []
+    predict_by_feat = model.student_rpn.predict_by_feat
+
+    def counting(*args, **kwargs):
+        calls.append(predict_by_feat(*args, **kwargs))
+        return calls[-1]
+
+    model.student_rpn.predict_by_feat = counting
+    seen = {}
+    loss_roi_stage = model.loss_roi_stage
+
+    def recording(student_feats, teacher_feats, rpn_results_list, samples):
+        seen['proposals'] = rpn_results_list
+        return loss_roi_stage(student_feats, teacher_feats, rpn_results_list, samples)
+
+    model.loss_roi_stage = recording
+    model.loss(*make_batch())
+    assert len(calls) == 1 and seen['proposals'] is calls[0]  # mimic RoIs and RoI head share
