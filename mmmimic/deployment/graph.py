@@ -233,10 +233,21 @@ def check_onnx_route(detector: nn.Module) -> str:
         kind = 'rpn'
     elif isinstance(roi_head, RFCNRoIHead) and isinstance(roi_head.bbox_head, RFCNBBoxHead):
         kind = 'rfcn'
-    elif type(roi_head) is StandardRoIHead and not roi_head.with_mask and \
-            type(roi_head.bbox_roi_extractor).__name__ == 'SingleRoIExtractor' and \
-            len(roi_head.bbox_roi_extractor.roi_layers) == 1 and \
-            isinstance(roi_head.bbox_roi_extractor.roi_layers[0], RoIAlign):
+    elif type(roi_head) is StandardRoIHead:
+        extractor = roi_head.bbox_roi_extractor
+        layers = getattr(extractor, 'roi_layers', [])
+        problem = None
+        if roi_head.with_mask:
+            problem = 'a mask head'
+        elif type(extractor).__name__ != 'SingleRoIExtractor':
+            problem = f'RoI extractor {type(extractor).__name__}'
+        elif len(layers) != 1:
+            problem = f'a multi-level RoI extractor ({len(layers)} feature levels, e.g. FPN)'
+        elif not isinstance(layers[0], RoIAlign) or layers[0].pool_mode != 'avg':
+            problem = f'RoI layer {type(layers[0]).__name__} (only RoIAlign, avg mode)'
+        if problem is not None:
+            raise NoOnnxRouteError(f'{name}: StandardRoIHead with {problem} has no ONNX route'
+                                   f'{supported}')
         kind = 'faster_rcnn'
     else:
         raise NoOnnxRouteError(f'{name}: RoI head {type(roi_head).__name__} has no ONNX route'
