@@ -13,6 +13,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType, OptMultiConfig
+from ..layers import Deconv2x
 
 
 class BaseConnector(BaseModule):
@@ -75,7 +76,8 @@ class Conv1x1Connector(BaseConnector):
 class Deconv2xConnector(BaseConnector):
     """Transposed convolution that upsamples exactly x2 (cross-scale mimic, paper Sec. 3.5).
 
-    Kernel 4, stride 2, padding 1: ``(H, W) -> (2H, 2W)``.
+    Kernel 4, stride 2, padding 1: ``(H, W) -> (2H, 2W)`` (:class:`~mmmimic.models.layers.Deconv2x`,
+    the layer ``Deconv2xNeck`` uses too).
 
     Args:
         in_channels: student channels.
@@ -92,8 +94,7 @@ class Deconv2xConnector(BaseConnector):
                  act_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(in_channels, out_channels, init_cfg)
-        self.deconv = nn.ConvTranspose2d(
-            in_channels, out_channels, kernel_size=4, stride=2, padding=1)
+        self.deconv = Deconv2x(in_channels, out_channels)
         self.act: Optional[nn.Module] = MODELS.build(act_cfg) if act_cfg else None
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Cross-scale mimic (paper Sec. 3.5): resize a batch for the student, and the student's deconv.
+"""Cross-scale mimic (paper Sec. 3.5): resize a batch for the student.
 
 The distiller feeds the student the batch resized by ``scale`` (0.5: the half-size image) while
 the teacher sees the full-size batch. :func:`resize_batch` resizes the padded images and every
@@ -12,10 +12,8 @@ from typing import Sequence, Tuple
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import BaseBoxes
-from ..connectors import Deconv2xConnector
 
 _SHAPE_KEYS = ('img_shape', 'pad_shape', 'batch_input_shape')
 
@@ -79,23 +77,3 @@ def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList,
         samples.append(data_sample)
     return inputs, samples
 
-
-@MODELS.register_module()
-class Deconv2xNeck(Deconv2xConnector):
-    """The student's x2 deconvolution on its last map, as a neck (paper Sec. 3.5, Table 10).
-
-    With this neck the student's heads read the upsampled map (stride 8 on the half-size input,
-    the size of the teacher's stride-16 map on the full-size input), and the deconv stays in the
-    deployed student (the paper's "+3.5 ms"). The Table 10 control is the same student trained
-    without mimic. Kernel 4, stride 2, padding 1 (:class:`Deconv2xConnector`).
-
-    Args:
-        in_channels: channels of the backbone's last map.
-        out_channels: channels of the upsampled map.
-        act_cfg: optional activation (e.g. ``dict(type='ReLU')``).
-        init_cfg: mmengine init config.
-    """
-
-    def forward(self, x: Sequence[Tensor]) -> Tuple[Tensor]:
-        """Args: x: backbone maps; the last one is upsampled. Returns: a 1-tuple."""
-        return (super().forward(x[-1]), )

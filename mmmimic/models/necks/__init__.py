@@ -1,0 +1,3 @@
+from .deconv2x_neck import Deconv2xNeck
+
+__all__ = ['Deconv2xNeck']
