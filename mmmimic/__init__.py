@@ -20,6 +20,9 @@ def register_all_modules() -> None:
     from . import compat
     compat.install()
     from . import datasets, engine, evaluation, models  # noqa: F401
+    # after a light import, datasets/evaluation were loaded without their mmdet classes
+    from .datasets import caltech  # noqa: F401
+    from .evaluation import metrics  # noqa: F401
 
 
 if not LIGHT_IMPORT:

@@ -87,3 +87,19 @@ def test_scoring_tool_runs_light(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert lines[1].split() == ['alg', '100.00', '100.00'] and lines[-1] == '[]'
     assert osp.isfile(tmp_path / 'plots' / 'caltech_Reasonable.png')
+
+
+def test_register_all_modules_after_a_light_import():
+    """A light import followed by register_all_modules() registers the metric and dataset."""
+    code = ('import mmmimic\n'
+            'assert mmmimic.LIGHT_IMPORT\n'
+            'from mmmimic.evaluation.functional import evaluate_caltech\n'
+            'mmmimic.register_all_modules()\n'
+            'from mmdet.registry import DATASETS, METRICS\n'
+            'print(METRICS.get("CaltechMRMetric").__name__, '
+            'DATASETS.get("CaltechPedestrianDataset").__name__)\n')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                          env=dict(os.environ, MMMIMIC_LIGHT_IMPORT='1'), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ['CaltechMRMetric', 'CaltechPedestrianDataset']
