@@ -17,10 +17,7 @@ model = dict(
     student_input_scale=0.5,
     connector=dict(type='Conv1x1Connector'),  # 264 -> 528, same size
     mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
-    mimic_cfg=dict(
-        assigner=dict(
-            type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
-            match_low_quality=False, ignore_iof_thr=0.5)))
+    mimic_cfg=dict(assigner=dict(ignore_iof_thr=0.5)))  # Caltech ignore regions
 
 # teacher input 960x1280 (2 x 480x640, padded to 32: the half batch is 480x640 exactly)
 train_pipeline = [

@@ -16,17 +16,7 @@ model = dict(
     teacher_feature=-1,
     connector=dict(type='Conv1x1Connector'),  # 264 -> 528 channels, checked at build time
     mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
-    mimic_cfg=dict(
-        # proposals as the student RPN's own predict step gives them (its test_cfg: top 6000
-        # before NMS 0.7, 300 after); 128 of them are sampled per image
-        proposal=None,
-        assigner=dict(
-            type='MaxIoUAssigner',
-            pos_iou_thr=0.5,
-            neg_iou_thr=0.5,
-            min_pos_iou=0.5,
-            match_low_quality=False,
-            ignore_iof_thr=0.5),  # proposals inside Caltech ignore regions are not negatives
-        sampler=dict(
-            type='RandomSampler', num=128, pos_fraction=0.5, neg_pos_ub=-1,
-            add_gt_as_proposals=False)))
+    # DEFAULT_MIMIC_CFG: proposals as the student RPN's own predict step gives them (its
+    # test_cfg: top 6000 before NMS 0.7, 300 after), 128 sampled per image 1:1 at IoU 0.5; here
+    # proposals inside Caltech ignore regions are not negatives
+    mimic_cfg=dict(assigner=dict(ignore_iof_thr=0.5)))

@@ -13,9 +13,6 @@ model = dict(
     teacher_ckpt='work_dirs/rfcn_inception_caltech/iter_40000.pth',
     connector=dict(type='Conv1x1Connector'),  # 264 -> 528
     mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
-    mimic_cfg=dict(
-        assigner=dict(
-            type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
-            match_low_quality=False, ignore_iof_thr=0.5)),
+    mimic_cfg=dict(assigner=dict(ignore_iof_thr=0.5)),  # Caltech ignore regions
     roi_mimic_cls_loss=dict(type='RoILogitsL2Loss', loss_weight=1.0),
     roi_mimic_bbox_loss=dict(type='RoILogitsL2Loss', loss_weight=1.0))

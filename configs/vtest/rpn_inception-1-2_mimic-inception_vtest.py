@@ -13,5 +13,4 @@ model = dict(
     connector=dict(type='Conv1x1Connector'),
     # lambda1: the paper's 1.0 was worse than 0.1 on the vtest VALIDATION split (val MR-2 64.2 vs
     # 54.6, 2 seeds, 300 iterations; benchmarks/vtest_mimic_sweep.py), so 0.1 here.
-    mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=0.1),
-    mimic_cfg=dict(proposal=None))
+    mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=0.1))

@@ -11,6 +11,6 @@ model = dict(
     student_feature=-1,  # the backbone's last output (out_indices=(2, )), stride 16
     teacher_feature=-1,
     connector=dict(type='Conv1x1Connector'),  # 32 -> 64 channels, read from the networks
-    mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0),
-    # proposals from the student RPN's own predict step (test_cfg), 128 RoIs/image sampled 1:1
-    mimic_cfg=dict(proposal=None))
+    # mimic_cfg: DEFAULT_MIMIC_CFG (proposals from the student RPN's own predict step, i.e. its
+    # test_cfg; 128 RoIs/image sampled 1:1)
+    mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0))

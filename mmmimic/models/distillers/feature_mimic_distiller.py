@@ -42,6 +42,31 @@ DEFAULT_MIMIC_CFG = dict(
         type='RandomSampler', num=128, pos_fraction=0.5, neg_pos_ub=-1,
         add_gt_as_proposals=False))
 
+
+def merge_mimic_cfg(mimic_cfg: OptConfigType) -> ConfigDict:
+    """:data:`DEFAULT_MIMIC_CFG` with ``mimic_cfg`` merged in recursively, as config inheritance
+    merges: ``dict(assigner=dict(ignore_iof_thr=0.5))`` changes that one assigner field;
+    ``_delete_=True`` in a sub-dict replaces its default as a whole.
+
+    Args:
+        mimic_cfg: the distiller's ``mimic_cfg`` (keys ``proposal``, ``assigner``, ``sampler``),
+            or ``None`` for the defaults.
+
+    Returns:
+        the effective settings (a new ``ConfigDict``; the inputs are not modified).
+
+    Raises:
+        KeyError: an unknown top-level key (names it and the valid keys).
+    """
+    mimic_cfg = dict(mimic_cfg or {})
+    unknown = sorted(set(mimic_cfg) - set(DEFAULT_MIMIC_CFG) - {'_delete_'})
+    if unknown:
+        raise KeyError(f'unknown mimic_cfg key(s) {unknown}; the valid keys are '
+                       f'{sorted(DEFAULT_MIMIC_CFG)}')
+    merged = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG))
+    merged.merge(mimic_cfg)
+    return merged
+
 # data_preprocessor keys that change what the networks see; teacher and student must agree.
 _NORMALISATION_KEYS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
 
@@ -110,8 +135,9 @@ class FeatureMimicDistiller(BaseDetector):
             lambda_1. ``None``: no feature mimic (two-stage mimic on the RoI head only).
         mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
             default: a two-stage student's ``train_cfg.rpn_proposal``, else the RPN's own
-            ``test_cfg``), ``assigner`` and ``sampler`` (mmdet task utils); each given key
-            replaces its default in ``DEFAULT_MIMIC_CFG`` as a whole.
+            ``test_cfg``), ``assigner`` and ``sampler`` (mmdet task utils), merged recursively
+            into ``DEFAULT_MIMIC_CFG`` (:func:`merge_mimic_cfg`: give only the fields that
+            change; ``_delete_=True`` replaces a default dict as a whole).
         student_input_scale: factor by which the student's input is resized (cross-scale mimic,
             Sec. 3.5; 0.5 = half size) in training and prediction, see :meth:`student_inputs`.
             The mimicked maps must then have the same stride in the teacher's input pixels
@@ -187,7 +213,7 @@ class FeatureMimicDistiller(BaseDetector):
                 raise TypeError(f'two-stage mimic (roi_mimic_cls_loss / roi_mimic_bbox_loss) '
                                 f'needs a two-stage {name} with a roi_head, got '
                                 f'{type(net).__name__}')
-        mimic_cfg = ConfigDict(copy.deepcopy(DEFAULT_MIMIC_CFG), **(mimic_cfg or {}))
+        mimic_cfg = merge_mimic_cfg(mimic_cfg)
         if mimic_cfg.proposal is None:
             student_train_cfg = self.student.train_cfg or {}
             mimic_cfg.proposal = copy.deepcopy(
@@ -244,10 +270,7 @@ class FeatureMimicDistiller(BaseDetector):
             if isinstance(index, bool) or not isinstance(index, int):
                 raise TypeError(f'{key} must be an int, got {index!r} (an index into the maps '
                                 'that extract_feat returns)')
-        unknown = sorted(set(mimic_cfg or {}) - set(DEFAULT_MIMIC_CFG))
-        if unknown:
-            raise KeyError(f'unknown mimic_cfg key(s) {unknown}; the valid keys are '
-                           f'{sorted(DEFAULT_MIMIC_CFG)}')
+        merge_mimic_cfg(mimic_cfg)  # unknown keys fail here, before any network is built
         if not 0 < float(student_input_scale) <= 1:
             raise ValueError(f'student_input_scale must be in (0, 1], got {student_input_scale}')
 

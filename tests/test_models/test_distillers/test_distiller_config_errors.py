@@ -72,3 +72,28 @@ def test_a_mimic_loss_in_the_wrong_slot_is_refused(teacher_ckpt):
 def test_unknown_loss_argument_names_the_slot(teacher_ckpt):
     with pytest.raises(TypeError, match="^mimic_loss: .*unexpected keyword argument 'weight'"):
         build_distiller(teacher_ckpt, mimic_loss=dict(type='ProposalSampledL2Loss', weight=1.0))
+
+
+def test_mimic_cfg_merges_into_the_defaults_field_by_field(teacher_ckpt):
+    # before: a given key replaced its default as a whole, so this assigner had no type
+    model = build_distiller(teacher_ckpt, mimic_cfg=dict(assigner=dict(ignore_iof_thr=0.5),
+                                                         sampler=dict(num=64)))
+    assert model.mimic_cfg.assigner == dict(
+        type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
+        match_low_quality=False, ignore_iof_thr=0.5)
+    assert model.roi_assigner.ignore_iof_thr == 0.5 and model.roi_assigner.pos_iou_thr == 0.5
+    assert (model.roi_sampler.num, model.roi_sampler.pos_fraction) == (64, 0.5)
+    assert model.roi_sampler.add_gt_as_proposals is False
+    assert model.mimic_cfg.proposal == model.student_rpn.test_cfg
+
+
+def test_mimic_cfg_delete_replaces_a_default_as_a_whole():
+    from mmmimic.models.distillers import DEFAULT_MIMIC_CFG, merge_mimic_cfg
+    cfg = dict(sampler=dict(_delete_=True, type='RandomSampler', num=32, pos_fraction=0.25))
+    merged = merge_mimic_cfg(cfg)
+    assert merged.sampler == dict(type='RandomSampler', num=32, pos_fraction=0.25)
+    assert merged.assigner == DEFAULT_MIMIC_CFG['assigner']
+    assert '_delete_' in cfg['sampler'] and DEFAULT_MIMIC_CFG['sampler']['num'] == 128  # untouched
+    assert merge_mimic_cfg(None) == DEFAULT_MIMIC_CFG
+    proposal = dict(nms_pre=100, max_per_img=10, nms=dict(type='nms', iou_threshold=0.7))
+    assert merge_mimic_cfg(dict(proposal=proposal)).proposal == proposal
