@@ -1,3 +1,4 @@
+"""Inception (GoogLeNet v1) backbone: widths, strides, out_indices and block structure."""
 import pytest
 import torch
 import torch.nn as nn

@@ -1,3 +1,4 @@
+"""mmpretrain's VGG16 as a teacher backbone, also where torchvision is missing."""
 import sys
 
 import torch

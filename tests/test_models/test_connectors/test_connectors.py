@@ -1,3 +1,4 @@
+"""Connectors (the paper's regression layer r): shapes, scale factors and the channel check."""
 import pytest
 import torch
 

@@ -1,3 +1,4 @@
+"""R-FCN and the Inception RPN / Faster R-CNN bases: one loss, backward and predict step each."""
 import os.path as osp
 
 import pytest

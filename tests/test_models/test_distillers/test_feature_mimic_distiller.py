@@ -1,3 +1,4 @@
+"""FeatureMimicDistiller: build-time checks, teacher hygiene, RoI sampling, checkpoints, predict."""
 import copy
 
 import pytest

@@ -1,3 +1,4 @@
+"""Deconv2x: the exact x2 transposed convolution shared by neck and connector."""
 import torch
 
 from mmmimic.models.layers import Deconv2x

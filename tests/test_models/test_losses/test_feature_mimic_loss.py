@@ -1,3 +1,4 @@
+"""Mimic losses: Eq. 4 against its per-RoI oracle, Eq. 3, whole-map and logits mimic."""
 import pytest
 import torch
 from mmcv.ops import roi_align

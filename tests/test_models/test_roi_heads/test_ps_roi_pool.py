@@ -1,3 +1,4 @@
+"""Position-sensitive RoI pooling against a direct per-bin loop."""
 import math
 
 import pytest

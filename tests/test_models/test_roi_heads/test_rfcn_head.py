@@ -1,3 +1,4 @@
+"""R-FCN box head and RoI head: score maps, PS pooling, average voting, losses."""
 import pytest
 import torch
 from mmengine.config import ConfigDict
