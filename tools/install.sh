@@ -34,7 +34,41 @@ else
     [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
     PY="$ROOT/.venv/bin/python"
 fi
-PIP=("$PY" -m pip install --disable-pip-version-check -c "$ROOT/requirements/constraints.txt")
+
+# numpy: an installed numpy 2.x that the pinned stack accepts is kept at its version (no downgrade
+# into an existing environment); otherwise the default pin of requirements/constraints.txt is
+# installed. NUMPY=<version> bash tools/install.sh installs that version instead.
+CONSTRAINTS="$ROOT/requirements/constraints.txt"
+NUMPY_DEFAULT="$(sed -n 's/^numpy==//p' "$CONSTRAINTS")"
+NUMPY_HAVE="$("$PY" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
+NUMPY_PIN="${NUMPY:-}"
+if [ -z "$NUMPY_PIN" ] && [[ "$NUMPY_HAVE" == 2.* ]]; then
+    if "$PY" - "$NUMPY_HAVE" "$ROOT/requirements/runtime.txt" <<'PY'
+import re, sys
+have, runtime = sys.argv[1], open(sys.argv[2]).read()
+spec = re.search(r'^numpy\s*(.*)$', runtime, re.M).group(1).split('#')[0].strip()
+ver = tuple(int(x) for x in re.findall(r'\d+', have)[:3])
+ok = True
+for op, bound in re.findall(r'(>=|<=|==|<|>)\s*([\d.]+)', spec):
+    b = tuple(int(x) for x in bound.split('.'))
+    b = b + (0, ) * (3 - len(b))
+    ok &= {'>=': ver >= b, '<=': ver <= b, '==': ver == b, '<': ver < b, '>': ver > b}[op]
+sys.exit(0 if ok else 1)
+PY
+    then
+        NUMPY_PIN="$NUMPY_HAVE"
+    else
+        echo "[mmmimic install] numpy $NUMPY_HAVE is outside the supported range in" \
+            "requirements/runtime.txt; installing the default numpy $NUMPY_DEFAULT" >&2
+    fi
+fi
+if [ -n "$NUMPY_PIN" ] && [ "$NUMPY_PIN" != "$NUMPY_DEFAULT" ]; then
+    CONSTRAINTS="$(mktemp)"
+    trap 'rm -f "$CONSTRAINTS"' EXIT
+    sed "s/^numpy==.*/numpy==$NUMPY_PIN/" "$ROOT/requirements/constraints.txt" >"$CONSTRAINTS"
+fi
+echo "[mmmimic install] numpy: ${NUMPY_PIN:-$NUMPY_DEFAULT} (installed: ${NUMPY_HAVE:-none})"
+PIP=("$PY" -m pip install --disable-pip-version-check -c "$CONSTRAINTS")
 
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 echo "[mmmimic install] python: $($PY -c 'import sys; print(sys.executable)')"
@@ -76,6 +110,10 @@ fi
 import mmcv, mmdet, mmengine, torch, numpy, cv2
 from mmcv.ops import RoIAlign, nms  # noqa: F401  (compiled ops present)
 import mmmimic  # noqa: F401  (registers modules)
+if not hasattr(cv2, 'HOGDescriptor'):
+    raise SystemExit(f'[mmmimic install] cv2 {cv2.__version__} at {cv2.__file__} lacks HOGDescriptor '
+                     '(opencv 5?): pip install --force-reinstall --no-deps '
+                     'opencv-python-headless==4.11.0.86 opencv-python==4.11.0.86')
 print(f'[mmmimic install] OK: torch {torch.__version__}, mmcv {mmcv.__version__} (ops), '
       f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, numpy {numpy.__version__}, '
       f'opencv {cv2.__version__}')
