@@ -8,12 +8,13 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
+from mmmimic.apis import MIMIC_LOSSES, wrap_with_teacher
 from mmmimic.utils import (check_checkpoint_matches_model, check_config_path,
                            check_fresh_work_dir, find_resume_checkpoint,
                            setup_cpu_distributed)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector (or a mimic student)')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -26,6 +27,21 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='If a checkpoint path is given, resume from it; if no path is given, resume '
         'from the latest checkpoint in the work directory.')
+    parser.add_argument(
+        '--teacher', nargs=2, metavar=('TEACHER_CONFIG', 'TEACHER_CKPT'),
+        help='feature mimic: wrap the config\'s model into a FeatureMimicDistiller with this '
+        'trained teacher (mmmimic.apis.wrap_with_teacher)')
+    parser.add_argument('--mimic-weight', type=float, default=1.0,
+                        help='with --teacher: the mimic loss weight lambda_1')
+    parser.add_argument('--mimic-loss', default='ProposalSampledL2Loss', choices=MIMIC_LOSSES,
+                        help='with --teacher: the mimic loss')
+    parser.add_argument('--student-scale', type=float, default=None,
+                        help='with --teacher: cross-scale mimic, the student sees the batch '
+                        'resized by this factor (e.g. 0.5)')
+    parser.add_argument('--no-teacher-check', action='store_true',
+                        help='with --teacher: skip scoring the teacher before training')
+    parser.add_argument('--teacher-check-images', type=int, default=20,
+                        help='with --teacher: validation images the teacher check scores')
     parser.add_argument(
         '--overwrite', action='store_true',
         help='allow a fresh run in a work dir that holds checkpoints of an earlier run')
@@ -40,7 +56,7 @@ def parse_args():
                         default='none', help='job launcher')
     # torch.distributed.launch / torchrun pass --local-rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -52,6 +68,13 @@ def build_train_config(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.teacher is not None:
+        cfg = wrap_with_teacher(
+            cfg, *args.teacher, mimic_weight=args.mimic_weight, mimic_loss=args.mimic_loss,
+            student_scale=args.student_scale, teacher_check=not args.no_teacher_check,
+            teacher_check_images=args.teacher_check_images)
+    elif args.student_scale is not None or args.mimic_weight != 1.0:
+        raise ValueError('--student-scale / --mimic-weight need --teacher')
 
     # work_dir priority: CLI > config file > config filename
     if args.work_dir is not None:

@@ -1,0 +1,154 @@
+"""Mimic any mmdet student with one call: wrap its config into a ``FeatureMimicDistiller``.
+
+``tools/train.py STUDENT_CONFIG --teacher TEACHER_CONFIG TEACHER_CKPT`` calls
+:func:`wrap_with_teacher`; notebooks call it directly and hand the result to ``Runner.from_cfg``.
+"""
+import copy
+import os.path as osp
+from typing import Optional, Tuple, Union
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import DefaultScope
+
+from mmdet.registry import MODELS
+
+MIMIC_LOSSES = ('ProposalSampledL2Loss', 'PooledFeatureL2Loss', 'WholeFeatureL2Loss')
+_PROBE_SIZE = 256
+
+
+@torch.no_grad()
+def measure_feature_map(detector: torch.nn.Module, index: int = -1,
+                        name: str = 'network') -> Tuple[int, float]:
+    """Channels and stride of ``detector.extract_feat(...)[index]``, measured on a blank input.
+
+    Raises:
+        ValueError: ``index`` is out of range (names ``name`` and the number of maps).
+    """
+    was_training = detector.training
+    detector.eval()
+    param = next(detector.parameters())
+    feats = detector.extract_feat(param.new_zeros(1, 3, _PROBE_SIZE, _PROBE_SIZE))
+    detector.train(was_training)
+    if not -len(feats) <= index < len(feats):
+        raise ValueError(f'{name}_feature={index} is out of range: the {name} '
+                         f'({type(detector).__name__}) extract_feat returns {len(feats)} feature '
+                         f'map(s) (valid: {-len(feats)}..{len(feats) - 1})')
+    feat = feats[index]
+    return feat.shape[1], _PROBE_SIZE / feat.shape[-1]
+
+
+def choose_connector(student_stride: float, teacher_stride: float,
+                     student_scale: float) -> str:
+    """``Conv1x1Connector`` when the maps meet at the same stride in the teacher's pixels,
+    ``Deconv2xConnector`` when the student's is twice as coarse.
+
+    Raises:
+        ValueError: no connector bridges the strides (names them and the fix).
+    """
+    effective = student_stride / student_scale
+    if effective == teacher_stride:
+        return 'Conv1x1Connector'
+    if effective == 2 * teacher_stride:
+        return 'Deconv2xConnector'
+    raise ValueError(
+        f'no connector bridges the maps: the student map has stride {student_stride:g} on its '
+        f'input (scale {student_scale:g}), i.e. {effective:g} in the teacher\'s pixels, and the '
+        f'teacher map has stride {teacher_stride:g}. A 1x1 connector needs equal strides, a '
+        'deconv connector a factor 2. Give the student a deconv neck (Deconv2xNeck), mimic '
+        'another map (student_feature/teacher_feature), or change --student-scale.')
+
+
+def _load_config(config: Union[str, Config], what: str) -> Config:
+    if isinstance(config, Config):
+        return copy.deepcopy(config)
+    if not isinstance(config, str) or not osp.isfile(config):
+        raise FileNotFoundError(f'{what} config not found: {config}')
+    return Config.fromfile(config)
+
+
+def wrap_with_teacher(cfg: Union[str, Config],
+                      teacher_cfg: Union[str, Config],
+                      teacher_ckpt: str,
+                      mimic_weight: float = 1.0,
+                      mimic_loss: str = 'ProposalSampledL2Loss',
+                      student_scale: Optional[float] = None,
+                      teacher_check: bool = True,
+                      teacher_check_images: int = 20) -> Config:
+    """A copy of ``cfg`` whose model is a ``FeatureMimicDistiller`` of ``cfg.model``.
+
+    The mimicked maps are the last map of each network (``extract_feat(...)[-1]``); the connector
+    is chosen from their measured channels and strides (:func:`choose_connector`); with
+    ``student_scale`` the mimic is cross-scale (the student sees the batch resized by that
+    factor). The teacher's model config is embedded, so the returned (and dumped) config is a
+    complete, rerunnable distiller config. With ``teacher_check`` a :class:`TeacherCheckHook`
+    scores the teacher on ``teacher_check_images`` validation images before the first iteration.
+
+    Args:
+        cfg: the student's training config (or its path).
+        teacher_cfg: the teacher's config (or its path); its ``model`` is used.
+        teacher_ckpt: the teacher's trained checkpoint.
+        mimic_weight: lambda_1, the mimic loss weight (>= 0).
+        mimic_loss: one of :data:`MIMIC_LOSSES`.
+        student_scale: cross-scale mimic factor (e.g. 0.5); None: same input.
+        teacher_check: add the teacher check (needs ``val_dataloader``/``val_evaluator``).
+        teacher_check_images: validation images the check scores.
+
+    Raises:
+        FileNotFoundError: a config or the checkpoint is missing (names it).
+        ValueError / TypeError: the student has no RPN, the networks normalise differently, no
+            connector bridges the strides, an unknown loss, a negative weight, a missing val
+            evaluator for the check (each message names the culprit and the fix).
+    """
+    from mmmimic.models.distillers import FeatureMimicDistiller
+    cfg = _load_config(cfg, 'student')
+    teacher_full = _load_config(teacher_cfg, 'teacher (--teacher)')
+    if not isinstance(teacher_ckpt, str) or not osp.isfile(teacher_ckpt):
+        raise FileNotFoundError(f'teacher checkpoint (--teacher) not found: {teacher_ckpt}')
+    if cfg.model.get('type') == 'FeatureMimicDistiller':
+        raise ValueError('the config is already a FeatureMimicDistiller config; --teacher wraps '
+                         'a plain student config')
+    if mimic_loss not in MIMIC_LOSSES:
+        raise ValueError(f'unknown mimic loss {mimic_loss!r}; choose one of {MIMIC_LOSSES}')
+    if not mimic_weight >= 0:
+        raise ValueError(f'the mimic weight must be >= 0, got {mimic_weight}')
+    scale = 1.0 if student_scale is None else float(student_scale)
+    if not 0 < scale <= 1:
+        raise ValueError(f'--student-scale must be in (0, 1], got {student_scale}')
+    if teacher_check and (cfg.get('val_dataloader') is None or
+                          cfg.get('val_evaluator') is None):
+        raise KeyError('the teacher check scores the teacher with the val evaluator, but the '
+                       'student config has no val_dataloader/val_evaluator: add them, or pass '
+                       '--no-teacher-check (teacher_check=False)')
+
+    student_model = copy.deepcopy(cfg.model)
+    teacher_model = copy.deepcopy(teacher_full.model)
+    FeatureMimicDistiller._check_normalisation(
+        student_model.get('data_preprocessor'), teacher_model.get('data_preprocessor'))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
+        student = MODELS.build(copy.deepcopy(student_model))
+        if FeatureMimicDistiller._rpn_of(student) is None:
+            raise TypeError(f'the student ({type(student).__name__}) has no RPN head: feature '
+                            'mimic samples the RoIs from the student RPN\'s proposals; use an '
+                            'RPN or a two-stage detector')
+        teacher = MODELS.build(copy.deepcopy(teacher_model))
+        _, s_stride = measure_feature_map(student, -1, 'student')
+        _, t_stride = measure_feature_map(teacher, -1, 'teacher')
+    connector = choose_connector(s_stride, t_stride, scale)
+
+    cfg.model = ConfigDict(
+        type='FeatureMimicDistiller',
+        student=student_model,
+        teacher=teacher_model,
+        teacher_ckpt=osp.abspath(teacher_ckpt),
+        student_feature=-1,
+        teacher_feature=-1,
+        connector=dict(type=connector),
+        mimic_loss=dict(type=mimic_loss, loss_weight=float(mimic_weight)),
+        student_input_scale=scale)
+    cfg.teacher_config = osp.abspath(teacher_full.filename) if teacher_full.filename else None
+    if teacher_check:
+        hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TeacherCheckHook']
+        cfg.custom_hooks = hooks + [dict(type='TeacherCheckHook',
+                                         num_images=teacher_check_images)]
+    return cfg
