@@ -20,7 +20,7 @@ from mmmimic.utils import (check_checkpoint_matches_model, check_config_path,
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file, or an exported .onnx model')
     parser.add_argument('--work-dir', help='the directory to save the file containing '
                         'evaluation metrics')
     parser.add_argument('--out', type=str,
@@ -86,7 +86,12 @@ def main():
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must name a .pkl/.pickle file, got {args.out}')
         check_output_path(args.out, args.overwrite, what='--out file')
-    cfg.load_from = args.checkpoint
+    is_onnx = args.checkpoint.endswith('.onnx')
+    if is_onnx:  # an exported model (tools/deployment/export_onnx.py), run by onnxruntime
+        from mmmimic.deployment import onnx_test_cfg
+        cfg = onnx_test_cfg(cfg, args.checkpoint)
+    else:
+        cfg.load_from = args.checkpoint
 
     setup_cpu_distributed(cfg)  # torchrun on a CPU-only machine: gloo, no CUDA device ids
     if args.show or args.show_dir:
@@ -100,7 +105,8 @@ def main():
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     if isinstance(model, BaseTTAModel):
         model = model.module
-    check_checkpoint_matches_model(model, args.checkpoint, strict=True)
+    if not is_onnx:
+        check_checkpoint_matches_model(model, args.checkpoint, strict=True)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()

@@ -42,13 +42,10 @@ def student_model_cfg(cfg: Config) -> Tuple[ConfigDict, float]:
     the student has none) and ``student_input_scale``; any other model is returned as is with
     scale 1.
     """
-    model = copy.deepcopy(cfg.model)
-    if model.get('type') != 'FeatureMimicDistiller':
-        return model, 1.0
-    student = copy.deepcopy(model.student)
-    if model.get('data_preprocessor') is not None:
-        student.data_preprocessor = model.data_preprocessor
-    return student, float(model.get('student_input_scale', 1.0))
+    from mmmimic.apis import student_config
+    if cfg.model.get('type') != 'FeatureMimicDistiller':
+        return copy.deepcopy(cfg.model), 1.0
+    return student_config(cfg).model, float(cfg.model.get('student_input_scale', 1.0))
 
 
 def load_detector(config: str, checkpoint: Optional[str],

@@ -96,7 +96,7 @@ def test_nms_pre_below_anchor_count_in_dynamic_graph(tmp_path):
 def test_extracted_cross_scale_student_with_input_scale(reference, tmp_path):
     """A plain student config (as extract_student.py writes it) exported with --input-scale 0.5
     equals the distiller's predict."""
-    from tools_import import extract_student
+    from mmmimic.apis import extract_student
     model, config, ckpt = reference('cross_scale')
     cfg_path, student_ckpt = extract_student(config, ckpt, str(tmp_path / 'student'))
     out = str(tmp_path / 'student.onnx')
