@@ -113,9 +113,11 @@ def batched_nms_indices(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: di
     iou_threshold = nms_cfg.pop('iou_threshold')
     class_agnostic = nms_cfg.pop('class_agnostic', False)
     nms_cfg.pop('split_thr', None)  # per-class loop of mmcv: same result as the offsets
-    if nms_cfg.pop('offset', 0) != 0 or nms_cfg.get('max_num', -1) > 0 or \
-            nms_cfg.get('score_threshold', 0) > 0:
-        raise NoOnnxRouteError(f'nms options {sorted(nms_cfg)} have no ONNX route')
+    unsupported = {k: v for k, v in nms_cfg.items()
+                   if (k, v) not in (('offset', 0), ('max_num', -1), ('score_threshold', 0))}
+    if unsupported:
+        raise NoOnnxRouteError(f'nms options {unsupported} have no ONNX route (supported: '
+                               'type="nms", iou_threshold, class_agnostic, split_thr)')
     if class_agnostic:
         boxes_for_nms = boxes
     else:
