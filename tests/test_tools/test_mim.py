@@ -55,3 +55,22 @@ def test_mim_train_and_test(installed_copy, tiny_coco, tmp_path):
         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
     assert test.returncode == 0, (test.stdout + test.stderr)[-3000:]
     assert 'coco/bbox_mAP:' in test.stdout + test.stderr
+
+
+def test_mim_train_passes_the_teacher_flag(installed_copy, repo_root, tiny_coco, tmp_path):
+    sys.path.insert(0, osp.join(repo_root, 'tests', 'test_models', 'test_distillers'))
+    from mimic_test_utils import TEACHER_CFG, make_teacher_ckpt
+    teacher_ckpt = make_teacher_ckpt(str(tmp_path / 'teacher.pth'))
+    env = dict(os.environ, PYTHONPATH=installed_copy)
+    opts = [f'{split}_dataloader.dataset.data_root={tiny_coco}' for split in ('train', 'val')]
+    work_dir = str(tmp_path / 'work')
+    train = subprocess.run(
+        [*MIM, 'train', 'mmmimic', 'configs/mimic/tiny/rpn_r18-w8_scratch_tiny.py', '--teacher',
+         osp.abspath(TEACHER_CFG), teacher_ckpt, '--no-teacher-check', '--work-dir', work_dir,
+         '--cfg-options', *opts, 'train_cfg.max_iters=1', 'train_cfg.val_interval=100',
+         'default_hooks.checkpoint.interval=1'],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
+    assert osp.isfile(osp.join(work_dir, 'iter_1.pth'))
+    assert "type='FeatureMimicDistiller'" in open(
+        osp.join(work_dir, 'rpn_r18-w8_scratch_tiny.py')).read()

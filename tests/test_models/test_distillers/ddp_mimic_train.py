@@ -11,9 +11,38 @@ import torch.distributed as dist
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from test_mimic_runner import tiny_runner_cfg  # noqa: E402
 
+from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmmimic.utils import setup_cpu_distributed  # noqa: E402
+
+
+class RankRecorder(Hook):
+    """On every rank: the local ``loss_mimic`` of each step, and the connector's gradients as
+    the optimizer sees them (after DDP's all-reduce, before the step)."""
+
+    def __init__(self):
+        self.loss_mimic, self.connector_grads = [], []
+
+    def before_train(self, runner):
+        wrapper, connector = runner.optim_wrapper, runner.model.module.connector
+        step = wrapper.step
+
+        def recording_step(**kwargs):
+            self.connector_grads.append(
+                torch.cat([p.grad.detach().flatten().clone() for p in connector.parameters()]))
+            return step(**kwargs)
+
+        wrapper.step = recording_step
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.loss_mimic.append(float(outputs['loss_mimic']))
+
+
+def _gather(tensor):
+    gathered = [torch.zeros_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor)
+    return gathered
 
 
 def main():
@@ -37,6 +66,8 @@ def main():
     assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.model_wrapper_cfg.device_ids is None
     runner = Runner.from_cfg(cfg)
     distiller = runner.model.module
+    recorder = RankRecorder()
+    runner.register_hook(recorder)
     teacher_before = {k: v.clone() for k, v in distiller.teacher.state_dict().items()}
     runner.train()
 
@@ -44,8 +75,9 @@ def main():
         torch.equal(v, teacher_before[k]) for k, v in distiller.teacher.state_dict().items())
     # the student's parameters must be identical on both ranks after synchronised updates
     flat = torch.cat([p.detach().flatten() for p in distiller.student.parameters()])
-    gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, flat)
+    gathered = _gather(flat)
+    losses = _gather(torch.tensor(recorder.loss_mimic, dtype=torch.float64))
+    grads = _gather(torch.stack(recorder.connector_grads))
     if dist.get_rank() == 0:
         mimic = runner.message_hub.get_scalar('train/loss_mimic').data[0]
         report = dict(
@@ -55,7 +87,11 @@ def main():
             loss_mimic=[float(x) for x in mimic],
             teacher_unchanged=teacher_same,
             ranks_in_sync=all(torch.equal(g, gathered[0]) for g in gathered),
-            teacher_in_reducer=any(p.requires_grad for p in distiller.teacher.parameters()))
+            teacher_in_reducer=any(p.requires_grad for p in distiller.teacher.parameters()),
+            loss_mimic_per_rank=[r.tolist() for r in losses],
+            connector_grad_steps=[len(g) for g in grads],
+            connector_grad_norms=[[float(x) for x in g.norm(dim=1)] for g in grads],
+            connector_grads_equal=all(torch.equal(g, grads[0]) for g in grads))
         with open(osp.join(args.work_dir, 'ddp_report.json'), 'w') as f:
             json.dump(report, f)
 

@@ -28,4 +28,15 @@ def test_two_process_ddp_mimic_training(tmp_path, teacher_ckpt):
     assert report['iters'] == 4 and len(report['loss_mimic']) == 4
     assert report['teacher_unchanged'] and not report['teacher_in_reducer']
     assert report['ranks_in_sync']
+    # the mimic loss is live on every rank at every step (not only where it is logged) ...
+    import math
+    assert len(report['loss_mimic_per_rank']) == 2
+    for rank_losses in report['loss_mimic_per_rank']:
+        assert len(rank_losses) == 4
+        assert all(math.isfinite(v) and v > 0 for v in rank_losses)
+    assert report['loss_mimic_per_rank'][0] != report['loss_mimic_per_rank'][1]  # own data
+    # ... and the connector's gradients are all-reduced: equal on both ranks, every step
+    assert report['connector_grad_steps'] == [4, 4]
+    assert all(n > 0 for norms in report['connector_grad_norms'] for n in norms)
+    assert report['connector_grads_equal']
     assert osp.isfile(work_dir / 'iter_4.pth')
