@@ -132,8 +132,8 @@ def test_flag_trains_resumes_and_exports(tiny_coco, random_teacher, tmp_path):
     student = MODELS.build(Config.fromfile(cfg_path).model)
     exported = torch.load(ckpt_path, weights_only=True)['state_dict']
     student.load_state_dict(exported, strict=True)
-    assert torch.equal(exported['rpn_head.rpn_conv.weight'],
-                       resumed['state_dict']['student.rpn_head.rpn_conv.weight'])
+    assert torch.equal(exported['bbox_head.rpn_conv.weight'],
+                       resumed['state_dict']['student.bbox_head.rpn_conv.weight'])
 
 
 def test_bad_inputs_are_named_before_training(tiny_coco, random_teacher, tmp_path,
