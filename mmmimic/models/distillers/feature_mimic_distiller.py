@@ -10,7 +10,6 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -22,6 +21,7 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmmimic.utils.checkpoint import load_state_dict
 from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
 
@@ -86,12 +86,7 @@ def load_teacher_checkpoint(teacher: nn.Module, checkpoint: str) -> None:
     if checkpoint is None:
         raise ValueError('the teacher needs a checkpoint (teacher_ckpt); a randomly initialised '
                          'teacher is refused')
-    if '://' not in checkpoint and not osp.isfile(osp.expanduser(checkpoint)):
-        raise FileNotFoundError(f'teacher checkpoint not found: {checkpoint}')
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
+    state_dict = load_state_dict(checkpoint, what='teacher checkpoint')
     result = teacher.load_state_dict(state_dict, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise KeyError(
