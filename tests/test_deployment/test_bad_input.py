@@ -7,9 +7,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, frames, preprocess
+from deploy_utils import ROOT, SKIP_REASON, frames, preprocess
 
-from mmmimic.deployment import NoOnnxRouteError, OnnxDetector, export_onnx, read_onnx_meta
+pytest.importorskip('onnx', reason=SKIP_REASON)
+pytest.importorskip('onnxruntime', reason=SKIP_REASON)
+
+from mmmimic.deployment import (NoOnnxRouteError, OnnxDetector, export_onnx,  # noqa: E402
+                                read_onnx_meta)
 
 SMOKE_FPN = osp.join(ROOT, 'configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py')
 

@@ -1,12 +1,15 @@
 """Exported graphs equal PyTorch's predict: same count, boxes to 1e-3 px, scores to 1e-4."""
 import os
-import os.path as osp
 
 import pytest
 import torch
-from conftest import compare, frames, preprocess, torch_predict
+from deploy_utils import SKIP_REASON, compare, frames, preprocess, torch_predict
 
-from mmmimic.deployment import OnnxDetector, export_onnx, load_detector, read_onnx_meta
+pytest.importorskip('onnx', reason=SKIP_REASON)
+pytest.importorskip('onnxruntime', reason=SKIP_REASON)
+
+from mmmimic.deployment import (OnnxDetector, export_onnx, load_detector,  # noqa: E402
+                                read_onnx_meta)
 
 KINDS = ['rpn', 'rfcn', 'faster_rcnn', 'cross_scale']
 
@@ -69,11 +72,11 @@ def test_rescale_false_gives_input_pixels(reference, tmp_path):
 def test_nms_pre_below_anchor_count_in_dynamic_graph(tmp_path):
     """nms_pre (the RPN's top-k before NMS) applies where an input has more anchors than it and
     not where it has fewer, in one dynamic graph."""
-    from conftest import ROOT, build_reference
+    from deploy_utils import ROOT, build_reference
     config = tmp_path / 'rpn_nms_pre.py'
     config.write_text(f"_base_ = ['{ROOT}/configs/mimic/tiny/rpn_r18-w16_tiny.py']\n"
                       'model = dict(test_cfg=dict(rpn=dict(nms_pre=40)))\n')
-    from conftest import TINY
+    from deploy_utils import TINY
     TINY['rpn_nms_pre'] = str(config)
     try:
         model, config_path, ckpt = build_reference('rpn_nms_pre', str(tmp_path))

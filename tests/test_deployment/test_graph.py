@@ -1,14 +1,17 @@
 """The exportable building blocks equal the mmdet/mmcv/mmmimic code they replace."""
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
+from deploy_utils import SKIP_REASON
 from mmcv.ops import batched_nms, nms
 
-from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox
-from mmmimic.deployment.graph import (batched_nms_indices, decode_deltas, nms_indices,
+pytest.importorskip('onnx', reason=SKIP_REASON)
+ort = pytest.importorskip('onnxruntime', reason=SKIP_REASON)
+
+from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import delta2bbox  # noqa: E402
+from mmmimic.deployment.graph import (batched_nms_indices, decode_deltas, nms_indices,  # noqa: E402
                                       ps_roi_pool_gather)
-from mmmimic.models.roi_heads.ps_roi_pool import ps_roi_pool
+from mmmimic.models.roi_heads.ps_roi_pool import ps_roi_pool  # noqa: E402
 
 
 def _boxes(n, gen, size=100.0):

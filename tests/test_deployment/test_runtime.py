@@ -11,11 +11,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from deploy_utils import ROOT, SKIP_REASON
 
-from mmmimic.datasets import caltech_converter as converter
-from mmmimic.datasets import caltech_io
-from mmmimic.deployment import OnnxDetector, export_onnx, load_detector
+pytest.importorskip('onnx', reason=SKIP_REASON)
+pytest.importorskip('onnxruntime', reason=SKIP_REASON)
+
+from mmmimic.datasets import caltech_converter as converter  # noqa: E402
+from mmmimic.datasets import caltech_io  # noqa: E402
+from mmmimic.deployment import OnnxDetector, export_onnx, load_detector  # noqa: E402
 
 CONFIG = osp.join(ROOT, 'configs/inception/rpn_inception-1-2_caltech-480x640.py')
 
