@@ -1,8 +1,8 @@
 """High-level entry points for scripts and notebooks."""
-from .mimic_wrap import MIMIC_LOSSES, choose_connector, measure_feature_map, wrap_with_teacher
+from .mimic_wrap import MIMIC_LOSSES, choose_connector, wrap_with_teacher
 from .student_export import extract_student, student_config
 
 __all__ = [
-    'wrap_with_teacher', 'choose_connector', 'measure_feature_map', 'MIMIC_LOSSES',
+    'wrap_with_teacher', 'choose_connector', 'MIMIC_LOSSES',
     'extract_student', 'student_config'
 ]

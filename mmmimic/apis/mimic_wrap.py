@@ -5,37 +5,14 @@
 """
 import copy
 import os.path as osp
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
-import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
 from mmdet.registry import MODELS
 
 MIMIC_LOSSES = ('ProposalSampledL2Loss', 'PooledFeatureL2Loss', 'WholeFeatureL2Loss')
-_PROBE_SIZE = 256
-
-
-@torch.no_grad()
-def measure_feature_map(detector: torch.nn.Module, index: int = -1,
-                        name: str = 'network') -> Tuple[int, float]:
-    """Channels and stride of ``detector.extract_feat(...)[index]``, measured on a blank input.
-
-    Raises:
-        ValueError: ``index`` is out of range (names ``name`` and the number of maps).
-    """
-    was_training = detector.training
-    detector.eval()
-    param = next(detector.parameters())
-    feats = detector.extract_feat(param.new_zeros(1, 3, _PROBE_SIZE, _PROBE_SIZE))
-    detector.train(was_training)
-    if not -len(feats) <= index < len(feats):
-        raise ValueError(f'{name}_feature={index} is out of range: the {name} '
-                         f'({type(detector).__name__}) extract_feat returns {len(feats)} feature '
-                         f'map(s) (valid: {-len(feats)}..{len(feats) - 1})')
-    feat = feats[index]
-    return feat.shape[1], _PROBE_SIZE / feat.shape[-1]
 
 
 def choose_connector(student_stride: float, teacher_stride: float,
@@ -100,7 +77,7 @@ def wrap_with_teacher(cfg: Union[str, Config],
             connector bridges the strides, an unknown loss, a negative weight, a missing val
             evaluator for the check (each message names the culprit and the fix).
     """
-    from mmmimic.models.distillers import FeatureMimicDistiller
+    from mmmimic.models.distillers import FeatureMimicDistiller, measure_feature_map
     cfg = _load_config(cfg, 'student')
     teacher_full = _load_config(teacher_cfg, 'teacher (--teacher)')
     if not isinstance(teacher_ckpt, str) or not osp.isfile(teacher_ckpt):
@@ -123,17 +100,17 @@ def wrap_with_teacher(cfg: Union[str, Config],
 
     student_model = copy.deepcopy(cfg.model)
     teacher_model = copy.deepcopy(teacher_full.model)
-    FeatureMimicDistiller._check_normalisation(
+    FeatureMimicDistiller.check_normalisation(
         student_model.get('data_preprocessor'), teacher_model.get('data_preprocessor'))
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         student = MODELS.build(copy.deepcopy(student_model))
-        if FeatureMimicDistiller._rpn_of(student) is None:
+        if FeatureMimicDistiller.rpn_of(student) is None:
             raise TypeError(f'the student ({type(student).__name__}) has no RPN head: feature '
                             'mimic samples the RoIs from the student RPN\'s proposals; use an '
                             'RPN or a two-stage detector')
         teacher = MODELS.build(copy.deepcopy(teacher_model))
-        _, s_stride = measure_feature_map(student, -1, 'student')
-        _, t_stride = measure_feature_map(teacher, -1, 'teacher')
+        _, s_stride, _ = measure_feature_map(student, -1, 'student')
+        _, t_stride, _ = measure_feature_map(teacher, -1, 'teacher')
     connector = choose_connector(s_stride, t_stride, scale)
 
     cfg.model = ConfigDict(

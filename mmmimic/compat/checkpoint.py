@@ -303,4 +303,3 @@ def register_checkpoint_loader() -> None:
     """Make the weights-only loader mmengine's scheme for local paths (idempotent)."""
     if CheckpointLoader._schemes.get('') is not _load_from_local:
         CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
-

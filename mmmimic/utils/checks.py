@@ -32,7 +32,6 @@ def check_fresh_work_dir(work_dir: str, resume: bool) -> None:
             'pass --overwrite to start over.')
 
 
-
 def check_output_path(path: str, overwrite: bool, what: str = 'output file') -> str:
     """Refuse to overwrite an existing ``path`` unless ``overwrite``; its folder must exist.
 
@@ -82,6 +81,7 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     raise FileNotFoundError(
         f'{marker} names {named!r}, which is not in this work dir and {local} does not exist; '
         'pass the checkpoint to resume from explicitly: --resume PATH')
+
 
 def check_checkpoint_matches_model(model: nn.Module,
                                    filename: str,

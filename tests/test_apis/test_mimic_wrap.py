@@ -127,8 +127,8 @@ def test_flag_trains_resumes_and_exports(tiny_coco, random_teacher, tmp_path):
     resumed = torch.load(osp.join(work_dir, 'iter_3.pth'), weights_only=False)
     assert resumed['meta']['iter'] == 3
 
-    cfg_path, ckpt_path = extract_student(dumped, osp.join(work_dir, 'iter_3.pth'),
-                                         str(tmp_path / 'export'))
+    cfg_path, ckpt_path = extract_student(
+        dumped, osp.join(work_dir, 'iter_3.pth'), str(tmp_path / 'export'))
     student = MODELS.build(Config.fromfile(cfg_path).model)
     exported = torch.load(ckpt_path, weights_only=True)['state_dict']
     student.load_state_dict(exported, strict=True)

@@ -26,8 +26,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg_path, ckpt_path = extract_student(args.config, args.checkpoint, args.out_dir, args.name,
-                                         args.overwrite)
+    cfg_path, ckpt_path = extract_student(
+        args.config, args.checkpoint, args.out_dir, args.name, args.overwrite)
     print(f'student config: {cfg_path}\nstudent checkpoint: {ckpt_path}')
 
 

@@ -76,4 +76,3 @@ def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList,
                 instances.bboxes = _scale_boxes(instances.bboxes, scale)
         samples.append(data_sample)
     return inputs, samples
-

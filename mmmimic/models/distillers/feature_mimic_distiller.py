@@ -67,6 +67,7 @@ def merge_mimic_cfg(mimic_cfg: OptConfigType) -> ConfigDict:
     merged.merge(mimic_cfg)
     return merged
 
+
 # data_preprocessor keys that change what the networks see; teacher and student must agree.
 _NORMALISATION_KEYS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
 
@@ -93,6 +94,33 @@ def load_teacher_checkpoint(teacher: nn.Module, checkpoint: str) -> None:
             f'teacher checkpoint {checkpoint} does not match the teacher model:\n'
             f'  missing keys ({len(result.missing_keys)}): {result.missing_keys}\n'
             f'  unexpected keys ({len(result.unexpected_keys)}): {result.unexpected_keys}')
+
+
+@torch.no_grad()
+def measure_feature_map(detector: nn.Module, index: int = -1,
+                        name: str = 'network') -> Tuple[int, float, int]:
+    """Run ``detector.extract_feat`` once on a blank 256x256 input (eval mode) and measure map
+    ``index``.
+
+    Returns:
+        ``(channels, stride, number of maps extract_feat returns)``.
+
+    Raises:
+        ValueError: ``index`` is out of range (names ``{name}_feature``, the detector and the
+            number of maps).
+    """
+    size = 256
+    was_training = detector.training
+    detector.eval()
+    param = next(detector.parameters())
+    feats = detector.extract_feat(param.new_zeros(1, 3, size, size))
+    detector.train(was_training)
+    if not -len(feats) <= index < len(feats):
+        raise ValueError(
+            f'{name}_feature={index} is out of range: the {name} ({type(detector).__name__}) '
+            f'extract_feat returns {len(feats)} feature map(s) (valid: {-len(feats)}..'
+            f'{len(feats) - 1})')
+    return feats[index].shape[1], size / feats[index].shape[-1], len(feats)
 
 
 def _drop_teacher_state(module: nn.Module, state_dict: dict, prefix: str,
@@ -165,7 +193,7 @@ class FeatureMimicDistiller(BaseDetector):
         teacher_cfg = self._teacher_model_cfg(teacher)
         if data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
-        self._check_normalisation(data_preprocessor, teacher_cfg.get('data_preprocessor'))
+        self.check_normalisation(data_preprocessor, teacher_cfg.get('data_preprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.student_feature = student_feature
         self.teacher_feature = teacher_feature
@@ -296,7 +324,7 @@ class FeatureMimicDistiller(BaseDetector):
         return copy.deepcopy(ConfigDict(teacher))
 
     @staticmethod
-    def _check_normalisation(student_dp: OptConfigType, teacher_dp: OptConfigType) -> None:
+    def check_normalisation(student_dp: OptConfigType, teacher_dp: OptConfigType) -> None:
         if not student_dp or not teacher_dp:
             return
         for key in _NORMALISATION_KEYS:
@@ -308,7 +336,7 @@ class FeatureMimicDistiller(BaseDetector):
                                  f'{key}={t_val} (teacher) vs {s_val} (student)')
 
     @staticmethod
-    def _rpn_of(detector: nn.Module) -> Optional[nn.Module]:
+    def rpn_of(detector: nn.Module) -> Optional[nn.Module]:
         rpn = getattr(detector, 'rpn_head', None)
         if rpn is None and isinstance(detector, RPN):
             rpn = detector.bbox_head
@@ -317,15 +345,15 @@ class FeatureMimicDistiller(BaseDetector):
     @property
     def student_rpn(self) -> Optional[nn.Module]:
         """The student's RPN head (``rpn_head``, or ``bbox_head`` of an ``RPN`` detector)."""
-        return self._rpn_of(self.student)
+        return self.rpn_of(self.student)
 
     @property
     def teacher_rpn(self) -> Optional[nn.Module]:
         """The teacher's RPN head, if it has one."""
-        return self._rpn_of(self.teacher)
+        return self.rpn_of(self.teacher)
 
     def _declared_stride(self, detector: nn.Module, index: int, num_maps: int) -> Optional[int]:
-        rpn = self._rpn_of(detector)
+        rpn = self.rpn_of(detector)
         if rpn is None or not hasattr(rpn, 'prior_generator'):
             return None
         strides = rpn.prior_generator.strides
@@ -342,27 +370,15 @@ class FeatureMimicDistiller(BaseDetector):
         Returns:
             ``((student_channels, student_stride), (teacher_channels, teacher_stride))``.
         """
-        size = 256
         results = []
         for name, net, index in (('student', self.student, self.student_feature),
                                  ('teacher', self.teacher, self.teacher_feature)):
-            was_training = net.training
-            net.eval()
-            param = next(net.parameters())
-            feats = net.extract_feat(param.new_zeros(1, 3, size, size))
-            net.train(was_training)
-            if not -len(feats) <= index < len(feats):
-                raise ValueError(
-                    f'{name}_feature={index} is out of range: the {name} '
-                    f'({type(net).__name__}) extract_feat returns {len(feats)} feature map(s) '
-                    f'(valid: {-len(feats)}..{len(feats) - 1})')
-            feat = feats[index]
-            measured = size / feat.shape[-1]
-            declared = self._declared_stride(net, index, len(feats))
+            channels, measured, num_maps = measure_feature_map(net, index, name)
+            declared = self._declared_stride(net, index, num_maps)
             if declared is not None and declared != measured:
                 raise ValueError(f'the {name} map {index} has stride {measured} (measured) but '
                                  f'its RPN anchors assume stride {declared}')
-            results.append((feat.shape[1], declared if declared is not None else measured))
+            results.append((channels, declared if declared is not None else measured))
         return tuple(results)
 
     # ----------------------------------------------------------------- teacher hygiene
