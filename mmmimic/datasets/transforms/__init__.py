@@ -1,0 +1,3 @@
+from .stride_aligned_crop import StrideAlignedRandomCrop
+
+__all__ = ['StrideAlignedRandomCrop']
