@@ -226,7 +226,7 @@ def write_plot(rows: List[Dict[str, object]], path: str) -> None:
         ax.set_xticklabels([m.replace('_caltech', '').replace('-480x640', '')
                             for m in models], rotation=60, ha='right', fontsize=6)
         ax.set_title(f'{shape}, {threads} thread(s)', fontsize=9)
-        ax.set_ylabel('speed-up over the teacher (same runtime)')
+        ax.set_ylabel('speed-up over teacher (same runtime)', fontsize=8)
         ax.axhline(1, color='grey', lw=0.5)
         ax.legend(fontsize=7)
     fig.tight_layout()
