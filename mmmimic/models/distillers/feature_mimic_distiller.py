@@ -24,6 +24,7 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmmimic.utils.checkpoint import load_state_dict
 from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
+from .teacher_cache import build_distiller_cache, cached_teacher_feats
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
 # negatives by IoU with the ground truth as in Fast R-CNN; RoIs only from the student's proposals.
@@ -171,6 +172,10 @@ class FeatureMimicDistiller(BaseDetector):
             (``loss_mimic_cls``). Needs two-stage student and teacher. ``None``: off.
         roi_mimic_bbox_loss: the same for the box deltas (``loss_mimic_bbox``).
         data_preprocessor: defaults to the student's; the teacher's must normalise identically.
+        teacher_cache: serve the teacher's mimicked map from a
+            :class:`~.teacher_cache.TeacherFeatureCache` instead of running the teacher:
+            ``dict(dir=..., pipeline=train_pipeline, dtype='float16', max_gb=50, verify=0,
+            missing='error')`` (docs/distiller.md, "Teacher-feature cache"). ``None``: live.
         init_cfg: mmengine init config.
     """
 
@@ -187,6 +192,7 @@ class FeatureMimicDistiller(BaseDetector):
                  roi_mimic_cls_loss: OptConfigType = None,
                  roi_mimic_bbox_loss: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
+                 teacher_cache: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         self._check_settings(student_feature, teacher_feature, mimic_cfg, student_input_scale)
         student = copy.deepcopy(ConfigDict(student))
@@ -206,6 +212,12 @@ class FeatureMimicDistiller(BaseDetector):
         self._build_teacher(teacher_cfg, teacher_ckpt)
         self._build_mimic(mimic_loss, mimic_cfg, roi_mimic_cls_loss, roi_mimic_bbox_loss)
         self._build_connector(connector)
+        self.teacher_cache = None
+        if teacher_cache is not None:  # after the connector: needs mimic_input and the stride
+            self.teacher_cache, self._teacher_cache_plan = build_distiller_cache(
+                self, teacher_cache, self._teacher_model_cfg(teacher), teacher_ckpt,
+                data_preprocessor)  # the teacher config as given (building changes its copy)
+            self._teacher_cache_verified = False
 
     # ----------------------------------------------------------------- construction
     def _build_teacher(self, teacher_cfg: ConfigDict, teacher_ckpt: Optional[str]) -> None:
@@ -491,7 +503,8 @@ class FeatureMimicDistiller(BaseDetector):
         rpn_outs = self.student_rpn(student_feats)
         losses = self._rpn_gt_losses(rpn_outs, rpn_samples)
         # The frozen teacher on the full-size batch; the student's proposals, computed once.
-        teacher_feats = self.extract_teacher_feat(batch_inputs)
+        teacher_feats = (self.extract_teacher_feat(batch_inputs) if self.teacher_cache is None
+                         else cached_teacher_feats(self, batch_inputs, batch_data_samples))
         proposals = self._student_proposals(rpn_outs, rpn_samples)
         if self.mimic_loss is not None:
             losses['loss_mimic'] = self._mimic_loss(

@@ -735,3 +735,72 @@ def cached_teacher_feats(distiller, batch_inputs: Tensor, batch_data_samples) ->
     feats = [None] * (index + 1 if index >= 0 else -index)
     feats[index] = feat
     return tuple(feats)
+
+
+def fill_cache_from_config(cfg, progress: bool = True, stop_after: Optional[int] = None,
+                           log: Callable[[str], None] = print, device: Optional[str] = None
+                           ) -> dict:
+    """Fill the teacher cache of a mimic config (``tools/cache_teacher_features.py``).
+
+    Builds the distiller without its cache (the teacher, the data preprocessor, the stride),
+    checks that ``model.teacher_cache.pipeline`` is the training pipeline and that the cache can
+    represent it, opens the LMDB store for writing (a new one, or one with the same identity to
+    resume) and runs :func:`fill_teacher_cache` over ``train_dataloader.dataset``.
+
+    Under DDP (``torch.distributed`` initialised) rank 0 writes and the other ranks wait at a
+    barrier; training ranks then all read.
+
+    Args:
+        cfg: the mmengine ``Config`` of a ``FeatureMimicDistiller`` with ``teacher_cache``.
+        progress: show a progress bar.
+        stop_after: stop after writing this many entries (tests).
+        log: where messages go.
+        device: where the teacher runs (default: cuda if available).
+
+    Returns:
+        :func:`fill_teacher_cache`'s statistics (rank 0; ``{}`` on other ranks).
+
+    Raises:
+        ValueError: no ``teacher_cache`` in the model, or its pipeline differs from the
+            training pipeline (names both).
+    """
+    from mmengine.dist import barrier, get_rank
+
+    from mmdet.registry import DATASETS, MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    cache_cfg = model_cfg.pop('teacher_cache', None)
+    if not cache_cfg:
+        raise ValueError('the config\'s model has no teacher_cache=dict(dir=..., pipeline=...)')
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    if _plain(cache_cfg.get('pipeline')) != _plain(dataset_cfg.get('pipeline')):
+        raise ValueError('model.teacher_cache.pipeline differs from '
+                         'train_dataloader.dataset.pipeline; give the same list (e.g. '
+                         'pipeline={{_base_.train_pipeline}}):\n'
+                         f'  teacher_cache: {_plain(cache_cfg.get("pipeline"))}\n'
+                         f'  train dataset: {_plain(dataset_cfg.get("pipeline"))}')
+    stats = {}
+    if get_rank() == 0:
+        device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        distiller = MODELS.build(model_cfg).to(device).eval()
+        plan = plan_cache_pipeline(cache_cfg['pipeline'], int(distiller.teacher_stride))
+        dtype = cache_cfg.get('dtype', 'float16')
+        data_preprocessor = model_cfg.get('data_preprocessor') or \
+            model_cfg.student.get('data_preprocessor')
+        identity = cache_identity(type(distiller)._teacher_model_cfg(model_cfg.teacher),
+                                  model_cfg.teacher_ckpt,
+                                  distiller.teacher_feature, data_preprocessor, plan['cached'],
+                                  dtype)
+        cache = TeacherFeatureCache(cache_cfg['dir'], identity, dtype=dtype,
+                                    max_gb=cache_cfg.get('max_gb', 50.0), readonly=False)
+
+        def build_dataset(pipeline):
+            return DATASETS.build(dict(copy.deepcopy(dataset_cfg), pipeline=pipeline))
+
+        try:
+            stats = fill_teacher_cache(cache, build_dataset, plan, distiller.teacher,
+                                       distiller.data_preprocessor, distiller.teacher_feature,
+                                       progress=progress, stop_after=stop_after, log=log)
+        finally:
+            cache.close()
+    barrier()
+    return stats

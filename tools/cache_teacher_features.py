@@ -1,0 +1,48 @@
+"""Fill the teacher-feature cache of a mimic config before training.
+
+    python tools/cache_teacher_features.py CONFIG [--cfg-options k=v ...] [--device cuda]
+
+Writes ``model.teacher_cache.dir`` (LMDB): the teacher's mimicked map of every training image in
+every augmentation state the training pipeline can draw (resize from its fixed set, flip). Prints
+the size estimate and refuses to start beyond ``teacher_cache.max_gb``; shows a progress bar;
+an interrupted run resumes where it stopped (each entry is one transaction: a half-written entry
+is never readable). Under DDP (``torchrun ... --launcher pytorch``) rank 0 writes, the others
+wait. The library is :func:`mmmimic.models.distillers.teacher_cache.fill_cache_from_config`.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='a FeatureMimicDistiller config with model.teacher_cache')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings (key=value)')
+    parser.add_argument('--device', default=None, help='default: cuda if available, else cpu')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='DDP: rank 0 writes, the other ranks wait')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import mmmimic  # noqa: F401  (registers the modules)
+    from mmengine.config import Config
+    from mmengine.dist import init_dist
+
+    from mmmimic.models.distillers.teacher_cache import fill_cache_from_config
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.launcher != 'none':
+        init_dist(args.launcher)
+    return fill_cache_from_config(cfg, progress=not args.no_progress, device=args.device)
+
+
+if __name__ == '__main__':
+    main()
