@@ -1,6 +1,7 @@
 """Per-iteration cost of a stage-1 mimic step, and Eq. 4 vectorised vs the per-RoI loop.
 
     python benchmarks/mimic_step.py [--config CFG] [--height 1000 --width 1333] [--iters 3]
+    python benchmarks/mimic_step.py --cache [--iters 2]   # cached vs live vs scratch ratios
 
 Builds the distiller of ``--config`` (default: the Caltech 1/2-Inception mimic config; the teacher
 gets random weights from a temporary checkpoint unless ``--teacher-ckpt`` is given: timing does
@@ -10,8 +11,16 @@ methods it calls. The "mimic machinery" is what the student's GT training alone 
 the student's proposal predict step, assign + sample, connector and loss (forward and backward).
 Then it times Eq. 4 on the step's real maps and RoIs, vectorised vs one RoI at a time.
 Numbers are wall-clock seconds on whatever machine runs it; CPU numbers are noisy.
+
+``--cache``: for each of ``CACHE_CASES`` (Caltech 1/2-Inception, cross-scale 1/2-Inception,
+the vtest configs; or ``--config`` at ``--height x --width``) one run times, interleaved, a
+scratch student step (the student alone on its own input), the mimic step with the live teacher
+and the mimic step with the teacher map served by a ``TeacherFeatureCache`` (an LMDB store
+filled with this batch's teacher maps in float16: the real lookup, decode and copy), each a full
+forward + backward + SGD step, and prints (mimic step) / (scratch step) for both.
 """
 import argparse
+import copy
 import json
 import os.path as osp
 import sys
@@ -33,6 +42,14 @@ from mmmimic.models.losses import proposal_sampled_l2_loss  # noqa: E402
 from mmmimic.testing.losses import proposal_sampled_l2_loss_reference  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/mimic/rpn_inception-1-2_mimic-inception_caltech.py'
+# (config, teacher input h, w, batch): the sizes each config trains at
+CACHE_CASES = (
+    (DEFAULT_CONFIG, 1000, 1333, 1),
+    ('configs/cross_scale/rpn_inception-1-2-deconv_mimic-inception_caltech-480x640.py', 960,
+     1280, 1),
+    ('configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py', 320, 384, 2),
+    ('configs/vtest/rpn_inception-1-4_mimic-inception_vtest.py', 320, 384, 2),
+)
 MIMIC_PARTS = ('proposals (student RPN predict + NMS)', 'assign + sample RoIs', 'connector fwd',
                'mimic loss fwd', 'connector + loss bwd (isolated)')
 
@@ -41,15 +58,21 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--teacher-ckpt', default=None)
-    parser.add_argument('--height', type=int, default=1000)
-    parser.add_argument('--width', type=int, default=1333)
+    parser.add_argument('--height', type=int, default=None)
+    parser.add_argument('--width', type=int, default=None)
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--loss-reps', type=int, default=5)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', help='write the numbers as JSON here')
-    return parser.parse_args()
+    parser.add_argument('--cache', action='store_true',
+                        help='ratios (mimic step with cache | live teacher) / scratch step')
+    args = parser.parse_args()
+    args.height_given = args.height is not None
+    args.height = 1000 if args.height is None else args.height
+    args.width = 1333 if args.width is None else args.width
+    return args
 
 
 def sync(device):
@@ -143,9 +166,106 @@ def time_eq4(pred, target, rois, stride, reps):
         map_shape=list(pred.shape))
 
 
+def attach_filled_cache(model, inputs, samples, cache_dir):
+    """Fill an LMDB TeacherFeatureCache with this batch's teacher maps (one entry per image,
+    float16) and make ``model`` serve its teacher map from it."""
+    from mmmimic.models.distillers.teacher_cache import TeacherFeatureCache, cache_key
+    cache = TeacherFeatureCache(cache_dir, dict(hash='benchmark'), dtype='float16',
+                                max_gb=4.0, readonly=False)
+    with torch.no_grad():
+        feats = model.teacher.extract_feat(inputs)[model.teacher_feature]
+    for i, sample in enumerate(samples):
+        sample.set_metainfo(dict(img_path=f'bench/{i}.png', flip=False, flip_direction=None))
+        cache.put(cache_key(sample.img_path, None, sample.img_shape), feats[i])
+    cache.mark_complete(len(samples))
+    model.teacher_cache = cache
+    model._teacher_cache_plan = dict(loading=[])
+    model._teacher_cache_verified = True
+    return cache
+
+
+def cache_ratios(args, config, height, width, batch):
+    """Interleaved scratch / live / cached steps of one config; returns mean seconds and
+    ratios."""
+    args.config = config
+    model = build_model(args)
+    student = copy.deepcopy(model.student)  # the same network, trained alone
+    inputs, samples = make_batch(batch, height, width, args.device)
+    s_inputs, s_samples = model.student_inputs(inputs, samples)
+    s_samples = model._class_agnostic(s_samples)
+    live = model
+    cached = copy.deepcopy(model)
+    cache = attach_filled_cache(cached, inputs, samples, tempfile.mkdtemp())
+    cached.teacher.to('meta')  # proves the cached step never runs the teacher
+
+    def step_fn(net, x, ds):
+        params = [p for p in net.parameters() if p.requires_grad]
+        optim = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+
+        def step():
+            losses = net.loss(x, copy.deepcopy(ds))
+            total = sum(sum(v) if isinstance(v, list) else v for v in losses.values())
+            optim.zero_grad()
+            total.backward()
+            optim.step()
+        return step
+
+    steps = dict(scratch=step_fn(student.train(), s_inputs, s_samples),
+                 live=step_fn(live.train(), inputs, samples),
+                 cached=step_fn(cached.train(), inputs, samples))
+    times = defaultdict(list)
+    for it in range(args.warmup + args.iters):
+        for name, step in steps.items():  # interleaved: load changes hit all three alike
+            sync(args.device)
+            start = time.perf_counter()
+            step()
+            sync(args.device)
+            if it >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    cache.close()
+    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    return dict(config=config, input=[batch, 3, height, width], seconds=mean,
+                live_ratio=mean['live'] / mean['scratch'],
+                cached_ratio=mean['cached'] / mean['scratch'],
+                entry_mib=cache_entry_mib(model, height, width))
+
+
+def cache_entry_mib(model, height, width):
+    """Size of one float16 entry: the teacher map of a (padded) ``height x width`` image."""
+    divisor = getattr(model.data_preprocessor, 'pad_size_divisor', 1) or 1
+    h, w = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
+    stride = model.teacher_stride
+    with torch.no_grad():
+        param = next(model.teacher.parameters())
+        channels = model.teacher.extract_feat(param.new_zeros(1, 3, 64, 64))[
+            model.teacher_feature].shape[1]
+    return channels * -(-h // stride) * -(-w // stride) * 2 / 2**20
+
+
+def main_cache(args):
+    cases = CACHE_CASES if args.config == DEFAULT_CONFIG and not args.height_given else \
+        ((args.config, args.height, args.width, args.batch), )
+    rows = [cache_ratios(args, *case) for case in cases]
+    print(f'mimic step / scratch student step on {args.device} ({torch.get_num_threads()} '
+          f'threads, {args.iters} timed iterations each, interleaved)')
+    print('| config | teacher input | scratch ms | live ms | cached ms | live / scratch | '
+          'cached / scratch | entry MiB |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|')
+    for r in rows:
+        s = r['seconds']
+        print(f'| {osp.basename(r["config"])} | {"x".join(map(str, r["input"]))} | '
+              f'{s["scratch"] * 1000:.0f} | {s["live"] * 1000:.0f} | {s["cached"] * 1000:.0f} | '
+              f'{r["live_ratio"]:.2f} | {r["cached_ratio"]:.2f} | {r["entry_mib"]:.3f} |')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(rows, f, indent=2)
+
+
 def main():
     args = parse_args()
     register_all_modules()
+    if args.cache:
+        return main_cache(args)
     model = build_model(args)
     timer = MethodTimer(args.device)
     rpn = model.student_rpn

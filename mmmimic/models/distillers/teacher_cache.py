@@ -429,7 +429,8 @@ class TeacherFeatureCache:
 
     # ------------------------------------------------------------------ serving
     def serve(self, data_samples: Sequence, batch_shape: Tuple[int, int], stride: int,
-              device, dtype: torch.dtype = torch.float32
+              device, dtype: torch.dtype = torch.float32,
+              map_shape: Optional[Tuple[int, int]] = None
               ) -> Tuple[Optional[Tensor], List[str]]:
         """The teacher map of a training batch from the cache.
 
@@ -444,6 +445,8 @@ class TeacherFeatureCache:
             stride: the teacher map's stride.
             device: where the map goes.
             dtype: the served dtype.
+            map_shape: ``(h, w)`` of the teacher's map of a ``batch_shape`` input (the
+                network's own size arithmetic); default ``ceil(batch_shape / stride)``.
 
         Returns:
             ``(map (B, C, H/s, W/s) or None, missing keys)``; the map is ``None`` when any
@@ -477,7 +480,7 @@ class TeacherFeatureCache:
                       f'this batch uses the live teacher (fallback #{self.live_fallbacks})',
                       logger='current', level=logging.WARNING)
             return None, missing
-        height, width = -(-batch_shape[0] // stride), -(-batch_shape[1] // stride)
+        height, width = map_shape or (-(-batch_shape[0] // stride), -(-batch_shape[1] // stride))
         out = torch.zeros(len(feats), feats[0].shape[0], height, width, dtype=dtype)
         for i, feat in enumerate(feats):
             rows, cols = min(feat.shape[1], height), min(feat.shape[2], width)
@@ -712,6 +715,19 @@ def build_distiller_cache(distiller, cfg: dict, teacher_cfg: dict, teacher_ckpt:
     return cache, plan
 
 
+def teacher_map_shape(distiller, batch_shape: Tuple[int, int]) -> Tuple[int, int]:
+    """``(h, w)`` of the teacher's mimicked map for a ``batch_shape`` input, measured once per
+    shape with one forward on zeros (the network's padding arithmetic, e.g. 62x83 cells for an
+    unpadded 1000x1333 input at stride 16) and remembered."""
+    sizes = distiller.__dict__.setdefault('_teacher_map_sizes', {})
+    if batch_shape not in sizes:
+        param = next(distiller.teacher.parameters())
+        with torch.no_grad():
+            feat = distiller.teacher.extract_feat(param.new_zeros(1, 3, *batch_shape))
+        sizes[batch_shape] = tuple(feat[distiller.teacher_feature].shape[-2:])
+    return sizes[batch_shape]
+
+
 def cached_teacher_feats(distiller, batch_inputs: Tensor, batch_data_samples) -> Tuple[Tensor]:
     """The teacher features a mimic step uses, from the distiller's cache.
 
@@ -726,9 +742,10 @@ def cached_teacher_feats(distiller, batch_inputs: Tensor, batch_data_samples) ->
                                           distiller._teacher_cache_plan['loading'],
                                           distiller.teacher_feature))
         distiller._teacher_cache_verified = True
-    feat, missing = cache.serve(batch_data_samples, tuple(batch_inputs.shape[-2:]),
-                                int(distiller.teacher_stride), batch_inputs.device,
-                                batch_inputs.dtype)
+    batch_shape = tuple(batch_inputs.shape[-2:])
+    feat, missing = cache.serve(batch_data_samples, batch_shape, int(distiller.teacher_stride),
+                                batch_inputs.device, batch_inputs.dtype,
+                                teacher_map_shape(distiller, batch_shape))
     if missing:
         return distiller.extract_teacher_feat(batch_inputs)
     index = distiller.teacher_feature

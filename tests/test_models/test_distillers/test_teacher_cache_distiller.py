@@ -157,3 +157,23 @@ def test_incomplete_cache_errors_or_falls_back_live_when_configured(setup, tmp_p
     assert got == losses_of(live, inputs, samples)  # the live teacher, bit-identical
     assert cached.teacher_cache.live_fallbacks == 1
     assert any('uses the live teacher' in r.getMessage() for r in records)
+
+
+def test_served_map_has_the_teacher_networks_own_size(setup):
+    """Inception floors odd sizes (100x136 -> 6x8 cells at stride 16, not ceil's 7x9): the served
+    map takes the size the teacher itself gives for the batch shape (measured once per shape)."""
+    from types import SimpleNamespace
+
+    from mmmimic.models.distillers.teacher_cache import teacher_map_shape
+    teacher_cfg = Config.fromfile(osp.join(CONFIG_DIR, '..', '..', 'inception',
+                                           'rpn_inception_caltech.py')).model
+    teacher = MODELS.build(teacher_cfg).eval()
+    distiller = SimpleNamespace(teacher=teacher, teacher_feature=-1)
+    with torch.no_grad():
+        live = teacher.extract_feat(torch.zeros(1, 3, 100, 136))[-1]
+    assert teacher_map_shape(distiller, (100, 136)) == tuple(live.shape[-2:]) == (6, 8)
+    assert distiller._teacher_map_sizes == {(100, 136): (6, 8)}
+    model = build(setup['cfg'])
+    inputs, samples = batch(setup['cfg'], model)
+    served, _ = model.teacher_cache.serve(samples, (96, 128), 16, 'cpu', map_shape=(5, 7))
+    assert served.shape == (2, 64, 5, 7)
