@@ -1,6 +1,6 @@
 """What the teacher cache serves vs the live teacher, near crop and padding borders.
 
-    python benchmarks/teacher_cache_exactness.py [--teacher configs/inception/rpn_inception_caltech.py]
+    python benchmarks/teacher_cache_exactness.py [--teacher CONFIG] [--out JSON]
 
 1. Crops: the cache serves a stride-aligned crop as the slice of the whole image's map; the live
    teacher runs on the crop alone (zero padding where the image continues). Both are compared per

@@ -46,6 +46,8 @@ CACHE_FORMAT = 1
 _IDENTITY_KEY = b'__identity__'
 _COMPLETE_KEY = b'__complete__'
 _DONE_PREFIX = b'__done__/'
+# data-preprocessor keys that change the teacher's input
+_PREPROCESS_KEYS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr', 'pad_size_divisor', 'pad_value')
 _DTYPES = {'float16': torch.float16, 'float32': torch.float32}
 _HEADER_LEN = struct.Struct('<I')
 
@@ -116,8 +118,7 @@ def cache_identity(teacher_cfg: dict, teacher_ckpt: str, teacher_feature: int,
         teacher_config=_sha256(teacher_cfg),
         teacher_checkpoint=file_sha256(teacher_ckpt),
         teacher_feature=str(int(teacher_feature)),
-        normalisation=_sha256({k: dp.get(k) for k in ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr',
-                                                       'pad_size_divisor', 'pad_value')}),
+        normalisation=_sha256({k: dp.get(k) for k in _PREPROCESS_KEYS}),
         pipeline=_sha256(list(pipeline)),
         dtype=dtype)
     identity['hash'] = _sha256(identity)
@@ -510,8 +511,8 @@ class TeacherFeatureCache:
         if k <= 0 or not keys:
             return []
         rng = np.random.default_rng(seed)
-        chosen = [keys[i] for i in rng.choice(len(keys), size=min(k, len(keys)),
-                                                replace=False)]
+        picks = rng.choice(len(keys), size=min(k, len(keys)), replace=False)
+        chosen = [keys[i] for i in picks]
         tol = 2**-10 if self.dtype == 'float16' else 1e-5
         for key in chosen:
             stored, header = self._decode(key, self._raw_get(key.encode()))

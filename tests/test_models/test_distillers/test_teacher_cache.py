@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmdet.registry import DATASETS, MODELS
 from mmmimic.models.distillers.teacher_cache import (
     CacheError, TeacherFeatureCache, cache_identity, cache_key, compare_maps,
-    fill_teacher_cache, make_recipe_computer, plan_cache_pipeline, teacher_map_of)
+    fill_teacher_cache, make_recipe_computer, plan_cache_pipeline)
 
 from mimic_test_utils import TEACHER_CFG, make_teacher_ckpt
 
@@ -105,8 +105,8 @@ def test_plan_accepts_the_cacheable_pipeline():
 
 
 @pytest.mark.parametrize('step, words', [
-    (dict(type='RandomResize', scale=[(256, 192), (320, 240)]), ['RandomResize',
-                                                                'RandomChoiceResize']),
+    (dict(type='RandomResize', scale=[(256, 192), (320, 240)]),
+     ['RandomResize', 'RandomChoiceResize']),
     (dict(type='PhotoMetricDistortion'), ['PhotoMetricDistortion', 'teacher_cache=None']),
     (dict(type='RandomCrop', crop_size=(64, 64)), ['RandomCrop', 'StrideAlignedRandomCrop']),
     (dict(type='RandomAffine'), ['RandomAffine', 'teacher_cache=None']),
@@ -303,6 +303,7 @@ def test_interrupted_fill_resumes_and_never_leaves_half_entries(teacher_env, fil
                            stop_after=5)
     assert stats['stopped'] and stats['written'] == 5 and len(cache.keys()) == 5
     assert not cache.complete
+
     # a transaction that fails after writing its key leaves nothing readable
     def failing():
         yield (b'__done__/x/0', b'k')
