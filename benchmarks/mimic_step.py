@@ -23,6 +23,7 @@ import argparse
 import copy
 import json
 import os.path as osp
+import statistics
 import sys
 import tempfile
 import time
@@ -42,13 +43,14 @@ from mmmimic.models.losses import proposal_sampled_l2_loss  # noqa: E402
 from mmmimic.testing.losses import proposal_sampled_l2_loss_reference  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/mimic/rpn_inception-1-2_mimic-inception_caltech.py'
-# (config, teacher input h, w, batch): the sizes each config trains at
+# (config, teacher input h, w, batch, cached image h, w): the sizes each config trains at; vtest
+# trains on 320x384 crops of 480x640 frames, so its entries hold whole frames, served sliced
 CACHE_CASES = (
-    (DEFAULT_CONFIG, 1000, 1333, 1),
+    (DEFAULT_CONFIG, 1000, 1333, 1, 1000, 1333),
     ('configs/cross_scale/rpn_inception-1-2-deconv_mimic-inception_caltech-480x640.py', 960,
-     1280, 1),
-    ('configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py', 320, 384, 2),
-    ('configs/vtest/rpn_inception-1-4_mimic-inception_vtest.py', 320, 384, 2),
+     1280, 1, 960, 1280),
+    ('configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
+    ('configs/vtest/rpn_inception-1-4_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
 )
 MIMIC_PARTS = ('proposals (student RPN predict + NMS)', 'assign + sample RoIs', 'connector fwd',
                'mimic loss fwd', 'connector + loss bwd (isolated)')
@@ -166,17 +168,22 @@ def time_eq4(pred, target, rois, stride, reps):
         map_shape=list(pred.shape))
 
 
-def attach_filled_cache(model, inputs, samples, cache_dir):
-    """Fill an LMDB TeacherFeatureCache with this batch's teacher maps (one entry per image,
-    float16) and make ``model`` serve its teacher map from it."""
+def attach_filled_cache(model, inputs, samples, cache_dir, frame_hw):
+    """Fill an LMDB TeacherFeatureCache with one float16 entry per image of the batch (the
+    teacher's map of a random ``frame_hw`` image; a smaller batch is a stride-aligned crop of
+    it, served sliced) and make ``model`` serve its teacher map from it."""
     from mmmimic.models.distillers.teacher_cache import TeacherFeatureCache, cache_key
     cache = TeacherFeatureCache(cache_dir, dict(hash='benchmark'), dtype='float16',
                                 max_gb=4.0, readonly=False)
+    frames = torch.randn(inputs.shape[0], 3, *frame_hw, device=inputs.device)
     with torch.no_grad():
-        feats = model.teacher.extract_feat(inputs)[model.teacher_feature]
+        feats = model.teacher.extract_feat(frames)[model.teacher_feature]
     for i, sample in enumerate(samples):
-        sample.set_metainfo(dict(img_path=f'bench/{i}.png', flip=False, flip_direction=None))
-        cache.put(cache_key(sample.img_path, None, sample.img_shape), feats[i])
+        meta = dict(img_path=f'bench/{i}.png', flip=False, flip_direction=None)
+        if tuple(frame_hw) != tuple(sample.img_shape):
+            meta.update(crop_offset=(64, 32), precrop_shape=tuple(frame_hw))
+        sample.set_metainfo(meta)
+        cache.put(cache_key(sample.img_path, None, frame_hw), feats[i])
     cache.mark_complete(len(samples))
     model.teacher_cache = cache
     model._teacher_cache_plan = dict(loading=[])
@@ -184,9 +191,11 @@ def attach_filled_cache(model, inputs, samples, cache_dir):
     return cache
 
 
-def cache_ratios(args, config, height, width, batch):
-    """Interleaved scratch / live / cached steps of one config; returns mean seconds and
-    ratios."""
+def cache_ratios(args, config, height, width, batch, frame_h=None, frame_w=None):
+    """Interleaved scratch / live / cached steps of one config; returns the median seconds
+    and the median over rounds of each round's ratio (a round runs the three steps back to
+    back, so load changes on a shared machine hit them alike)."""
+    frame_hw = (frame_h or height, frame_w or width)
     args.config = config
     model = build_model(args)
     student = copy.deepcopy(model.student)  # the same network, trained alone
@@ -195,7 +204,7 @@ def cache_ratios(args, config, height, width, batch):
     s_samples = model._class_agnostic(s_samples)
     live = model
     cached = copy.deepcopy(model)
-    cache = attach_filled_cache(cached, inputs, samples, tempfile.mkdtemp())
+    cache = attach_filled_cache(cached, inputs, samples, tempfile.mkdtemp(), frame_hw)
     cached.teacher.to('meta')  # proves the cached step never runs the teacher
 
     def step_fn(net, x, ds):
@@ -223,11 +232,12 @@ def cache_ratios(args, config, height, width, batch):
             if it >= args.warmup:
                 times[name].append(time.perf_counter() - start)
     cache.close()
-    mean = {k: sum(v) / len(v) for k, v in times.items()}
-    return dict(config=config, input=[batch, 3, height, width], seconds=mean,
-                live_ratio=mean['live'] / mean['scratch'],
-                cached_ratio=mean['cached'] / mean['scratch'],
-                entry_mib=cache_entry_mib(model, height, width))
+    median = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: statistics.median(t / s for t, s in zip(times[k], times['scratch']))
+              for k in ('live', 'cached')}
+    return dict(config=config, input=[batch, 3, height, width], seconds=median,
+                live_ratio=ratios['live'], cached_ratio=ratios['cached'],
+                entry_mib=cache_entry_mib(model, *frame_hw))
 
 
 def cache_entry_mib(model, height, width):
@@ -244,18 +254,19 @@ def cache_entry_mib(model, height, width):
 
 def main_cache(args):
     cases = CACHE_CASES if args.config == DEFAULT_CONFIG and not args.height_given else \
-        ((args.config, args.height, args.width, args.batch), )
+        ((args.config, args.height, args.width, args.batch, args.height, args.width), )
     rows = [cache_ratios(args, *case) for case in cases]
     print(f'mimic step / scratch student step on {args.device} ({torch.get_num_threads()} '
-          f'threads, {args.iters} timed iterations each, interleaved)')
+          f'threads, {args.iters} timed rounds, medians; GiB/1000 img: 2 flip states)')
     print('| config | teacher input | scratch ms | live ms | cached ms | live / scratch | '
-          'cached / scratch | entry MiB |')
-    print('|---|---|---:|---:|---:|---:|---:|---:|')
+          'cached / scratch | entry MiB | GiB / 1000 img |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
     for r in rows:
         s = r['seconds']
         print(f'| {osp.basename(r["config"])} | {"x".join(map(str, r["input"]))} | '
               f'{s["scratch"] * 1000:.0f} | {s["live"] * 1000:.0f} | {s["cached"] * 1000:.0f} | '
-              f'{r["live_ratio"]:.2f} | {r["cached_ratio"]:.2f} | {r["entry_mib"]:.3f} |')
+              f'{r["live_ratio"]:.2f} | {r["cached_ratio"]:.2f} | {r["entry_mib"]:.3f} | '
+              f'{r["entry_mib"] * 2 * 1000 / 1024:.2f} |')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(rows, f, indent=2)
