@@ -23,6 +23,7 @@ def register_all_modules() -> None:
     # after a light import, datasets/evaluation were loaded without their mmdet classes
     from .datasets import caltech  # noqa: F401
     from .evaluation import metrics  # noqa: F401
+    from .datasets import transforms  # noqa: F401
 
 
 if not LIGHT_IMPORT:

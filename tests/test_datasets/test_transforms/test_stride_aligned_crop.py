@@ -63,3 +63,17 @@ def test_small_images_are_kept_whole_along_that_axis():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TRANSFORMS.build(dict(type='StrideAlignedRandomCrop', **kwargs))
+
+
+def test_registered_after_a_light_import():
+    """MMMIMIC_LIGHT_IMPORT=1 then register_all_modules(): the transform is in TRANSFORMS."""
+    import subprocess
+    import sys
+    code = ('import mmmimic; from mmdet.registry import TRANSFORMS; '
+            "assert TRANSFORMS.get('StrideAlignedRandomCrop') is None; "
+            'mmmimic.register_all_modules(); '
+            "assert TRANSFORMS.get('StrideAlignedRandomCrop') is not None")
+    env = dict(__import__('os').environ, MMMIMIC_LIGHT_IMPORT='1')
+    result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
