@@ -299,6 +299,11 @@ class TeacherFeatureCache:
         else:
             self._check_identity(json.loads(stored))
 
+    def __deepcopy__(self, memo: dict) -> 'TeacherFeatureCache':
+        """A deep copy of the model (EMA, benchmarks) shares the read handle: the store is
+        immutable while training and an LMDB environment cannot be copied."""
+        return self
+
     # ------------------------------------------------------------------ raw LMDB access
     def _check_file_size(self) -> None:
         """A truncated data.mdb would crash the process (SIGBUS) on the first read of a page

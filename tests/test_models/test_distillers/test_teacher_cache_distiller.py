@@ -83,6 +83,7 @@ def test_cached_losses_equal_live_losses(setup):
     assert [s.flip for s in samples] == [False, True]
     got, expected = losses_of(cached, inputs, samples), losses_of(live, inputs, samples)
     assert cached._teacher_cache_verified  # verify=3 ran at the first training step
+    assert copy.deepcopy(cached).teacher_cache is cached.teacher_cache  # e.g. an EMA copy
     assert got.keys() == expected.keys()
     for key in ('loss_rpn_cls', 'loss_rpn_bbox'):
         assert got[key] == expected[key]
