@@ -22,6 +22,6 @@ def check_mmcv_ops() -> None:
             f'mmcv {mmcv.__version__} is installed without its compiled ops (mmcv._ext is '
             'missing: this is mmcv-lite or a build with MMCV_WITH_OPS=0). mmmimic needs '
             'RoIAlign/nms from mmcv.ops. Fix: `pip uninstall -y mmcv mmcv-lite` then '
-            '`bash tools/install.sh` (uses ../shared/wheels if present, else builds '
+            '`bash tools/install.sh` (uses a prebuilt wheel from $WHEELS if given, else builds '
             f'mmcv=={MMCV_REQUIRED} from source: `MMCV_WITH_OPS=1 pip install '
             f'--no-build-isolation "setuptools<81" mmcv=={MMCV_REQUIRED}`).')
