@@ -1,7 +1,6 @@
 """One-flag mimic: ``tools/train.py STUDENT --teacher CFG CKPT`` and ``wrap_with_teacher``."""
 import copy
 import os.path as osp
-import runpy
 import sys
 
 import pytest
@@ -11,7 +10,7 @@ from mmengine.runner import Runner
 
 from mmdet.registry import MODELS
 from mmmimic.apis import choose_connector, extract_student, wrap_with_teacher
-from mmmimic.testing import load_tiny_config
+from mmmimic.testing import load_tiny_config, run_tool
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
 sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models', 'test_distillers'))
@@ -41,12 +40,7 @@ def _options(data_root, **extra):
 
 
 def _train(*argv):
-    saved = sys.argv
-    sys.argv = [TRAIN, *argv]
-    try:
-        runpy.run_path(TRAIN, run_name='__main__')
-    finally:
-        sys.argv = saved
+    run_tool(TRAIN, *argv)
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,5 @@
 """extract_student round trip: same predictions from the distiller and the exported student."""
 import copy
-import runpy
 import os.path as osp
 import sys
 
@@ -8,6 +7,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import get_state_dict, load_checkpoint, save_checkpoint
+
+from mmmimic.testing import run_tool
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
 sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models', 'test_distillers'))
@@ -20,12 +21,7 @@ TOOL = osp.join(ROOT, 'tools', 'model_converters', 'extract_student.py')
 
 def _run_tool(*argv):
     """The command line, in this process (no interpreter start-up)."""
-    saved = sys.argv
-    sys.argv = [TOOL, *argv]
-    try:
-        runpy.run_path(TOOL, run_name='__main__')
-    finally:
-        sys.argv = saved
+    run_tool(TOOL, *argv)
 
 
 def test_extract_student_round_trip(tmp_path):
