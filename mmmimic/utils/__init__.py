@@ -4,3 +4,4 @@ from .checks import (check_checkpoint_matches_model, check_config_path,  # noqa:
                      check_fresh_work_dir, check_output_path,
                      find_resume_checkpoint)
 from .dist import setup_cpu_distributed  # noqa: F401
+from .cli import parse_shape  # noqa: F401

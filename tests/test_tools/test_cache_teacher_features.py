@@ -13,15 +13,9 @@ from mmmimic.models.distillers.teacher_cache import CacheError
 
 REPO = osp.join(osp.dirname(__file__), '..', '..')
 sys.path.insert(0, osp.join(REPO, 'tests', 'test_models', 'test_distillers'))
-from mimic_test_utils import MIMIC_CFG, make_teacher_ckpt  # noqa: E402
+from mimic_test_utils import CACHE_PIPELINE, MIMIC_CFG, make_teacher_ckpt  # noqa: E402
 
-PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(128, 96), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
+PIPELINE = CACHE_PIPELINE
 
 
 def load_tool():

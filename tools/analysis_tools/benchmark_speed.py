@@ -31,6 +31,7 @@ from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
+from mmmimic.utils import parse_shape
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,15 +79,6 @@ class DenseForward(nn.Module):
         if hasattr(bbox_head, 'forward_score_maps'):
             outs += list(bbox_head.forward_score_maps(feats))
         return tuple(outs)
-
-
-def parse_shape(shape: str) -> Tuple[int, int]:
-    """'1000x1500' -> (1000, 1500)."""
-    try:
-        h, w = (int(v) for v in shape.lower().split('x'))
-    except ValueError as e:
-        raise ValueError(f'--shapes: expected HxW such as 1000x1500, got {shape!r}') from e
-    return h, w
 
 
 def build_detector(config: str, device: str) -> Tuple[nn.Module, str]:

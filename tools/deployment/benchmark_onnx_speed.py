@@ -31,6 +31,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
+from mmmimic.utils import parse_shape
+
 DEFAULT_GROUPS = [
     ['rpn', 'configs/inception/rpn_inception_caltech.py',
      'configs/inception/rpn_inception-1-2_caltech.py',
@@ -61,14 +63,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='where the exported .onnx files are kept (default: a temporary '
                         'folder, removed at the end)')
     return parser.parse_args(argv)
-
-
-def parse_shape(shape: str) -> Tuple[int, int]:
-    try:
-        h, w = (int(v) for v in shape.lower().split('x'))
-    except ValueError as e:
-        raise ValueError(f'--shapes: expected HxW such as 1000x1500, got {shape!r}') from e
-    return h, w
 
 
 def make_batch(data_preprocessor, shape: Tuple[int, int]) -> dict:

@@ -16,6 +16,15 @@ TEACHER_CFG = osp.join(CONFIG_DIR, 'rpn_r18-w16_tiny.py')
 
 register_all_modules()
 
+# A training pipeline the teacher-feature cache can serve (fixed resize, horizontal flip).
+CACHE_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(128, 96), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+
 
 def make_teacher_ckpt(path):
     """A teacher checkpoint with non-trivial BN statistics (the teacher is random otherwise)."""

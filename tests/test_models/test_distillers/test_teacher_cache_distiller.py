@@ -12,15 +12,9 @@ from mmengine.logging import MMLogger
 from mmdet.registry import DATASETS, MODELS
 from mmmimic.models.distillers.teacher_cache import (CacheError, TeacherFeatureCache,
                                                      fill_cache_from_config)
-from mimic_test_utils import CONFIG_DIR, MIMIC_CFG, make_teacher_ckpt
+from mimic_test_utils import CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, make_teacher_ckpt
 
-PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(128, 96), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
+PIPELINE = CACHE_PIPELINE
 
 
 def write_config(path, tiny_coco, ckpt, cache_dir, base=MIMIC_CFG, pipeline=PIPELINE,
