@@ -1,0 +1,3 @@
+from .scaled_input import ScaledInputDataPreprocessor
+
+__all__ = ['ScaledInputDataPreprocessor']
