@@ -13,7 +13,12 @@ toolbox runs them:
    log-average miss rate.
 
 :func:`log_average_miss_rate` runs 4-5 on already filtered boxes; :func:`evaluate_caltech` runs
-1-5 for several settings from raw per-image annotations. All boxes are ``[x, y, w, h]``.
+1-5 for several settings from raw per-image annotations (:func:`match_caltech` is its steps 1-4,
+for callers that need the per-detection matches). All boxes are ``[x, y, w, h]``.
+
+Beside the toolbox's miss rates, :func:`average_precision` gives the average precision of the
+same matched detections (all-point interpolation, VOC2010 style), a summary that uses every
+detection rather than the few at FPPI 1e-2..1.
 
 Internally every stage works on *flat* arrays (all images concatenated, plus an image index per
 box), so no stage loops over images or detections in Python; see :func:`match_detections` for the
@@ -416,6 +421,74 @@ def log_average(miss_rates: np.ndarray, log_floor: Optional[float] = None) -> fl
         return float(np.exp(np.mean(np.log(mr))))
 
 
+def ap_from_counts(cum_tp: np.ndarray, cum_fp: np.ndarray,
+                   num_gt: Union[float, np.ndarray]) -> np.ndarray:
+    """All-point interpolated average precision from cumulative counts (VOC2010 and later).
+
+    ``AP = sum_k (recall_k - recall_{k-1}) * max_{j >= k} precision_j`` over the curve points
+    ``k`` (the precision made monotone non-increasing, then summed over the recall steps). The
+    counts may be weighted (a frame drawn twice by a bootstrap counts twice); every leading axis is
+    an independent curve, so one call scores many resamples.
+
+    Args:
+        cum_tp: (..., t) true positives counted at each point, by descending score threshold.
+        cum_fp: (..., t) false positives, same shape.
+        num_gt: number of (non-ignore) ground truths, a scalar or shaped like the leading axes.
+
+    Returns:
+        (...) AP as fractions: 0 when there is no point (no detection), NaN where ``num_gt`` is 0
+        (recall is undefined without a ground truth, as the miss rate is).
+    """
+    cum_tp = np.asarray(cum_tp, dtype=np.float64)
+    cum_fp = np.asarray(cum_fp, dtype=np.float64)
+    if cum_tp.shape != cum_fp.shape:
+        raise ValueError(f'ap_from_counts: cum_tp {cum_tp.shape} and cum_fp {cum_fp.shape} differ')
+    num_gt = np.asarray(num_gt, dtype=np.float64)
+    if cum_tp.shape[-1] == 0:
+        return np.where(num_gt > 0, 0., np.nan) * np.ones(cum_tp.shape[:-1])
+    seen = cum_tp + cum_fp
+    with np.errstate(divide='ignore', invalid='ignore'):
+        # a point with nothing counted yet (zero-weight detections) has no precision; it adds
+        # no recall either, so 0 is neutral in the envelope
+        precision = np.where(seen > 0, cum_tp / seen, 0.)
+        envelope = np.maximum.accumulate(precision[..., ::-1], axis=-1)[..., ::-1]
+        d_tp = np.diff(cum_tp, axis=-1, prepend=0.)
+        ap = (d_tp * envelope).sum(axis=-1) / num_gt
+    return np.where(num_gt > 0, ap, np.nan)
+
+
+def average_precision(dt_status: np.ndarray, dt_scores: np.ndarray, num_gt: int) -> float:
+    """Average precision of matched detections (all-point interpolation, see
+    :func:`ap_from_counts`).
+
+    Uses exactly the detections the miss rate uses: ignored ones (status -1: matched to an
+    ignore region) are dropped, the rest are TP (1) or FP (0). The curve has one point per
+    *distinct* score: detections of equal score enter together, so the AP does not depend on the
+    order of tied detections (the FPPI curve of :func:`compute_roc` keeps the toolbox's order
+    instead).
+
+    Args:
+        dt_status: (m,) 1 TP / 0 FP / -1 ignored (from :func:`match_detections`).
+        dt_scores: (m,) scores.
+        num_gt: number of non-ignore gts over all images.
+
+    Returns:
+        AP as a fraction; 0 without any counted detection; NaN when ``num_gt`` is 0.
+    """
+    status = np.asarray(dt_status).reshape(-1)
+    scores = np.asarray(dt_scores, dtype=np.float64).reshape(-1)
+    if len(status) != len(scores):
+        raise ValueError(f'average_precision: dt_status ({len(status)},) and dt_scores '
+                         f'({len(scores)},) disagree')
+    counted = status != -1
+    scores, tp = scores[counted], status[counted] == 1
+    order = np.argsort(-scores, kind='stable')
+    scores, tp = scores[order], tp[order]
+    last = np.ones(len(scores), dtype=bool)  # the last detection of each distinct score
+    last[:-1] = scores[1:] != scores[:-1]
+    return float(ap_from_counts(np.cumsum(tp)[last], np.cumsum(~tp)[last], num_gt))
+
+
 def _image_name(i: int, img_ids: Optional[Sequence[str]]) -> str:
     return f'[{i}] (image {img_ids[i]})' if img_ids is not None else f'[{i}]'
 
@@ -503,39 +576,31 @@ def log_average_miss_rate(gts: Sequence[np.ndarray],
     return log_average(mrs, log_floor), mrs
 
 
-def evaluate_caltech(gts: Sequence[Dict],
-                     dts: Sequence[np.ndarray],
-                     settings: Sequence[Union[str, Dict]] = ('Reasonable', ),
-                     *,
-                     resize_dets: bool = True,
-                     log_floor: Optional[float] = None,
-                     border: Optional[Sequence[float]] = CALTECH_BORDER,
-                     aspect_ratio: float = ASPECT_RATIO,
-                     height_filter_ratio: float = HEIGHT_FILTER_RATIO,
-                     img_ids: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
-    """The whole dbEval pipeline for one detector on a set of images, for several settings.
+def match_caltech(gts: Sequence[Dict],
+                  dts: Sequence[np.ndarray],
+                  settings: Sequence[Union[str, Dict]] = ('Reasonable', ),
+                  *,
+                  resize_dets: bool = True,
+                  border: Optional[Sequence[float]] = CALTECH_BORDER,
+                  aspect_ratio: float = ASPECT_RATIO,
+                  height_filter_ratio: float = HEIGHT_FILTER_RATIO,
+                  img_ids: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
+    """Steps 1-4 of dbEval for several settings: filtered gts and matched detections.
+
+    :func:`evaluate_caltech` summarises this output; callers that need the per-detection outcome
+    (e.g. a bootstrap over images, :mod:`mmmimic.benchmark.stats`) use it directly. Matching is
+    per image, so every image's outcome is independent of the other images.
 
     Args:
-        gts: per image a dict of raw annotations: ``bboxes`` (k, 4) ``[x, y, w, h]``,
-            ``bboxes_vis`` (k, 4) (all zero when not annotated), ``labels`` (k strings) and
-            optionally ``ignore`` (k,) (the bbGt ``ign`` column).
-        dts: per image an (m, 5) array ``[x, y, w, h, score]`` in original image coordinates.
-        settings: names of :data:`CALTECH_SETTINGS` or custom dicts (see :func:`get_setting`).
-            Custom dicts are reported under ``setting.get('name', 'custom<i>')``.
-        resize_dets: resize detections to aspect 0.41 (Caltech code 3.2.1; later evaluations turn
-            this off).
-        log_floor: None (dbEval) or 1e-10 (acfTest convention).
-        border: ``[x0, y0, x1, y1]`` border of non-ignore gts (None: none).
-        aspect_ratio: the standard aspect ratio 0.41.
-        height_filter_ratio: detection height filter ratio 1.25.
-        img_ids: optional name of each image, used in error messages.
+        gts, dts, settings, resize_dets, border, aspect_ratio, height_filter_ratio, img_ids: see
+            :func:`evaluate_caltech`.
 
     Returns:
-        ``{setting_name: {'MR-2', 'MR-4'` (fractions), ``'miss_rates'`` (dict of the two
-        reference-point arrays), ``'fppi'``, ``'miss_rate'`` (the curve), ``'num_gt'``,
-        ``'num_images'``, ``'num_dets'``}}``. Without any detection (a detector that finds
-        nothing) MR-2 and MR-4 are 1 (100 %) and the curve is empty; without any non-ignore gt
-        they are NaN.
+        ``{setting_name: {...}}`` with, for the detections kept by the height filter,
+        ``dt_img`` (m,) image index, ``dt_scores`` (m,), ``dt_status`` (m,) 1 TP / 0 FP /
+        -1 ignored, ``dt_order`` (m,) the toolbox's concatenation order (see
+        :func:`match_detections`); and ``gt_per_image`` (num_images,) the number of non-ignore
+        gts of each image, ``num_gt`` their sum, ``num_images``, ``iou_thr``.
 
     Raises:
         ValueError: per-image arrays of different lengths or shapes, or NaN/inf in a box or
@@ -567,7 +632,7 @@ def evaluate_caltech(gts: Sequence[Dict],
     if resize_dets:
         d = standardize_aspect(d, aspect_ratio)
 
-    results = {}
+    matches = {}
     for i, setting in enumerate(settings):
         name = setting if isinstance(setting, str) else setting.get('name', f'custom{i}')
         exp = get_setting(setting if isinstance(setting, str) else
@@ -579,9 +644,64 @@ def evaluate_caltech(gts: Sequence[Dict],
         dk = filter_detections(d, exp['height_range'], height_filter_ratio)
         status, _, order = match_detections(g_img, g_b, g_ign, dimg[dk], d[dk, :4], d[dk, 4],
                                             n_img, exp['iou_thr'])
-        num_gt = int(np.count_nonzero(~g_ign))
-        res = dict(num_gt=num_gt, num_images=n_img, num_dets=int(dk.sum()), miss_rates={})
-        fppi, recall, _ = compute_roc(status, d[dk, 4], order, num_gt, n_img)
+        gt_per_image = np.bincount(g_img[~g_ign], minlength=n_img)
+        matches[name] = dict(dt_img=dimg[dk], dt_scores=d[dk, 4], dt_status=status,
+                             dt_order=order, gt_per_image=gt_per_image,
+                             num_gt=int(gt_per_image.sum()), num_images=n_img,
+                             iou_thr=exp['iou_thr'])
+    return matches
+
+
+def evaluate_caltech(gts: Sequence[Dict],
+                     dts: Sequence[np.ndarray],
+                     settings: Sequence[Union[str, Dict]] = ('Reasonable', ),
+                     *,
+                     resize_dets: bool = True,
+                     log_floor: Optional[float] = None,
+                     border: Optional[Sequence[float]] = CALTECH_BORDER,
+                     aspect_ratio: float = ASPECT_RATIO,
+                     height_filter_ratio: float = HEIGHT_FILTER_RATIO,
+                     img_ids: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
+    """The whole dbEval pipeline for one detector on a set of images, for several settings.
+
+    Args:
+        gts: per image a dict of raw annotations: ``bboxes`` (k, 4) ``[x, y, w, h]``,
+            ``bboxes_vis`` (k, 4) (all zero when not annotated), ``labels`` (k strings) and
+            optionally ``ignore`` (k,) (the bbGt ``ign`` column).
+        dts: per image an (m, 5) array ``[x, y, w, h, score]`` in original image coordinates.
+        settings: names of :data:`CALTECH_SETTINGS` or custom dicts (see :func:`get_setting`).
+            Custom dicts are reported under ``setting.get('name', 'custom<i>')``.
+        resize_dets: resize detections to aspect 0.41 (Caltech code 3.2.1; later evaluations turn
+            this off).
+        log_floor: None (dbEval) or 1e-10 (acfTest convention).
+        border: ``[x0, y0, x1, y1]`` border of non-ignore gts (None: none).
+        aspect_ratio: the standard aspect ratio 0.41.
+        height_filter_ratio: detection height filter ratio 1.25.
+        img_ids: optional name of each image, used in error messages.
+
+    Returns:
+        ``{setting_name: {'MR-2', 'MR-4'` (fractions), ``'AP'`` (fraction, at the setting's
+        IoU threshold, see :func:`average_precision`), ``'iou_thr'``, ``'miss_rates'`` (dict of
+        the two reference-point arrays), ``'fppi'``, ``'miss_rate'`` (the curve), ``'num_gt'``,
+        ``'num_images'``, ``'num_dets'``}}``. Without any detection (a detector that finds
+        nothing) MR-2 and MR-4 are 1 (100 %), AP is 0 and the curve is empty; without any
+        non-ignore gt all three are NaN.
+
+    Raises:
+        ValueError: per-image arrays of different lengths or shapes, or NaN/inf in a box or
+            score (names the image and the count).
+        KeyError: an unknown setting name (lists the known ones).
+    """
+    matches = match_caltech(gts, dts, settings, resize_dets=resize_dets, border=border,
+                            aspect_ratio=aspect_ratio, height_filter_ratio=height_filter_ratio,
+                            img_ids=img_ids)
+    results = {}
+    for name, m in matches.items():
+        status, scores, num_gt, n_img = (m['dt_status'], m['dt_scores'], m['num_gt'],
+                                         m['num_images'])
+        res = dict(num_gt=num_gt, num_images=n_img, num_dets=len(status), miss_rates={},
+                   iou_thr=m['iou_thr'])
+        fppi, recall, _ = compute_roc(status, scores, m['dt_order'], num_gt, n_img)
         res['fppi'], res['miss_rate'] = fppi, 1 - recall
         for key, (rng, npts) in MR_RANGES.items():
             if num_gt == 0:
@@ -589,6 +709,6 @@ def evaluate_caltech(gts: Sequence[Dict],
                 continue
             mrs = miss_rates_at(fppi, recall, reference_points(rng, npts))
             res[key], res['miss_rates'][key] = log_average(mrs, log_floor), mrs
+        res['AP'] = average_precision(status, scores, num_gt)
         results[name] = res
     return results
-

@@ -1,4 +1,4 @@
-"""Caltech Pedestrian log-average miss rate (MR-2 / MR-4) as an mmengine metric."""
+"""Caltech Pedestrian log-average miss rate (MR-2 / MR-4) and AP as an mmengine metric."""
 import os
 import os.path as osp
 from collections import defaultdict
@@ -42,8 +42,12 @@ class CaltechMRMetric(BaseMetric):
     Detections: ``pred_instances`` (``bboxes`` xyxy in original image coordinates, as mmdet's
     ``predict(rescale=True)`` returns them, and ``scores``), all of them (no score threshold).
 
-    Reported keys: ``caltech/<setting>_MR-2`` and ``..._MR-4`` (lower is better: use
-    ``save_best='caltech/Reasonable_MR-2', rule='less'``).
+    Reported keys, in %: ``caltech/<setting>_MR-2`` and ``..._MR-4`` (lower is better: use
+    ``save_best='caltech/Reasonable_MR-2', rule='less'``), and ``caltech/<setting>_AP<iou>``
+    (``Reasonable_AP50``; ``Overlap=75_AP75``): the average precision of the same matched
+    detections at the setting's IoU threshold (all-point interpolation, higher is better; see
+    :func:`~mmmimic.evaluation.functional.average_precision`). AP uses every detection, the
+    miss rates only those up to 1 false positive per image, so AP varies less between seeds.
 
     Args:
         settings: dbEval experiment names (``Reasonable``, ``All``, ``Scale=far``, ``Occ=heavy``,
@@ -135,7 +139,8 @@ class CaltechMRMetric(BaseMetric):
             results: the collected per-image dicts.
 
         Returns:
-            ``{'<setting>_MR-2': %, '<setting>_MR-4': %}`` per setting.
+            ``{'<setting>_MR-2': %, '<setting>_MR-4': %, '<setting>_AP<iou>': %}`` per
+            setting (``<iou>``: the setting's IoU threshold in %, 50 for ``Reasonable``).
         """
         logger = MMLogger.get_current_instance()
         res = evaluate_caltech([r['gt'] for r in results], [r['dt'] for r in results],
@@ -145,12 +150,13 @@ class CaltechMRMetric(BaseMetric):
         metrics = {}
         lines = [f'Caltech log-average miss rate, {len(results)} images '
                  f'(resize_dets={self.resize_dets}, log_floor={self.log_floor})',
-                 f'{"setting":<14}{"MR-2 %":>9}{"MR-4 %":>9}{"#gt":>7}{"#dt":>8}']
+                 f'{"setting":<14}{"MR-2 %":>9}{"MR-4 %":>9}{"AP %":>9}{"#gt":>7}{"#dt":>8}']
         for name, r in res.items():
             metrics[f'{name}_MR-2'] = 100 * r['MR-2']
             metrics[f'{name}_MR-4'] = 100 * r['MR-4']
+            metrics[f'{name}_AP{round(100 * r["iou_thr"])}'] = 100 * r['AP']
             lines.append(f'{name:<14}{100 * r["MR-2"]:>9.2f}{100 * r["MR-4"]:>9.2f}'
-                         f'{r["num_gt"]:>7}{r["num_dets"]:>8}')
+                         f'{100 * r["AP"]:>9.2f}{r["num_gt"]:>7}{r["num_dets"]:>8}')
         print_log('\n'.join(lines), logger=logger)
 
         out_dir = self._out_dir()

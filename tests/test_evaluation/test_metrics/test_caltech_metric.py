@@ -29,6 +29,11 @@ def test_caltech_metric_t2_and_files(tmp_path):
     out = metric.evaluate(1)
     assert out['caltech/Reasonable_MR-2'] == 0 and out['caltech/Reasonable_MR-4'] == 0
     assert out['caltech/Overlap=75_MR-2'] == 0
+    # AP: the TP comes after the FP, precision 1/2 at recall 1
+    assert out['caltech/Reasonable_AP50'] == 50 and out['caltech/Overlap=75_AP75'] == 50
+    assert sorted(out) == ['caltech/Overlap=75_AP75', 'caltech/Overlap=75_MR-2',
+                           'caltech/Overlap=75_MR-4', 'caltech/Reasonable_AP50',
+                           'caltech/Reasonable_MR-2', 'caltech/Reasonable_MR-4']
     assert osp.isfile(tmp_path / 'caltech_Overlap-75_mr_fppi.png')
     rows = caltech_io.read_result_file(str(tmp_path / 'res' / 'student' / 'set06' / 'V000.txt'))
     np.testing.assert_allclose(rows, [[30, 400, 100, 41, 100, .9], [30, 100, 100, 41, 100, .8]],
@@ -78,7 +83,8 @@ def test_caltech_metric_zero_detections(tmp_path):
                         _sample(ann, [], 'set06_V000_I00059')])
     out = metric.evaluate(2)
     assert out == {'caltech/Reasonable_MR-2': 100, 'caltech/Reasonable_MR-4': 100,
-                   'caltech/All_MR-2': 100, 'caltech/All_MR-4': 100}
+                   'caltech/Reasonable_AP50': 0, 'caltech/All_MR-2': 100, 'caltech/All_MR-4': 100,
+                   'caltech/All_AP50': 0}
     assert osp.isfile(tmp_path / 'caltech_All_mr_fppi.png')
     res_file = tmp_path / 'res' / 'empty' / 'set06' / 'V000.txt'
     assert osp.getsize(res_file) == 0
