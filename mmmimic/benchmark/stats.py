@@ -143,7 +143,7 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float],
 # --------------------------------------------------------------------------------------------------
 # per-frame records and the frame bootstrap
 # --------------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)
 class FrameRecords:
     """One model's matched detections on a test set for one Caltech setting, frame by frame.
 
@@ -364,6 +364,10 @@ def resample_counts(frames: Sequence[Tuple[int, int, int]],
 
 
 def _check_records(named: Mapping[str, Mapping[int, FrameRecords]]) -> List[int]:
+    for name, per_seed in named.items():
+        if not isinstance(per_seed, Mapping):
+            raise TypeError(f'{name} must be a {{seed: FrameRecords}} dict (the seed pairs the '
+                            f'models), got a {type(per_seed).__name__}')
     seeds = _common_seeds(named)
     first = None
     for name, per_seed in named.items():

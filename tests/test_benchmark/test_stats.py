@@ -270,6 +270,10 @@ def test_bootstrap_refuses_mismatched_inputs(scene, tmp_path):
     weak = dict(enumerate(_records(scene, *[('weak', s) for s in range(3)])))
     with pytest.raises(ValueError, match=r'only in records_a: \[2\]'):
         bootstrap_paired(weak, {0: weak[0], 1: weak[1]})
+    with pytest.raises(TypeError, match=r'records_b must be a \{seed: FrameRecords\} dict'):
+        bootstrap_paired(weak, list(weak.values()))
+    with pytest.raises(TypeError, match=r'records_b\[1\] is a float, not FrameRecords'):
+        bootstrap_paired(weak, {0: weak[0], 1: 40.1, 2: weak[2]})
     # records on fewer frames
     short = str(tmp_path / 'short.txt')
     with open(scene['img_list']) as f, open(short, 'w') as g:
