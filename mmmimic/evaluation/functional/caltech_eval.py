@@ -482,8 +482,12 @@ def average_precision(dt_status: np.ndarray, dt_scores: np.ndarray, num_gt: int)
                          f'({len(scores)},) disagree')
     counted = status != -1
     scores, tp = scores[counted], status[counted] == 1
-    order = np.argsort(-scores, kind='stable')
-    scores, tp = scores[order], tp[order]
+    order = np.argsort(-scores)  # any order of ties: the points are at distinct scores
+    return _ap_sorted(tp[order], scores[order], num_gt)
+
+
+def _ap_sorted(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> float:
+    """:func:`average_precision` of counted detections already sorted by descending score."""
     last = np.ones(len(scores), dtype=bool)  # the last detection of each distinct score
     last[:-1] = scores[1:] != scores[:-1]
     return float(ap_from_counts(np.cumsum(tp)[last], np.cumsum(~tp)[last], num_gt))
@@ -701,7 +705,7 @@ def evaluate_caltech(gts: Sequence[Dict],
                                          m['num_images'])
         res = dict(num_gt=num_gt, num_images=n_img, num_dets=len(status), miss_rates={},
                    iou_thr=m['iou_thr'])
-        fppi, recall, _ = compute_roc(status, scores, m['dt_order'], num_gt, n_img)
+        fppi, recall, sorted_scores = compute_roc(status, scores, m['dt_order'], num_gt, n_img)
         res['fppi'], res['miss_rate'] = fppi, 1 - recall
         for key, (rng, npts) in MR_RANGES.items():
             if num_gt == 0:
@@ -709,6 +713,8 @@ def evaluate_caltech(gts: Sequence[Dict],
                 continue
             mrs = miss_rates_at(fppi, recall, reference_points(rng, npts))
             res[key], res['miss_rates'][key] = log_average(mrs, log_floor), mrs
-        res['AP'] = average_precision(status, scores, num_gt)
+        # the curve's detections, by descending score: TP where the recall steps up (one sort)
+        tp = np.diff(np.round(recall * num_gt), prepend=0.) > 0 if num_gt else recall > 0
+        res['AP'] = _ap_sorted(tp, sorted_scores, num_gt)
         results[name] = res
     return results

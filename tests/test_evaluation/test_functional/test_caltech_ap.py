@@ -119,3 +119,33 @@ def test_ap_random_against_a_loop():
                                                                               abs=1e-12)
         else:
             assert math.isnan(average_precision(status, scores, num_gt))
+
+
+def test_evaluate_caltech_ap_equals_average_precision_of_its_matches():
+    """evaluate_caltech reuses the curve's sort for AP; it must equal average_precision on the
+    matches (random frames with tied scores, ignore regions and several settings)."""
+    rng = np.random.default_rng(3)
+    gts, dts = [], []
+    for _ in range(30):
+        k = int(rng.integers(0, 5))
+        h = rng.uniform(20, 140, k)
+        gts.append(dict(bboxes=np.c_[rng.uniform(10, 500, k), rng.uniform(10, 300, k), .41 * h, h],
+                        bboxes_vis=np.zeros((k, 4)),
+                        labels=list(rng.choice(['person', 'people', 'person?'], k,
+                                               p=[.8, .1, .1]))))
+        m = int(rng.integers(0, 12))
+        hh = rng.uniform(20, 160, m)
+        dts.append(np.c_[rng.uniform(0, 520, m), rng.uniform(0, 320, m), .41 * hh, hh,
+                         rng.integers(0, 5, m) / 5])
+    # detections on the gts, so that there are TPs
+    dts = [np.r_[d, np.c_[g['bboxes'] + rng.normal(0, 3, g['bboxes'].shape),
+                          rng.integers(0, 5, len(g['labels'])) / 5]] for g, d in zip(gts, dts)]
+    settings = ['Reasonable', 'All', 'Overlap=75']
+    res = evaluate_caltech(gts, dts, settings)
+    matches = match_caltech(gts, dts, settings)
+    for s in settings:
+        m = matches[s]
+        assert (m['dt_status'] == 1).sum() > 5
+        assert res[s]['AP'] == pytest.approx(
+            average_precision(m['dt_status'], m['dt_scores'], m['num_gt']), abs=1e-12)
+        assert 0 < res[s]['AP'] < 1
