@@ -452,6 +452,12 @@ class GapClosed:
     gap: float
     reason: str = ''
 
+    def as_dict(self) -> Dict:
+        """A JSON-ready dict (intervals as :meth:`Interval.as_dict`)."""
+        return dict(estimate=self.estimate, gap=self.gap, reason=self.reason,
+                    seeds=self.seeds.as_dict() if self.seeds is not None else None,
+                    frames=self.frames.as_dict() if self.frames is not None else None)
+
     def format(self, digits: int = 0) -> str:
         """``62 % (seeds [35, 89], frames [40, 85])`` or the reason."""
         if self.estimate is None:

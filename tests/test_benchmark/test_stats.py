@@ -1,7 +1,11 @@
 """mmmimic.benchmark.stats: intervals over seeds, per-frame records and the frame bootstrap, on
 tiny generated Caltech-format annotations and result files."""
+import json
 import math
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -302,11 +306,15 @@ def test_gap_closed(scene):
     assert g.frames.method == 'bootstrap' and g.frames.lo <= g.estimate <= g.frames.hi
     assert g.frames.lo > 0
     assert g.format().startswith(f'{g.estimate:.0f} % (seeds [')
+    d = json.loads(json.dumps(g.as_dict()))
+    assert d['seeds']['method'] == 't' and d['frames']['n'] == 300
+    assert d['estimate'] == pytest.approx(g.estimate)
     # the teacher is not better than the scratch student: no share, the reason says so
     none = gap_closed(strong, weak, weak[0], n_boot=50, min_gap=1.)
     assert none.estimate is None and none.seeds is None and none.frames is None
     assert 'is not better than the scratch student' in none.reason
     assert none.format().startswith('n/a (the teacher (')
+    assert none.as_dict()['seeds'] is None and none.as_dict()['reason'] == none.reason
     with pytest.raises(ValueError, match='lower-is-better metric'):
         gap_closed(weak, strong, teacher, metric='AP')
 
@@ -314,3 +322,16 @@ def test_gap_closed(scene):
 def test_interval_format_digits():
     iv = Interval(-9.54, -14.06, -4.94, 5, 't')
     assert iv.format() == '-9.5 [-14.1, -4.9]' and iv.format(2) == '-9.54 [-14.06, -4.94]'
+
+
+def test_stats_import_without_torch():
+    """The statistics load numpy/scipy only (MMMIMIC_LIGHT_IMPORT=1), like the scoring core."""
+    code = ('import sys\n'
+            'from mmmimic.benchmark.stats import bootstrap_paired, load_frame_records\n'
+            'print(sorted(m for m in ("torch", "mmdet", "mmengine", "mmcv", "matplotlib") '
+            'if m in sys.modules))\n')
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True,
+                          env=dict(os.environ, MMMIMIC_LIGHT_IMPORT='1'), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '[]'
