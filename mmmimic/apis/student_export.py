@@ -5,14 +5,20 @@ the student) and ``OUT_DIR/NAME.pth`` (``state_dict`` with the ``student.`` pref
 teacher, connector, optimizer or message-hub entries), which mmdet's ``tools/test.py``,
 ``init_detector`` and mmdeploy load like any mmdet checkpoint.
 ``tools/model_converters/extract_student.py`` is its command line.
+
+A cross-scale student (``student_input_scale != 1``) keeps its input scale: its data
+preprocessor becomes a :class:`~mmmimic.models.data_preprocessors.ScaledInputDataPreprocessor`
+with the distiller's scale, which resizes the normalised, padded batch exactly as the distiller
+does before its student, so the extracted detector reads the same full-size frames as the
+distiller, gives the distiller's predictions and exports to ONNX with the resize in the graph.
 """
 import copy
 import os
 import os.path as osp
-from typing import Tuple
+from typing import Tuple, Union
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 
 from mmmimic.utils import (STUDENT_PREFIX, check_config_path, check_output_path,
                            extract_state_dict, read_checkpoint)
@@ -25,8 +31,14 @@ def student_config(cfg: Config) -> Config:
         cfg: a config whose ``model`` is a ``FeatureMimicDistiller``.
 
     Returns:
-        a new config; ``model`` is the student (with the distiller's data preprocessor when the
-        student config has none), and resume/load settings are cleared.
+        a new config; ``model`` is the student with the distiller's data preprocessor (the
+        distiller's own, else the student's), a ``ScaledInputDataPreprocessor`` at the
+        distiller's ``student_input_scale`` when that is not 1; resume/load settings are
+        cleared.
+
+    Raises:
+        ValueError: not a distiller config, or a cross-scale distiller whose data preprocessor
+            cannot carry the scale (see :func:`scaled_preprocessor`).
     """
     if cfg.model.get('type') != 'FeatureMimicDistiller':
         raise ValueError(f'expected a FeatureMimicDistiller config, got {cfg.model.get("type")}')
@@ -35,11 +47,38 @@ def student_config(cfg: Config) -> Config:
     student = copy.deepcopy(model.student)
     if model.get('data_preprocessor') is not None:
         student.data_preprocessor = model.data_preprocessor
+    scale = float(model.get('student_input_scale', 1.0))
+    if scale != 1.0:
+        student.data_preprocessor = scaled_preprocessor(student.get('data_preprocessor'), scale)
     cfg.model = student
     cfg.pop('teacher_config', None)
     cfg.load_from = None
     cfg.resume = False
     return cfg
+
+
+def scaled_preprocessor(dp_cfg: Union[dict, None], scale: float) -> ConfigDict:
+    """``dp_cfg`` (a ``DetDataPreprocessor`` config, or None for its defaults) as a
+    ``ScaledInputDataPreprocessor`` that resizes the batch by ``scale`` after it.
+
+    Raises:
+        ValueError: ``dp_cfg`` is another preprocessor type (its own steps would have to be
+            kept too), or already scales its input (resizing twice is not resizing once).
+    """
+    dp = ConfigDict(copy.deepcopy(dp_cfg) if dp_cfg else dict(type='DetDataPreprocessor'))
+    kind = dp.get('type', 'DetDataPreprocessor')
+    kind = kind if isinstance(kind, str) else kind.__name__
+    if kind.split('.')[-1] == 'ScaledInputDataPreprocessor':
+        raise ValueError(f'the distiller resizes its student\'s batch by student_input_scale='
+                         f'{scale}, but its data preprocessor already resizes by input_scale='
+                         f'{dp.get("input_scale", 1.0)}: use one of the two')
+    if kind.split('.')[-1] != 'DetDataPreprocessor':
+        raise ValueError(f'cannot carry student_input_scale={scale} into the extracted '
+                         f'student: its data preprocessor is {kind}, but only a '
+                         'DetDataPreprocessor can become a ScaledInputDataPreprocessor')
+    dp.type = 'ScaledInputDataPreprocessor'
+    dp.input_scale = float(scale)
+    return dp
 
 
 def extract_student(config: str, checkpoint: str, out_dir: str, name: str = 'student',

@@ -3,10 +3,14 @@
 :func:`load_detector` accepts what the project's tools write:
 
 * a plain mmdet config + checkpoint (``tools/train.py`` of a student or teacher);
-* the output of ``tools/model_converters/extract_student.py`` (a plain config + student weights);
+* the output of ``tools/model_converters/extract_student.py`` (a plain config + student weights;
+  a cross-scale student's ``ScaledInputDataPreprocessor`` carries its input scale);
 * a ``FeatureMimicDistiller`` config + a checkpoint of its training run: the student is built and
-  loaded (``student.`` entries), the teacher is neither built nor read, and the distiller's
-  ``student_input_scale`` (cross-scale mimic) becomes the graph's input resize.
+  loaded (``student.`` entries), the teacher is neither built nor read.
+
+The input scale (a ``ScaledInputDataPreprocessor``'s ``input_scale``, a distiller's
+``student_input_scale``) becomes the graph's input resize, and the runtime gets the plain
+``DetDataPreprocessor`` part (the graph resizes, the runtime must not resize again).
 
 :func:`export_onnx` traces :class:`~.graph.DeployableDetector` with ``torch.onnx.export``
 (TorchScript exporter, opset 17), checks the file with ``onnx.checker``, stores the data
@@ -35,17 +39,52 @@ META_KEY = 'mmmimic'
 TRACE_SHAPE = (320, 448)
 
 
-def student_model_cfg(cfg: Config) -> Tuple[ConfigDict, float]:
-    """The deployable model config of ``cfg`` and its input scale.
+def _type_name(dp_cfg: dict) -> str:
+    kind = dp_cfg.get('type', 'DetDataPreprocessor')
+    return (kind if isinstance(kind, str) else kind.__name__).split('.')[-1]
 
-    A ``FeatureMimicDistiller`` gives its student (with the distiller's data preprocessor when
-    the student has none) and ``student_input_scale``; any other model is returned as is with
-    scale 1.
+
+def student_model_cfg(cfg: Config) -> Tuple[ConfigDict, Optional[float]]:
+    """The deployable model config of ``cfg`` and the input scale it records.
+
+    A ``FeatureMimicDistiller`` gives its student as ``extract_student.py`` writes it
+    (:func:`mmmimic.apis.student_config`) and its ``student_input_scale``; any other model is
+    returned as is, with the ``input_scale`` of its ``ScaledInputDataPreprocessor``, or None
+    when it records none (a plain ``DetDataPreprocessor``).
     """
     from mmmimic.apis import student_config
-    if cfg.model.get('type') != 'FeatureMimicDistiller':
-        return copy.deepcopy(cfg.model), 1.0
-    return student_config(cfg).model, float(cfg.model.get('student_input_scale', 1.0))
+    if cfg.model.get('type') == 'FeatureMimicDistiller':
+        return student_config(cfg).model, float(cfg.model.get('student_input_scale', 1.0))
+    model_cfg = copy.deepcopy(cfg.model)
+    dp = model_cfg.get('data_preprocessor') or {}
+    if _type_name(dp) == 'ScaledInputDataPreprocessor':
+        return model_cfg, float(dp.get('input_scale', 1.0))
+    return model_cfg, None
+
+
+def runtime_preprocessor(model_cfg: dict) -> ConfigDict:
+    """The data preprocessor the runtime applies before the graph: the model's, with a
+    ``ScaledInputDataPreprocessor`` turned into the ``DetDataPreprocessor`` it extends (the
+    resize is in the graph)."""
+    dp = ConfigDict(copy.deepcopy(model_cfg.get('data_preprocessor') or
+                                  dict(type='DetDataPreprocessor')))
+    if _type_name(dp) == 'ScaledInputDataPreprocessor':
+        dp.type = 'DetDataPreprocessor'
+        dp.pop('input_scale', None)
+    return dp
+
+
+def resolve_input_scale(recorded: Optional[float], given: Optional[float], config: str) -> float:
+    """The graph's input scale: ``given`` (``--input-scale``) where the config records none,
+    else the recorded one; a ``given`` scale that contradicts the recorded one is refused."""
+    if given is None:
+        return 1.0 if recorded is None else recorded
+    if recorded is not None and float(given) != recorded:
+        raise ValueError(
+            f'--input-scale {given} contradicts the input scale {recorded} that {config} '
+            'records (ScaledInputDataPreprocessor.input_scale, or the distiller\'s '
+            'student_input_scale): the network was trained at that scale; omit --input-scale')
+    return float(given)
 
 
 def load_detector(config: str, checkpoint: Optional[str],
@@ -57,14 +96,16 @@ def load_detector(config: str, checkpoint: Optional[str],
             ``FeatureMimicDistiller`` config.
         checkpoint: weights (a distiller checkpoint's ``student.`` entries are taken); None keeps
             the initial weights (tests, speed benchmarks).
-        input_scale: overrides the input scale (an extracted cross-scale student's config no
-            longer records the distiller's ``student_input_scale``: pass 0.5).
+        input_scale: the input scale for a config that records none (a cross-scale student
+            extracted before ``ScaledInputDataPreprocessor``: pass 0.5); must equal the
+            recorded scale otherwise.
 
     Returns:
-        ``(detector in eval mode, its data_preprocessor config, input scale)``.
+        ``(detector in eval mode, the runtime's data_preprocessor config, input scale)``.
 
     Raises:
         FileNotFoundError: config or checkpoint missing.
+        ValueError: ``input_scale`` contradicts the scale the config records.
         RuntimeError: the checkpoint does not fit the model (missing/unexpected keys, shapes).
     """
     from mmengine.registry import init_default_scope
@@ -76,9 +117,8 @@ def load_detector(config: str, checkpoint: Optional[str],
         raise FileNotFoundError(f'config not found: {config}')
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model_cfg, scale = student_model_cfg(cfg)
-    if input_scale is not None:
-        scale = float(input_scale)
+    model_cfg, recorded = student_model_cfg(cfg)
+    scale = resolve_input_scale(recorded, input_scale, config)
     detector = MODELS.build(model_cfg)
     if checkpoint is not None:
         state = load_state_dict(checkpoint, what='checkpoint', prefix=STUDENT_PREFIX)
@@ -99,8 +139,7 @@ def load_detector(config: str, checkpoint: Optional[str],
                 listing('shape mismatch', mismatched))
         detector.load_state_dict(state, strict=True)
     detector.eval()
-    dp_cfg = model_cfg.get('data_preprocessor') or ConfigDict(type='DetDataPreprocessor')
-    return detector, ConfigDict(dp_cfg), scale
+    return detector, runtime_preprocessor(model_cfg), scale
 
 
 def example_inputs(shape: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -134,7 +173,9 @@ def export_onnx(config: str,
                 shape: Optional[Sequence[int]] = None,
                 dynamic: bool = False,
                 input_scale: Optional[float] = None,
-                opset: int = OPSET) -> dict:
+                opset: int = OPSET,
+                cap_nms: bool = True,
+                fuse_deconv: bool = True) -> dict:
     """Export the detector of ``config``/``checkpoint`` to ``out`` (see the module docstring).
 
     Args:
@@ -145,6 +186,8 @@ def export_onnx(config: str,
             pad divisor).
         dynamic: export with symbolic ``H``/``W`` (any padded size).
         opset: ONNX opset.
+        cap_nms, fuse_deconv: see :class:`~.graph.DeployableDetector` (False only for speed
+            comparisons).
 
     Returns:
         the metadata dict stored in the file.
@@ -163,7 +206,8 @@ def export_onnx(config: str,
         divisor = max(int(dp_cfg.get('pad_size_divisor', 1) or 1), int(round(1 / scale)))
         shape = [-(-v // divisor) * divisor for v in TRACE_SHAPE]
     h, w = check_shape(shape, dp_cfg, scale)
-    module = DeployableDetector(detector, scale).eval()
+    module = DeployableDetector(detector, scale, cap_nms=cap_nms,
+                                fuse_deconv=fuse_deconv).eval()
     inputs = example_inputs((h, w))
     meta = dict(
         config=osp.abspath(config),
@@ -172,6 +216,8 @@ def export_onnx(config: str,
         kind=module.kind,
         input_scale=scale,
         input_shape=None if dynamic else [h, w],
+        cap_nms=bool(cap_nms),
+        fused_deconv=module.fused_neck is not None,
         data_preprocessor=dp_cfg.to_dict(),
         opset=opset)
     dynamic_axes = {'image': {2: 'height', 3: 'width'}} if dynamic else {}

@@ -42,20 +42,28 @@ class NoOnnxRouteError(NotImplementedError):
 
 class _NMSIndices(torch.autograd.Function):
     """Indices kept by NMS, sorted by decreasing score: mmcv ``nms`` in eager mode, ONNX
-    ``NonMaxSuppression`` (one batch, one class, IoU > threshold suppresses) when exported."""
+    ``NonMaxSuppression`` (one batch, one class, IoU > threshold suppresses) when exported.
+
+    ``max_num > 0`` keeps the first ``max_num`` only; in ONNX it is the operator's
+    ``max_output_boxes_per_class``, so that the greedy loop stops there (onnxruntime does): the
+    same indices as the full NMS sliced, since greedy NMS never revises an earlier choice.
+    """
 
     @staticmethod
-    def forward(ctx, boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    def forward(ctx, boxes: Tensor, scores: Tensor, iou_threshold: float,
+                max_num: int) -> Tensor:
         if boxes.shape[0] == 0:
             return boxes.new_zeros((0, ), dtype=torch.long)
-        return mmcv_nms(boxes, scores, iou_threshold)[1]
+        keep = mmcv_nms(boxes, scores, iou_threshold)[1]
+        return keep[:max_num] if max_num > 0 else keep
 
     @staticmethod
-    def symbolic(g, boxes, scores, iou_threshold: float):
+    def symbolic(g, boxes, scores, iou_threshold: float, max_num: int):
         from torch.onnx import symbolic_helper as sym_help
         boxes = sym_help._unsqueeze_helper(g, boxes, [0])
         scores = sym_help._unsqueeze_helper(g, scores, [0, 1])
-        max_out = g.op('Constant', value_t=torch.tensor([2**31 - 1], dtype=torch.long))
+        max_out = g.op('Constant', value_t=torch.tensor([max_num if max_num > 0 else 2**31 - 1],
+                                                        dtype=torch.long))
         iou = g.op('Constant', value_t=torch.tensor([iou_threshold], dtype=torch.float32))
         selected = g.op('NonMaxSuppression', boxes, scores, max_out, iou, center_point_box_i=0)
         column = g.op('Constant', value_t=torch.tensor(2, dtype=torch.long))
@@ -85,18 +93,22 @@ class _RoIAlign(torch.autograd.Function):
                     spatial_scale_f=spatial_scale)
 
 
-def nms_indices(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+def nms_indices(boxes: Tensor, scores: Tensor, iou_threshold: float,
+                max_num: int = -1) -> Tensor:
     """Indices of the boxes NMS keeps, by decreasing score (exportable).
 
     Args:
         boxes: (N, 4) ``x1, y1, x2, y2``.
         scores: (N, ).
         iou_threshold: a box whose IoU with a kept, higher-scoring box exceeds this is dropped.
+        max_num: keep at most this many (the first ones; the exported NMS stops there);
+            <= 0: all.
     """
-    return _NMSIndices.apply(boxes, scores, float(iou_threshold))
+    return _NMSIndices.apply(boxes, scores, float(iou_threshold), int(max_num))
 
 
-def batched_nms_indices(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict) -> Tensor:
+def batched_nms_indices(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict,
+                        max_num: int = -1) -> Tensor:
     """mmcv ``batched_nms`` (class-aware via coordinate offsets) returning the kept indices.
 
     Args:
@@ -105,6 +117,7 @@ def batched_nms_indices(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: di
         idxs: (N, ) level or class index; boxes of different indices never suppress each other.
         nms_cfg: mmdet's ``nms`` config (``type='nms'``, ``iou_threshold``,
             optional ``class_agnostic``).
+        max_num: keep the first ``max_num`` only (see :func:`nms_indices`); <= 0: all.
     """
     nms_cfg = dict(nms_cfg)
     nms_type = nms_cfg.pop('type', 'nms')
@@ -125,7 +138,7 @@ def batched_nms_indices(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: di
         max_coordinate = torch.cat([boxes.reshape(-1), boxes.new_zeros(1)]).max()
         offsets = idxs.to(boxes) * (max_coordinate + 1)
         boxes_for_nms = boxes + offsets[:, None]
-    return nms_indices(boxes_for_nms, scores, iou_threshold)
+    return nms_indices(boxes_for_nms, scores, iou_threshold, max_num)
 
 
 def decode_deltas(rois: Tensor, deltas: Tensor, means: Sequence[float], stds: Sequence[float],
@@ -266,6 +279,93 @@ def check_onnx_route(detector: nn.Module) -> str:
     return kind
 
 
+class FusedDeconvConv(nn.Module):
+    """``conv3x3(deconv(x))`` (x2 ``Deconv2x`` then a 3x3, padding 1 conv, no activation
+    between) as one 3x3 convolution on the small map plus a pixel shuffle.
+
+    Both layers are linear, so their composition is a transposed convolution of ``x`` (kernel
+    6, stride 2, padding 2); each of its four output phases is a 3x3 convolution of ``x``,
+    computed as one convolution to ``4 x out`` channels and interleaved by ``pixel_shuffle``
+    (ONNX ``DepthToSpace``). The composite kernel costs what the 3x3 conv alone costs, so the
+    deconv's own multiply-adds are saved (a third of the cross-scale student's RPN at 264
+    channels). Exactness at the borders: the 3x3 conv zero-pads the deconv map, while the
+    composite would read the deconv's values one pixel outside it; those (one row or column
+    per side, computed from the first/last input row or column) are subtracted. The deconv
+    bias, inside the map only, is a constant map through the conv's taps (``bias_map``).
+    Weights are combined in float64; the result equals the two layers up to float32 rounding.
+
+    Args:
+        deconv: the ``ConvTranspose2d`` (kernel 4, stride 2, padding 1).
+        conv: the ``Conv2d`` (kernel 3, stride 1, padding 1) reading its output.
+    """
+
+    def __init__(self, deconv: nn.ConvTranspose2d, conv: nn.Conv2d) -> None:
+        super().__init__()
+        wd = deconv.weight.detach().double()  # (in, mid, 4, 4)
+        wr = conv.weight.detach().double()  # (out, mid, 3, 3)
+        n_in, n_out = wd.shape[0], wr.shape[0]
+        composite = wd.new_zeros(n_in, n_out, 6, 6)
+        for ky in range(4):
+            for kx in range(4):
+                for jy in range(3):
+                    for jx in range(3):
+                        composite[:, :, ky - jy + 2, kx - jx + 2] += \
+                            wd[:, :, ky, kx] @ wr[:, :, jy, jx].t()
+        # phase (a, b), tap (ty, tx) of a padding-1 conv: kernel index (a + 4 - 2ty, b + 4 - 2tx)
+        phases = wd.new_zeros(n_out, 2, 2, n_in, 3, 3)
+        for a in range(2):
+            for b in range(2):
+                for ty in range(3):
+                    for tx in range(3):
+                        phases[:, a, b, :, ty, tx] = \
+                            composite[:, :, a + 4 - 2 * ty, b + 4 - 2 * tx].t()
+        self.register_buffer('weight', phases.reshape(n_out * 4, n_in, 3, 3).float())
+        bias_d = deconv.bias.detach().double() if deconv.bias is not None else \
+            wd.new_zeros(wd.shape[1])
+        # the deconv bias through each tap of the conv: a 1-channel conv of the inside mask
+        self.register_buffer('bias_taps',
+                             torch.einsum('fmyx,m->fyx', wr, bias_d)[:, None].float())
+        bias_r = conv.bias.detach() if conv.bias is not None else wr.new_zeros(n_out).float()
+        self.register_buffer('bias', bias_r.float().view(1, -1, 1, 1))
+        self.register_buffer('deconv_weight', deconv.weight.detach().clone())
+        self.register_buffer('conv_weight', conv.weight.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``conv(deconv(x))`` for ``x`` (B, in, H, W): (B, out, 2H, 2W)."""
+        wd, wr = self.deconv_weight, self.conv_weight
+        out = F.pixel_shuffle(F.conv2d(x, self.weight, padding=1), 2)
+        inside = torch.ones_like(out[:1, :1])
+        out = out + F.conv2d(inside, self.bias_taps, padding=1) + self.bias
+        # the deconv's values one pixel outside its map, which the composite read and the
+        # zero-padded conv does not: rows (corners included), then columns (inner rows)
+        top = F.conv_transpose2d(x[:, :, :1], wd[:, :, :1], stride=(1, 2))
+        bottom = F.conv_transpose2d(x[:, :, -1:], wd[:, :, 3:], stride=(1, 2))
+        left = F.conv_transpose2d(x[..., :1], wd[..., :1], stride=(2, 1), padding=(1, 0))
+        right = F.conv_transpose2d(x[..., -1:], wd[..., 3:], stride=(2, 1), padding=(1, 0))
+        out = torch.cat([out[:, :, :1] - F.conv2d(top, wr[:, :, :1]), out[:, :, 1:-1],
+                         out[:, :, -1:] - F.conv2d(bottom, wr[:, :, 2:])], dim=2)
+        return torch.cat([out[..., :1] - F.conv2d(left, wr[..., :1], padding=(1, 0)),
+                          out[..., 1:-1],
+                          out[..., -1:] - F.conv2d(right, wr[..., 2:], padding=(1, 0))], dim=3)
+
+
+def fusable_deconv_rpn(detector: nn.Module) -> bool:
+    """Whether ``detector`` is an RPN whose neck is one ``Deconv2xNeck`` (no activation) read
+    by a single-conv ``RPNHead``: then :class:`FusedDeconvConv` replaces the two layers."""
+    from mmmimic.models.necks import Deconv2xNeck
+    neck, head = getattr(detector, 'neck', None), _rpn_head_of(detector)
+    if not isinstance(neck, Deconv2xNeck) or neck.act is not None:
+        return False
+    deconv, conv = neck.deconv, getattr(head, 'rpn_conv', None)
+    return (getattr(detector, 'roi_head', None) is None and type(conv) is nn.Conv2d and
+            tuple(deconv.kernel_size) == (4, 4) and tuple(deconv.stride) == (2, 2) and
+            tuple(deconv.padding) == (1, 1) and tuple(deconv.output_padding) == (0, 0) and
+            tuple(deconv.dilation) == (1, 1) and deconv.groups == 1 and
+            tuple(conv.kernel_size) == (3, 3) and tuple(conv.stride) == (1, 1) and
+            tuple(conv.padding) == (1, 1) and tuple(conv.dilation) == (1, 1) and
+            conv.groups == 1 and conv.padding_mode == 'zeros')
+
+
 class DeployableDetector(nn.Module):
     """One image in, final detections out: the traced module behind every exported graph.
 
@@ -273,6 +373,13 @@ class DeployableDetector(nn.Module):
         detector: a built mmdet detector in eval mode (see :func:`check_onnx_route`).
         input_scale: the cross-scale student's input scale (0.5: the graph resizes the frame to
             half size before the student; boxes come back in the caller's coordinates).
+        cap_nms: stop each NMS after the ``max_per_img`` boxes that ``predict`` keeps (ONNX
+            ``max_output_boxes_per_class``): the same detections, much less NMS work on the
+            thousands of RPN candidates. False: the uncapped NMS followed by a slice (kept for
+            speed comparisons, see benchmarks/onnx_cross_scale_profile.py).
+        fuse_deconv: an RPN with a ``Deconv2xNeck`` (the cross-scale students) runs the
+            deconv and the RPN's 3x3 conv as one :class:`FusedDeconvConv` (equal up to float32
+            rounding, faster); False keeps the two layers.
 
     Forward inputs (batch 1): ``image`` (1, 3, H, W) normalised and padded as by the detector's
     data preprocessor; ``img_shape`` (2, ) float ``(h, w)`` of the unpadded image in ``image``;
@@ -281,14 +388,20 @@ class DeployableDetector(nn.Module):
     exactly what ``detector.predict(..., rescale=True)`` returns in ``pred_instances``.
     """
 
-    def __init__(self, detector: nn.Module, input_scale: float = 1.0) -> None:
+    def __init__(self, detector: nn.Module, input_scale: float = 1.0,
+                 cap_nms: bool = True,
+                 fuse_deconv: bool = True) -> None:
         super().__init__()
+        self.cap_nms = bool(cap_nms)
         self.kind = check_onnx_route(detector)
         self.detector = detector
         self.input_scale = float(input_scale)
         if not 0 < self.input_scale <= 1:
             raise ValueError(f'input_scale must be in (0, 1], got {input_scale}')
         self.rpn_head = _rpn_head_of(detector)
+        self.fused_neck = None
+        if fuse_deconv and fusable_deconv_rpn(detector):
+            self.fused_neck = FusedDeconvConv(detector.neck.deconv, self.rpn_head.rpn_conv)
         # what the heads' own predict steps read (mmdet hands test_cfg.rpn / .rcnn to them)
         self.rpn_cfg = self.rpn_head.test_cfg
         self.rcnn_cfg = detector.roi_head.test_cfg if self.kind != 'rpn' else None
@@ -302,7 +415,11 @@ class DeployableDetector(nn.Module):
                       scale_factor: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         """RPNHead.predict for one image: ``(boxes, scores)``; rescaled when ``scale_factor``."""
         head, cfg = self.rpn_head, self.rpn_cfg
-        cls_scores, bbox_preds = head(feats)
+        if self.fused_neck is None:
+            cls_scores, bbox_preds = head(feats)
+        else:  # feats: the backbone's maps; the fused layer is the neck + RPN conv
+            x = F.relu(self.fused_neck(feats[-1]))
+            cls_scores, bbox_preds = [head.rpn_cls(x)], [head.rpn_reg(x)]
         featmap_sizes = [c.shape[-2:] for c in cls_scores]
         priors = head.prior_generator.grid_priors(
             featmap_sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device)
@@ -335,7 +452,9 @@ class DeployableDetector(nn.Module):
             valid = ((boxes[:, 2] - boxes[:, 0]) > min_size) & (
                 (boxes[:, 3] - boxes[:, 1]) > min_size)
             boxes, scores, level_ids = boxes[valid], scores[valid], level_ids[valid]
-        keep = batched_nms_indices(boxes, scores, level_ids, cfg.nms)[:cfg.max_per_img]
+        # mmdet slices [:max_per_img] after NMS; the capped NMS stops there (same indices)
+        cap = cfg.max_per_img if self.cap_nms else -1
+        keep = batched_nms_indices(boxes, scores, level_ids, cfg.nms, cap)[:cfg.max_per_img]
         return boxes[keep], scores[keep]
 
     def roi_scores(self, feats: Sequence[Tensor], rois: Tensor) -> Tuple[Tensor, Tensor]:
@@ -375,7 +494,8 @@ class DeployableDetector(nn.Module):
         boxes, fg_scores, labels = boxes.reshape(-1, 4), fg_scores.reshape(-1), labels.reshape(-1)
         valid = fg_scores > cfg.score_thr
         boxes, fg_scores, labels = boxes[valid], fg_scores[valid], labels[valid]
-        keep = batched_nms_indices(boxes, fg_scores, labels, cfg.nms)
+        keep = batched_nms_indices(boxes, fg_scores, labels, cfg.nms,
+                                   cfg.max_per_img if self.cap_nms else -1)
         if cfg.max_per_img > 0:
             keep = keep[:cfg.max_per_img]
         return boxes[keep], fg_scores[keep], labels[keep]
@@ -390,7 +510,10 @@ class DeployableDetector(nn.Module):
                                   align_corners=False)
             img_shape = img_shape * self.input_scale
             scale_factor = scale_factor * self.input_scale
-        feats = self.detector.extract_feat(image)
+        if self.fused_neck is not None:
+            feats = self.detector.backbone(image)
+        else:
+            feats = self.detector.extract_feat(image)
         if self.kind == 'rpn':
             boxes, scores = self.rpn_proposals(feats, img_shape, scale_factor)
             return boxes, scores, torch.zeros_like(scores, dtype=torch.long)

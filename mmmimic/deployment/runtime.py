@@ -158,17 +158,22 @@ def onnx_test_cfg(cfg: Config, onnx_file: str, device: str = 'auto') -> Config:
 
     The dataset, pipeline and evaluator stay; the model becomes an ``OnnxDetector`` (with the
     config's own data preprocessor when it normalises as the file's; the file's otherwise is
-    refused), and nothing is loaded from a checkpoint.
+    refused; a ``ScaledInputDataPreprocessor`` without its resize, which is in the graph), and
+    nothing is loaded from a checkpoint.
 
     Raises:
-        ValueError: the file's preprocessing (mean/std/channel order) differs from the config's
-            model, i.e. the ``.onnx`` does not belong to this config.
+        ValueError: the file's preprocessing (mean/std/channel order) or input scale differs
+            from the config's model, i.e. the ``.onnx`` does not belong to this config.
     """
-    from .export import student_model_cfg
+    from .export import runtime_preprocessor, student_model_cfg
     meta = read_onnx_meta(onnx_file)
     cfg = copy.deepcopy(cfg)
-    model_cfg, _ = student_model_cfg(cfg)
-    dp_cfg = model_cfg.get('data_preprocessor') or {}
+    model_cfg, recorded_scale = student_model_cfg(cfg)
+    onnx_scale = float(meta.get('input_scale', 1.0))
+    if recorded_scale is not None and recorded_scale != onnx_scale:
+        raise ValueError(f'{onnx_file} resizes its input by {onnx_scale} but the config\'s model '
+                         f'by {recorded_scale}: the ONNX model was exported from another config')
+    dp_cfg = runtime_preprocessor(model_cfg) if model_cfg.get('data_preprocessor') else {}
     stored = meta['data_preprocessor']
     for key in ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr'):
         a, b = dp_cfg.get(key), stored.get(key)

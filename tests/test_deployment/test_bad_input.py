@@ -156,3 +156,17 @@ def test_cli_reports_success_and_refuses_bad_output(reference, tmp_path):
     assert proc.returncode != 0
     assert 'output folder does not exist' in proc.stderr
     assert np.all([not n.endswith('.tmp') for n in os.listdir(tmp_path)])
+
+
+def test_onnx_test_cfg_refuses_a_config_with_another_input_scale(reference, tmp_path):
+    from mmengine.config import Config
+
+    from mmmimic.deployment import onnx_test_cfg
+    _, config, ckpt = reference('rpn')
+    out = str(tmp_path / 'm.onnx')
+    export_onnx(config, ckpt, out, shape=(64, 64))  # full-size network: input scale 1
+    cross_scale = Config.fromfile(osp.join(
+        ROOT, 'configs/cross_scale/tiny/rpn_r18-w8-deconv_mimic_tiny.py'))
+    with pytest.raises(ValueError, match=r'm.onnx resizes its input by 1.0 but the config\'s '
+                       r'model by 0.5: the ONNX model was exported from another config'):
+        onnx_test_cfg(cross_scale, out)

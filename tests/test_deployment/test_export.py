@@ -96,20 +96,80 @@ def test_nms_pre_below_anchor_count_in_dynamic_graph(tmp_path):
     assert counts[1] <= 40
 
 
-def test_extracted_cross_scale_student_with_input_scale(reference, tmp_path):
-    """A plain student config (as extract_student.py writes it) exported with --input-scale 0.5
-    equals the distiller's predict."""
+def _raw_batch(frame, scale_factor=(1.25, 1.25)):
+    """A test dataloader's batch of one uint8 frame (what tools/test.py feeds test_step)."""
+    import numpy as np
+    from mmdet.structures import DetDataSample
+    h, w = frame.shape[:2]
+    img = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+    sample = DetDataSample(metainfo=dict(img_shape=(h, w), scale_factor=scale_factor,
+                                         ori_shape=(round(h / scale_factor[1]),
+                                                    round(w / scale_factor[0]))))
+    return dict(inputs=[img], data_samples=[sample])
+
+
+def test_extracted_cross_scale_student_carries_its_input_scale(reference, tmp_path):
+    """extract_student.py gives the cross-scale student a ScaledInputDataPreprocessor: its
+    export needs no --input-scale, the graph resizes (the runtime does not resize again), and
+    the detections equal the distiller's on full-size frames, through the test-config route
+    tools/test.py takes."""
+    from mmengine.config import Config
+
+    from mmdet.registry import MODELS
+    from mmmimic.apis import extract_student
+    from mmmimic.deployment import onnx_test_cfg
+    model, config, ckpt = reference('cross_scale')
+    cfg_path, student_ckpt = extract_student(config, ckpt, str(tmp_path / 'student'))
+    assert Config.fromfile(cfg_path).model.data_preprocessor.type == \
+        'ScaledInputDataPreprocessor'
+    out = str(tmp_path / 'student.onnx')
+    meta = export_onnx(cfg_path, student_ckpt, out, shape=(96, 128))  # no input_scale
+    assert meta['model'] == 'RPN' and meta['input_scale'] == 0.5
+    assert meta['data_preprocessor']['type'] == 'DetDataPreprocessor'
+    assert 'input_scale' not in meta['data_preprocessor']
+    onnx_model = OnnxDetector(out, device='cpu')
+    diffs = []
+    for seed in (2, 3):
+        frame = frames('scene', (96, 128), seed=seed)[0]
+        data = preprocess(model, frame)
+        onnx_pred = onnx_model.predict(data['inputs'], data['data_samples'])[0].pred_instances
+        diffs.append(compare(onnx_pred, torch_predict(model, preprocess(model, frame))))
+    # the test-config route: the extracted config with the .onnx in place of the checkpoint
+    test_model = MODELS.build(onnx_test_cfg(Config.fromfile(cfg_path), out).model)
+    assert type(test_model.data_preprocessor).__name__ == 'DetDataPreprocessor'
+    frame = frames('scene', (90, 120), seed=4)[1]  # padded to 96x128 by the preprocessor
+    with torch.no_grad():
+        expected = model.test_step(_raw_batch(frame))[0].pred_instances
+    compare(test_model.test_step(_raw_batch(frame))[0].pred_instances, expected)
+    # an explicit --input-scale may repeat the recorded scale, not contradict it
+    assert export_onnx(cfg_path, student_ckpt, out, shape=(96, 128),
+                       input_scale=0.5)['input_scale'] == 0.5
+    for wrong in (1.0, 0.25):
+        with pytest.raises(ValueError, match=rf'--input-scale {wrong} contradicts the input '
+                           r'scale 0.5 that .*student.py records'):
+            export_onnx(cfg_path, student_ckpt, out, shape=(96, 128), input_scale=wrong)
+
+
+def test_student_without_a_recorded_scale_takes_input_scale(reference, tmp_path):
+    """A cross-scale student config with a plain DetDataPreprocessor (extracted before it kept
+    its scale) still exports with --input-scale 0.5 and equals the distiller's predict."""
+    from mmengine.config import Config
+
     from mmmimic.apis import extract_student
     model, config, ckpt = reference('cross_scale')
     cfg_path, student_ckpt = extract_student(config, ckpt, str(tmp_path / 'student'))
+    cfg = Config.fromfile(cfg_path)
+    cfg.model.data_preprocessor.type = 'DetDataPreprocessor'
+    cfg.model.data_preprocessor.pop('input_scale')
+    plain_path = str(tmp_path / 'plain_student.py')
+    cfg.dump(plain_path)
+    _, _, scale = load_detector(plain_path, student_ckpt)
+    assert scale == 1.0  # nothing recorded: the full-size network unless told
     out = str(tmp_path / 'student.onnx')
-    meta = export_onnx(cfg_path, student_ckpt, out, shape=(96, 128), input_scale=0.5)
-    assert meta['model'] == 'RPN' and meta['input_scale'] == 0.5
+    meta = export_onnx(plain_path, student_ckpt, out, shape=(96, 128), input_scale=0.5)
+    assert meta['input_scale'] == 0.5
     onnx_model = OnnxDetector(out, device='cpu')
     frame = frames('scene', (96, 128), seed=2)[0]
     data = preprocess(model, frame)
     onnx_pred = onnx_model.predict(data['inputs'], data['data_samples'])[0].pred_instances
     compare(onnx_pred, torch_predict(model, preprocess(model, frame)))
-    # the same student without the resize is a different detector
-    student, _, scale = load_detector(cfg_path, student_ckpt)
-    assert scale == 1.0

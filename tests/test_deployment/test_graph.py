@@ -86,3 +86,121 @@ def test_unsupported_nms_settings(nms_cfg, message):
     boxes = torch.tensor([[0., 0., 10., 10.]])
     with pytest.raises(NoOnnxRouteError, match=message):
         batched_nms_indices(boxes, torch.ones(1), torch.zeros(1, dtype=torch.long), nms_cfg)
+
+
+def test_capped_nms_equals_the_first_kept_boxes(tmp_path):
+    """nms_indices(max_num=k): eager and onnxruntime give mmcv's first k kept indices."""
+
+    class CappedNMS(torch.nn.Module):
+
+        def forward(self, boxes, scores):
+            return nms_indices(boxes, scores, 0.5, max_num=7)
+
+    gen = torch.Generator().manual_seed(4)
+    boxes, scores = _boxes(300, gen), torch.rand(300, generator=gen)
+    path = str(tmp_path / 'capped.onnx')
+    torch.onnx.export(CappedNMS(), (boxes, scores), path, dynamo=False, opset_version=17,
+                      input_names=['boxes', 'scores'], output_names=['keep'],
+                      dynamic_axes={'boxes': {0: 'n'}, 'scores': {0: 'n'}, 'keep': {0: 'k'}})
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for n in (300, 40, 5):
+        b, s = _boxes(n, gen), torch.rand(n, generator=gen)
+        full = nms(b, s, 0.5)[1]
+        assert len(full) > 7 or n == 5
+        (keep, ) = session.run(None, {'boxes': b.numpy(), 'scores': s.numpy()})
+        assert np.array_equal(keep, full[:7].numpy())
+        assert torch.equal(nms_indices(b, s, 0.5, max_num=7), full[:7])
+        assert torch.equal(nms_indices(b, s, 0.5), full)
+
+
+def _nms_caps(onnx_file):
+    """The max_output_boxes_per_class of every NonMaxSuppression node of an exported graph."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(onnx_file)
+    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+              for n in model.graph.node if n.op_type == 'Constant'}
+    consts.update({t.name: numpy_helper.to_array(t) for t in model.graph.initializer})
+    return [int(consts[n.input[2]].reshape(-1)[0]) for n in model.graph.node
+            if n.op_type == 'NonMaxSuppression']
+
+
+@pytest.mark.parametrize('kind', ['rpn', 'rfcn'])
+def test_exported_nms_stops_at_max_per_img(kind, reference, tmp_path):
+    """The graph's NMS stops after the max_per_img boxes predict keeps (cap_nms=False: the
+    uncapped NMS of the speed comparison)."""
+    from mmmimic.deployment import export_onnx
+    model, config, ckpt = reference(kind)
+    head = model.rpn_head if kind == 'rfcn' else model.bbox_head
+    caps = [head.test_cfg.max_per_img]
+    if kind == 'rfcn':
+        caps.append(model.roi_head.test_cfg.max_per_img)
+    assert all(0 < c < 2**31 - 1 for c in caps)
+    capped, uncapped = str(tmp_path / 'capped.onnx'), str(tmp_path / 'uncapped.onnx')
+    assert export_onnx(config, ckpt, capped, shape=(64, 64))['cap_nms'] is True
+    export_onnx(config, ckpt, uncapped, shape=(64, 64), cap_nms=False)
+    assert _nms_caps(capped) == caps
+    assert _nms_caps(uncapped) == [2**31 - 1] * len(caps)
+
+
+@pytest.mark.parametrize('size', [(1, 1), (3, 4), (7, 9)])
+def test_fused_deconv_conv_equals_the_two_layers(size, tmp_path):
+    """FusedDeconvConv = conv3x3(deconv(x)), borders included, eager and in onnxruntime."""
+    from mmmimic.deployment.graph import FusedDeconvConv
+    from mmmimic.models.layers import Deconv2x
+    torch.manual_seed(5)
+    deconv, conv = Deconv2x(16, 12), torch.nn.Conv2d(12, 10, 3, padding=1)
+    x = torch.randn(2, 16, *size)
+    with torch.no_grad():
+        expected = conv(deconv(x))
+        fused = FusedDeconvConv(deconv, conv)
+        got = fused(x)
+    assert got.shape == (2, 10, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
+    # the border rows/columns need the correction: without it they differ
+    assert not torch.allclose(_composite_without_border_correction(fused, x), expected, atol=1e-3)
+    path = str(tmp_path / 'fused.onnx')
+    torch.onnx.export(fused, (x, ), path, dynamo=False, opset_version=17, input_names=['x'],
+                      output_names=['y'], dynamic_axes={'x': {2: 'h', 3: 'w'}})
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for shape in (size, (5, 2)):
+        xs = torch.randn(2, 16, *shape)
+        (y, ) = session.run(None, {'x': xs.numpy()})
+        np.testing.assert_allclose(y, conv(deconv(xs)).detach().numpy(), atol=2e-6, rtol=0)
+
+
+def _composite_without_border_correction(fused, x):
+    """The fused layer without its border correction (what a naive fusion computes)."""
+    import torch.nn.functional as F
+    with torch.no_grad():
+        out = F.pixel_shuffle(F.conv2d(x, fused.weight, padding=1), 2)
+        return out + F.conv2d(torch.ones_like(out[:1, :1]), fused.bias_taps, padding=1) + \
+            fused.bias
+
+
+def test_cross_scale_rpn_exports_with_the_fused_deconv(reference, tmp_path):
+    """The cross-scale student's graph has no 4x4 ConvTranspose (fused); fuse_deconv=False
+    keeps it; both give the same detections."""
+    import onnx
+
+    from deploy_utils import compare, frames, preprocess, torch_predict
+    from mmmimic.deployment import OnnxDetector, export_onnx
+    model, config, ckpt = reference('cross_scale')
+    paths = {}
+    for fuse in (True, False):
+        paths[fuse] = str(tmp_path / f'fuse_{fuse}.onnx')
+        meta = export_onnx(config, ckpt, paths[fuse], shape=(96, 128), fuse_deconv=fuse)
+        assert meta['fused_deconv'] is fuse
+        kernels = [tuple(a.ints) for n in onnx.load(paths[fuse]).graph.node
+                   if n.op_type == 'ConvTranspose' for a in n.attribute if a.name ==
+                   'kernel_shape']
+        assert ((4, 4) in kernels) is not fuse, kernels
+    frame = frames('scene', (96, 128), seed=1)[0]
+    preds = [OnnxDetector(paths[f], device='cpu').predict(
+        *preprocess(model, frame).values())[0].pred_instances for f in (True, False)]
+    reference_pred = torch_predict(model, preprocess(model, frame))
+    for pred in preds:
+        compare(pred, reference_pred)
+    _, plain_config, plain_ckpt = reference('rpn')  # no deconv neck: nothing to fuse
+    assert export_onnx(plain_config, plain_ckpt, str(tmp_path / 'rpn.onnx'),
+                       shape=(64, 64))['fused_deconv'] is False

@@ -95,3 +95,60 @@ def _round_trip(tmp_path):
         _run_tool(cfg_path, ckpt, str(out_ckpt))
     with pytest.raises(KeyError, match=r'no "student\." entries in .*student\.pth'):
         _run_tool(cfg_path, str(out_ckpt), str(tmp_path / 'again'))
+
+
+CROSS_SCALE_CFG = osp.join(ROOT, 'configs', 'cross_scale', 'tiny',
+                           'rpn_r18-w8-deconv_mimic_tiny.py')
+
+
+def _raw_batch(seed, sizes=((96, 128), (90, 120))):
+    """What a test dataloader yields: uint8 frames (full size) with their metainfo."""
+    from mmdet.structures import DetDataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for h, w in sizes:
+        inputs.append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
+        samples.append(DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(
+            round(h / 1.25), round(w / 1.25)), scale_factor=(1.25, 1.25))))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def test_extracted_cross_scale_student_predicts_like_the_distiller(tmp_path):
+    """The extracted student of a cross-scale distiller (student_input_scale=0.5) reads the
+    full-size frames and gives the distiller's detections: its config carries the scale in a
+    ScaledInputDataPreprocessor (test_step = what tools/test.py runs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        teacher_ckpt = make_teacher_ckpt(str(tmp_path / 'teacher.pth'))
+        torch.manual_seed(0)
+        distiller = build_distiller(teacher_ckpt, config=CROSS_SCALE_CFG).eval()
+        assert distiller.student_input_scale == 0.5
+        ckpt = str(tmp_path / 'iter_1.pth')
+        save_checkpoint(dict(state_dict=get_state_dict(distiller), meta=dict()), ckpt)
+        cfg = Config.fromfile(CROSS_SCALE_CFG)
+        cfg.model.teacher_ckpt = teacher_ckpt
+        cfg_path = str(tmp_path / 'cross_scale.py')
+        cfg.dump(cfg_path)
+
+        _run_tool(cfg_path, ckpt, str(tmp_path / 'export'))
+        out_cfg = str(tmp_path / 'export' / 'student.py')
+        dp = Config.fromfile(out_cfg).model.data_preprocessor
+        assert dp.type == 'ScaledInputDataPreprocessor' and dp.input_scale == 0.5
+        assert dp.pad_size_divisor == cfg.model.student.data_preprocessor.pad_size_divisor
+        from mmdet.apis import init_detector
+        student = init_detector(out_cfg, str(tmp_path / 'export' / 'student.pth'),
+                                device='cpu')
+        for seed in (0, 1):
+            with torch.no_grad():
+                expected = distiller.test_step(_raw_batch(seed))
+                got = student.test_step(_raw_batch(seed))
+            for e, g in zip(expected, got):
+                assert len(e.pred_instances) > 0
+                assert g.ori_shape == e.ori_shape  # (img_shape: the student's input size)
+                assert torch.equal(g.pred_instances.bboxes, e.pred_instances.bboxes)
+                assert torch.equal(g.pred_instances.scores, e.pred_instances.scores)
+        # boxes in original-frame pixels: clipped to the 128 / 1.25 = 102.4 px wide original
+        assert abs(float(got[0].pred_instances.bboxes[:, 2].max()) - 102.4) < 1e-3
+    finally:
+        torch.set_num_threads(threads)

@@ -5,7 +5,8 @@
         [--shape H W] [--dynamic] [--input-scale S]
 
 CONFIG is a plain mmdet config, an ``extract_student.py`` output, or a ``FeatureMimicDistiller``
-config (its student is exported; cross-scale students resize the frame inside the graph).
+config (its student is exported). Cross-scale students (a distiller with ``student_input_scale``,
+or an extracted student with a ``ScaledInputDataPreprocessor``) resize the frame inside the graph.
 ``--shape`` fixes the graph's input size (the preprocessed, padded frame, e.g. 1024 1344 for
 Caltech at a 1000 px short side with pad_size_divisor 32); without ``--shape``, or with
 ``--dynamic``, height and width are free. Run the result with ``mmmimic.deployment.OnnxDetector``
@@ -26,8 +27,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--dynamic', action='store_true',
                         help='free input height/width (traced at --shape or 320x448)')
     parser.add_argument('--input-scale', type=float, default=None,
-                        help='cross-scale input resize (default: the distiller\'s '
-                        'student_input_scale, else 1); an extracted cross-scale student needs 0.5')
+                        help='cross-scale input resize, for a config that records none '
+                        '(default: the ScaledInputDataPreprocessor\'s input_scale or the '
+                        'distiller\'s student_input_scale, else 1); refused when it contradicts '
+                        'the recorded scale')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (>= 16)')
     return parser.parse_args(argv)
 

@@ -5,6 +5,8 @@
         [--overwrite]
 
 gives ``OUT_DIR/NAME.py`` and ``OUT_DIR/NAME.pth`` (see :mod:`mmmimic.apis.student_export`).
+A cross-scale student's config gets a ``ScaledInputDataPreprocessor`` with the distiller's
+``student_input_scale``: tested on the full-size frames it predicts what the distiller predicts.
 Existing output files are kept unless ``--overwrite``.
 """
 import argparse
