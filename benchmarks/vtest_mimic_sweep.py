@@ -1,90 +1,100 @@
-"""Choose the mimic hyper-parameters of the built-in benchmark on its VALIDATION split.
+"""Choose the main job's mimic weight (lambda1) on the VALIDATION split of the vtest benchmark.
 
-The vtest release (tools/dataset_converters/build_vtest.py) carves a validation part (set01) out of
-the training frames, after a 3 s gap; the test part is never looked at here. Each variant trains a
-1/2-Inception RPN student on the training frames (same seed, same schedule as the scratch twin)
-and is scored on every validation frame with CaltechMRMetric (Reasonable MR-2) and proposal recall.
+The vtest release (tools/dataset_converters/build_vtest.py) carves a validation part (set01) out
+of the video after the training part, with a gap; the test part is never read here. The sweep
+uses the main job's own stages (``tools/mimic_demo.py``: same output folder, same teacher chosen
+on validation, same teacher-feature cache, same paired initial weights and schedule) and trains,
+per seed, the headline's cross-scale 1/2-Inception student from scratch (with the deconv; these
+runs are the main job's own, reused by it) and with feature mimic at each candidate lambda1,
+then scores each on every validation frame (Caltech Reasonable MR-2, AP at IoU 0.5).
 
-Run after ``python tools/mimic_demo.py --quick`` has built the data and trained the teacher:
+    python benchmarks/vtest_mimic_sweep.py --quick --weights 0.1 1 10 --seeds 0 1
 
-    python benchmarks/vtest_mimic_sweep.py --teacher work_dirs/mimic_demo/seed0/teacher/iter_600.pth
-
-Prints one table (variant x seed) and writes it to ``<out>/sweep.md`` / ``sweep.json``.
+Writes ``<out>/mimic_sweep/sweep.{md,json}`` and, with ``--commit-to``, a copy to commit (the
+chosen value goes into ``mmmimic/benchmark/vtest.py::PRESETS``). The rule: the lowest mean
+validation MR-2 over the seeds.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from mmmimic.benchmark import vtest_train_config
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', 'tools'))
+from mimic_demo import AP50, MR2, MainJob, log, parse_args, prepare_data  # noqa: E402
 
-SCRATCH = 'configs/vtest/rpn_inception-1-2_vtest.py'
-MIMIC = 'configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py'
-#: name -> (config, iterations, mimic loss weight or None)
-VARIANTS = {
-    'scratch_300': (SCRATCH, 300, None),
-    'mimic_w1_300': (MIMIC, 300, 1.0),
-    'mimic_w0.1_300': (MIMIC, 300, 0.1),
-    'scratch_600': (SCRATCH, 600, None),
-    'mimic_w1_600': (MIMIC, 600, 1.0),
-    'mimic_w0.1_600': (MIMIC, 600, 0.1),
-}
+from mmmimic.benchmark import BY_NAME  # noqa: E402
 
 
-def run_variant(name, args, seed):
-    from mmengine.runner import Runner
-    config, iters, weight = VARIANTS[name]
-    work_dir = osp.join(args.out, f'seed{seed}', name)
-    out_json = osp.join(work_dir, 'val_metrics.json')
-    if osp.isfile(out_json):
-        with open(out_json) as f:
-            return json.load(f)
-    teacher = args.teacher if weight is not None else None
-    cfg = vtest_train_config(config, args.data_dir, seed, work_dir, iters, 1, teacher)
-    if weight is not None:
-        cfg.model.mimic_loss.loss_weight = weight
-    t0 = time.time()
-    Runner.from_cfg(cfg).train()
-    train_s = time.time() - t0
-    cfg = vtest_train_config(config, args.data_dir, seed, work_dir, iters, 1, teacher)
-    cfg.test_dataloader.dataset.ann_file = 'vtest_val.txt'  # validation frames only
-    cfg.load_from = osp.join(work_dir, f'iter_{iters}.pth')
-    cfg.experiment_name += '_val'
-    cfg.visualizer.name += '_val'
-    metrics = {k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
-    metrics['train_seconds'] = train_s
-    with open(out_json, 'w') as f:
-        json.dump(metrics, f, indent=1)
-    return metrics
-
-
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--teacher', required=True, help='trained vtest teacher checkpoint')
-    parser.add_argument('--data-dir', default='data/vtest')
-    parser.add_argument('--out', default='work_dirs/vtest_mimic_sweep')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
-    args = parser.parse_args()
+    parser.add_argument('--weights', nargs='+', type=float, default=[0.1, 1.0, 10.0])
+    parser.add_argument('--width', choices=['1-2', '1-4'], default='1-2')
+    parser.add_argument('--commit-to', help='also write sweep.md/json into this folder')
+    args, rest = parser.parse_known_args(argv)
+    demo_args = parse_args(rest + ['--blocks', 'cross-scale', '--skip-speed'])
+    os.makedirs(demo_args.out, exist_ok=True)
     import mmmimic  # noqa: F401
-    results = {v: {s: run_variant(v, args, s) for s in args.seeds} for v in args.variants}
-    lines = ['| variant | val MR-2 (%) per seed | mean | val recall@300 IoU.7 (%) mean |',
+    prepare_data(demo_args)
+    job = MainJob(demo_args)
+    teacher = BY_NAME['teacher']
+    job.train(teacher, demo_args.seeds[0])
+    teacher_val = job.evaluate(teacher, demo_args.seeds[0], 'val')[MR2]
+    if job.use_cache:
+        job.fill_cache()
+
+    scratch = BY_NAME[f'xs-scratch-{args.width}']
+    mimic = BY_NAME[f'xs-mimic-{args.width}']
+    variants = {'scratch': scratch}
+    for w in args.weights:
+        variants[f'mimic_w{w:g}'] = replace(mimic, name=f'{mimic.name}_w{w:g}')
+    sweep_dir = osp.join(demo_args.out, 'mimic_sweep')
+    sweep = MainJob(demo_args, models=[teacher, *variants.values()], root=sweep_dir,
+                    mimic_weights={m.name: w for m, w in zip(list(variants.values())[1:],
+                                                             args.weights)})
+    sweep.ckpts.update(job.ckpts)
+    results = {}
+    t0 = time.time()
+    for name, m in variants.items():
+        runner = job if m is scratch else sweep  # the scratch runs are the main job's own
+        for seed in demo_args.seeds:
+            runner.train(m, seed)
+            metrics = runner.evaluate(m, seed, 'val')
+            results.setdefault(name, {})[seed] = {k: metrics[k] for k in (MR2, AP50)
+                                                  if k in metrics}
+            log(f'{name} seed {seed}: val MR-2 {metrics[MR2]:.1f}')
+    lines = [f'Validation split, cross-scale {args.width} student, '
+             f'{demo_args.iters} iterations, seeds {list(demo_args.seeds)}; teacher val MR-2 '
+             f'{teacher_val:.1f} (checkpoint chosen on validation). Test split not read.', '',
+             '| variant | val MR-2 (%) per seed | mean MR-2 | mean AP50 (%) |',
              '|---|---|---|---|']
-    for v, per_seed in results.items():
-        mr = [m['caltech/Reasonable_MR-2'] for m in per_seed.values()]
-        rec = [m['proposal/recall@300_iou70'] for m in per_seed.values()]
-        lines.append(f'| {v} | {", ".join(f"{x:.1f}" for x in mr)} | {np.mean(mr):.1f} | '
-                     f'{np.mean(rec):.1f} |')
+    means = {}
+    for name, per_seed in results.items():
+        mr = [v[MR2] for v in per_seed.values()]
+        ap = [v.get(AP50, float('nan')) for v in per_seed.values()]
+        means[name] = float(np.mean(mr))
+        lines.append(f'| {name} | {", ".join(f"{x:.1f}" for x in mr)} | {np.mean(mr):.1f} | '
+                     f'{np.mean(ap):.1f} |')
+    best = min((n for n in means if n != 'scratch'), key=means.get)
+    lines += ['', f'Chosen (lowest mean validation MR-2): {best} ({means[best]:.1f}). Sweep '
+              f'wall time {(time.time() - t0) / 60:.1f} min.']
     table = '\n'.join(lines)
     print(table)
-    with open(osp.join(args.out, 'sweep.md'), 'w') as f:
-        f.write(table + '\n')
-    with open(osp.join(args.out, 'sweep.json'), 'w') as f:
-        json.dump(results, f, indent=1)
+    out = dict(teacher_val_mr2=teacher_val, results=results, means=means, chosen=best,
+               weights=args.weights, iters=demo_args.iters, seeds=list(demo_args.seeds))
+    for folder in filter(None, (sweep_dir, args.commit_to)):
+        os.makedirs(folder, exist_ok=True)
+        with open(osp.join(folder, 'sweep.md'), 'w') as f:
+            f.write(table + '\n')
+        with open(osp.join(folder, 'sweep.json'), 'w') as f:
+            json.dump(out, f, indent=1)
+    return out
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()

@@ -1,11 +1,21 @@
-"""The main job end to end on a tiny subset: a 32-frame synthetic walker video, 1-2 iterations."""
+"""The main job end to end on a 32-frame synthetic walker video, 1-2 iterations per model: the
+cross-scale block and stage 2 (two-stage mimic included), two paired seeds, the teacher chosen on
+validation, the teacher-feature cache, the report with its precondition and interval tables, and
+a re-run that reuses every stage / stops on a stale one."""
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
 
+import torch
+
 from mmmimic.testing import write_synthetic_video
+
+
+def run(cmd, repo_root, env):
+    return subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True,
+                          timeout=1800)
 
 
 def test_mimic_demo_end_to_end(repo_root, tmp_path):
@@ -13,41 +23,76 @@ def test_mimic_demo_end_to_end(repo_root, tmp_path):
     write_synthetic_video(video, num_frames=32, size=(320, 240))
     out = str(tmp_path / 'demo')
     cmd = [sys.executable, 'tools/mimic_demo.py', '--video', video, '--out', out,
-           '--data-dir', osp.join(out, 'data'), '--iters', '1', '--teacher-iters', '2',
-           '--gap', '2', '--workers', '0', '--speed-runs', '1', '--speed-shape', '96x128']
+           '--data-dir', osp.join(out, 'data'), '--blocks', 'cross-scale', 'stage2',
+           '--seeds', '0', '1', '--iters', '1', '--teacher-iters', '2',
+           '--teacher-val-interval', '1', '--stage2-iters', '1', '--gap', '2', '--workers', '0',
+           '--speed-runs', '1', '--speed-shape', '96x128', '--n-boot', '20',
+           '--boot-block', '2']
     env = dict(os.environ, MMMIMIC_CACHE=str(tmp_path / 'cache'))  # keep ~/.cache untouched
-    proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = run(cmd, repo_root, env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert 'ETA' in proc.stdout and 'all remaining stages' in proc.stdout
 
     report = open(osp.join(out, 'report.md')).read()
-    for label in ('Inception RPN (teacher)', '1/2-Inception RPN, mimic',
-                  '1/2-Inception RPN, scratch', '1/4-Inception RPN, mimic',
-                  '1/4-Inception RPN, scratch'):
-        assert label in report
-    assert 'NOT Caltech numbers' in report
+    for text in ('## Precondition', 'Cross-scale (headline)', 'Stage 2', 'Paired differences',
+                 '1/2-Inception RPN + deconv, half input, mimic',
+                 '1/4-Inception RPN, half input, scratch (no deconv)',
+                 '1/2-Inception R-FCN + deconv, half input, two-stage mimic',
+                 'NOT Caltech numbers'):
+        assert text in report, text
     assert osp.getsize(osp.join(out, 'mr_fppi.png')) > 1000
     assert osp.isfile(osp.join(out, 'speed', 'speed.png'))
 
     summary = json.load(open(osp.join(out, 'results.json')))
     rows = {r['name']: r for r in summary['rows']}
-    assert set(rows) == {'teacher', 'mimic-1-2', 'scratch-1-2', 'mimic-1-4', 'scratch-1-4'}
+    assert set(rows) == {'teacher', 'xs-mimic-1-2', 'xs-scratch-1-2', 'xs-nodeconv-1-2',
+                         'xs-mimic-1-4', 'xs-scratch-1-4', 'xs-nodeconv-1-4', 'teacher-rfcn',
+                         's2-mimic-1-2', 's2-scratch-1-2', 's2-twostage-1-2'}
     for r in rows.values():
-        assert 0 <= r['mr2'][0] <= 100 and 0 <= r['mr4'][0] <= 100
-    # students really are smaller and the mimic student is its scratch twin at test time
-    assert rows['mimic-1-2']['params_m'] == rows['scratch-1-2']['params_m']
-    assert rows['scratch-1-4']['params_m'] < rows['scratch-1-2']['params_m'] < \
+        assert 0 <= r['mr2'][0] <= 100 and 0 <= r['ap50'][0] <= 100
+        assert r['seeds'] == ([0] if r['name'].startswith('teacher') else [0, 1])
+    # students are smaller and faster at their own (half) input; mimic = its scratch twin
+    assert rows['xs-mimic-1-2']['params_m'] == rows['xs-scratch-1-2']['params_m']
+    assert rows['xs-nodeconv-1-4']['params_m'] < rows['xs-nodeconv-1-2']['params_m'] < \
         0.3 * rows['teacher']['params_m']
-    # every model was trained with its own schedule and left its final checkpoint
-    assert osp.isfile(osp.join(out, 'seed0', 'teacher', 'iter_2.pth'))
-    assert osp.isfile(osp.join(out, 'seed0', 'mimic-1-2', 'iter_1.pth'))
-    # the offline scoring tool re-read the metric's result files and agrees with the metric
+    assert rows['s2-mimic-1-2']['speedup_over'] == 'teacher-rfcn'
+    # the precondition block and the interval table are computed from the runs
+    pre = summary['precondition']
+    assert set(pre['students_val_mr2']) == {'xs-scratch-1-2', 'xs-nodeconv-1-2',
+                                            'xs-scratch-1-4', 'xs-nodeconv-1-4'}
+    assert isinstance(pre['met'], bool)
+    pairs = {(r['a'], r['b']) for r in summary['intervals']}
+    assert {('xs-mimic-1-2', 'xs-scratch-1-2'), ('xs-mimic-1-2', 'xs-nodeconv-1-2'),
+            ('s2-mimic-1-2', 's2-scratch-1-2'), ('s2-twostage-1-2', 's2-mimic-1-2')} <= pairs
+    for r in summary['intervals']:
+        assert r['MR-2']['seeds']['n'] == 2
+
+    # the teacher's checkpoint is the one chosen on validation; mimic runs read the cache
+    teacher_dir = osp.join(out, 'shared', 'teacher')
+    assert any(f.startswith('best_caltech_Reasonable_MR-2_iter_') for f in os.listdir(teacher_dir))
+    assert osp.isfile(osp.join(out, 'teacher_cache', 'data.mdb'))
+    # paired seeds: mimic, scratch and no-deconv students start from the same weights
+    inits = {n: torch.load(osp.join(out, 'seed1', 'init', f'{n}.pth'))['state_dict']
+             for n in ('xs-mimic-1-2', 'xs-scratch-1-2', 'xs-nodeconv-1-2')}
+    key = 'backbone.stem.0.conv.weight'
+    assert torch.equal(inits['xs-mimic-1-2']['student.' + key], inits['xs-scratch-1-2'][key])
+    assert torch.equal(inits['xs-nodeconv-1-2'][key], inits['xs-scratch-1-2'][key])
+    assert not any(k.startswith('neck.') for k in inits['xs-nodeconv-1-2'])
+    seed0 = torch.load(osp.join(out, 'seed0', 'init', 'xs-scratch-1-2.pth'))['state_dict']
+    assert not torch.equal(seed0[key], inits['xs-scratch-1-2'][key])
+    # the offline scoring of the result files agrees with the metric
     assert 'reproduces CaltechMRMetric for every model' in proc.stdout
-    assert osp.isfile(osp.join(out, 'seed0', 'results', 'res', 'scratch-1-4', 'set02',
+    assert osp.isfile(osp.join(out, 'seed1', 'results', 'res', 'xs-nodeconv-1-4', 'set02',
                                'V000.txt'))
 
     # a re-run reuses every finished stage
-    proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = run(cmd, repo_root, env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert proc.stdout.count('reusing') == 5
+    assert proc.stdout.count('reusing') == 2 + 2 * 9
+    # another teacher schedule over the same output folder: stopped, naming the stage
+    stale = [c if c != '2' or i != cmd.index('--teacher-iters') + 1 else '3'
+             for i, c in enumerate(cmd)]
+    proc = run(stale, repo_root, env)
+    assert proc.returncode == 1
+    assert 'holds a teacher run of another config' in proc.stdout
+    assert '--force teacher' in proc.stdout

@@ -8,13 +8,18 @@ _base_ = './caltech_480x640.py'
 data_root = 'data/vtest/'
 backend_args = None
 # CPU budget: train on 320x384 crops of the 640x480 frames (people keep their size); test on
-# whole frames.
+# whole frames. The crop offsets are multiples of 16 (the Inception teacher's stride), so a
+# mimic run can take the teacher's map from the teacher-feature cache (docs/distiller.md); every
+# benchmark model, teacher and scratch students included, draws its crops the same way.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='RandomCrop', crop_size=(320, 384), allow_negative_crop=False),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
+    dict(type='StrideAlignedRandomCrop', crop_size=(320, 384), stride=16,
+         allow_negative_crop=False),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                          'scale_factor', 'flip', 'flip_direction',
+                                          'crop_offset', 'precrop_shape'))
 ]
 train_dataloader = dict(
     batch_size=2,

@@ -197,8 +197,8 @@ class FeatureMimicDistiller(BaseDetector):
         self._check_settings(student_feature, teacher_feature, mimic_cfg, student_input_scale)
         student = copy.deepcopy(ConfigDict(student))
         teacher_cfg = self._teacher_model_cfg(teacher)
-        if data_preprocessor is None:
-            data_preprocessor = student.get('data_preprocessor')
+        data_preprocessor = self._distiller_preprocessor(data_preprocessor, student,
+                                                         student_input_scale)
         self.check_normalisation(data_preprocessor, teacher_cfg.get('data_preprocessor'))
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.student_feature = student_feature
@@ -334,6 +334,34 @@ class FeatureMimicDistiller(BaseDetector):
                 raise FileNotFoundError(f'teacher config not found: {teacher}')
             return copy.deepcopy(Config.fromfile(teacher).model)
         return copy.deepcopy(ConfigDict(teacher))
+
+    @staticmethod
+    def _distiller_preprocessor(data_preprocessor: OptConfigType, student: ConfigDict,
+                                student_input_scale: float) -> OptConfigType:
+        """The distiller's own preprocessor: the one given, else the student's. The teacher sees
+        the batch it produces, so a :class:`ScaledInputDataPreprocessor` (a student that runs at
+        a fraction of the data's size) is replaced by its plain ``DetDataPreprocessor`` part,
+        and its ``input_scale`` must be the distiller's ``student_input_scale``."""
+        scaled = 'ScaledInputDataPreprocessor'
+        if data_preprocessor is not None:
+            if data_preprocessor.get('type') == scaled:
+                raise ValueError('the distiller\'s data_preprocessor is a '
+                                 'ScaledInputDataPreprocessor, so the teacher would see the '
+                                 'resized batch; give the plain DetDataPreprocessor and set '
+                                 'student_input_scale instead')
+            return data_preprocessor
+        data_preprocessor = student.get('data_preprocessor')
+        if not data_preprocessor or data_preprocessor.get('type') != scaled:
+            return data_preprocessor
+        scale = float(data_preprocessor.get('input_scale', 1.0))
+        if scale != float(student_input_scale):
+            raise ValueError(f'the student\'s ScaledInputDataPreprocessor has input_scale={scale} '
+                             f'but the distiller\'s student_input_scale is {student_input_scale}: '
+                             'the distiller resizes the student\'s batch itself; set '
+                             f'student_input_scale={scale}')
+        plain = {k: v for k, v in data_preprocessor.items() if k != 'input_scale'}
+        plain['type'] = 'DetDataPreprocessor'
+        return plain
 
     @staticmethod
     def check_normalisation(student_dp: OptConfigType, teacher_dp: OptConfigType) -> None:

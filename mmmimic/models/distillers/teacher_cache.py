@@ -788,8 +788,10 @@ def fill_cache_from_config(cfg, progress: bool = True, stop_after: Optional[int]
             training pipeline (names both).
     """
     from mmengine.dist import barrier, get_rank
+    from mmengine.registry import init_default_scope
 
     from mmdet.registry import DATASETS, MODELS
+    init_default_scope(cfg.get('default_scope', 'mmdet'))  # a fresh process has no scope yet
     model_cfg = copy.deepcopy(cfg.model)
     cache_cfg = model_cfg.pop('teacher_cache', None)
     if not cache_cfg:

@@ -1,0 +1,5 @@
+# Cross-scale control without the deconv, 1/4-Inception: see ./rpn_inception-1-2_vtest-half.py.
+_base_ = './rpn_inception-1-2_vtest-half.py'
+model = dict(
+    backbone=dict(widen_factor=0.25),
+    rpn_head=dict(in_channels=132, feat_channels=128))
