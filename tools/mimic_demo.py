@@ -379,7 +379,11 @@ def prepare_data(args) -> str:
         build += ['--gap', str(args.gap)]
     if args.force_data:
         build.append('--force')
-    run_tool(build)
+    try:
+        run_tool(build)
+    except subprocess.CalledProcessError as err:
+        raise StageError(f'building the vtest release from {args.video or "vtest.avi"} failed '
+                         f'(exit {err.returncode}; the builder\'s message is above)') from err
     if args.force_data and osp.isdir(args.data_dir):
         shutil.rmtree(args.data_dir)
     convert_caltech(release, args.data_dir, presets=('vtest_train', 'vtest_val', 'vtest_test'),
@@ -669,7 +673,7 @@ def parse_args(argv=None):
                         help='run the live teacher instead of the teacher-feature cache')
     parser.add_argument('--cache-max-gb', type=float, default=20.0)
     parser.add_argument('--n-boot', type=int, default=1000, help='frame-bootstrap resamples')
-    parser.add_argument('--boot-block', type=int, default=5,
+    parser.add_argument('--boot-block', type=int, default=10,
                         help='resample test frames in blocks of this many consecutive frames '
                              '(neighbouring video frames are alike; docs/statistics.md)')
     parser.add_argument('--gap', type=int, help='frames dropped between splits (builder default)')
