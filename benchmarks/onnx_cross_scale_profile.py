@@ -68,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--no-pytorch', action='store_true',
+                        help='time the onnxruntime variants only')
     parser.add_argument('--out-dir', default='work_dirs/onnx_cross_scale_profile')
     return parser.parse_args(argv)
 
@@ -230,6 +232,8 @@ def main(argv=None) -> None:
                 for name, detector, inputs, samples, scale, sessions in jobs:
                     for session in sessions.values():
                         session.run()
+                    if args.no_pytorch:
+                        continue
                     row = torch_stage_times(detector, inputs, samples, scale, 0, 1)
                     if i >= args.warmup:
                         times[(name, 'pytorch')].append(row)

@@ -163,8 +163,8 @@ def report(result: dict) -> str:
               f"within {agree['max_nearest_score_diff']:.1e}.", '',
               f"|dMR-2| <= {result['tolerance']} points: "
               f"**{'yes' if result['passed'] else 'NO'}** (largest {result['max_abs_dmr2']:.4f})."
-              f" tools/test.py time: PyTorch {result['seconds']['pytorch']:.0f} s, onnxruntime "
-              f"{result['seconds']['onnxruntime']:.0f} s."]
+              ' (tools/test.py wall times are in the JSON; they include start-up and '
+              'whatever else loads the machine, so they are no speed measurement.)']
     return '\n'.join(lines) + '\n'
 
 
