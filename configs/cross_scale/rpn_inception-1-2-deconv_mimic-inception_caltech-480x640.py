@@ -5,7 +5,9 @@
 # 960x1280, same size as the teacher's inception_4d map) mimics it through a 1x1 connector in the
 # 128 sampled RoIs, mapped x2 to the teacher's pixels. At test time the student runs on the
 # half-size image and its boxes come back in original coordinates. The exported student
-# (extract_student.py) is the control's network: test it with the control config's 480x640 data.
+# (extract_student.py) carries ScaledInputDataPreprocessor(input_scale=0.5): tested on this
+# config's full-size data it gives the distiller's detections (the control's 480x640 data also
+# works with the control config).
 _base_ = './rpn_inception-1-2-deconv_caltech-480x640.py'
 
 model = dict(
