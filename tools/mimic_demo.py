@@ -37,6 +37,7 @@ These are NOT Caltech numbers: one static campus scene, labels from a classical 
 (docs/vtest_labels.md).
 """
 import argparse
+import copy
 import glob
 import hashlib
 import json
@@ -52,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmmimic.benchmark import (BY_NAME, COMPARISONS, PRESETS, SPLIT_LISTS,  # noqa: E402
-                               TEST_SET, BenchmarkModel, models_of, speed_config,
+                               TEST_SET, VAL_EVALUATOR, BenchmarkModel, models_of, speed_config,
                                speed_configs, student_init_state, vtest_train_config)
 from mmmimic.datasets.caltech_converter import convert_caltech  # noqa: E402
 
@@ -162,10 +163,14 @@ class MainJob:
                 stages.append(('eval', m, seed))
         return stages
 
+    def reads_cache(self, m: BenchmarkModel) -> bool:
+        """Whether ``m`` trains from the teacher-feature cache (stage-1 mimic students; the
+        cache holds the RPN teacher's map only)."""
+        return not self.args.no_cache and m.mimic and m.block in ('cross-scale', 'same-input')
+
     @property
     def use_cache(self) -> bool:
-        return not self.args.no_cache and any(
-            m.mimic and m.block in ('cross-scale', 'same-input') for m in self.models)
+        return any(self.reads_cache(m) for m in self.models)
 
     def remaining_s(self, stages: Sequence[tuple]) -> float:
         total = 0.0
@@ -179,16 +184,13 @@ class MainJob:
         return total
 
     def announce(self, stages: Sequence[tuple], i: int, what: str) -> None:
-        kind, m, _ = stages[i]
         this = self.remaining_s(stages[i:i + 1])
         rest = self.remaining_s(stages[i:])
         log(f'stage {i + 1}/{len(stages)}: {what} (ETA {fmt_min(this)}; all remaining stages '
             f'~{fmt_min(rest)})')
 
     # --------------------------------------------------------------- configs
-    def cache_cfg(self) -> Optional[dict]:
-        if not self.use_cache:
-            return None
+    def cache_cfg(self) -> dict:
         return dict(dir=osp.join(self.args.out, 'teacher_cache'), dtype='float16',
                     max_gb=self.args.cache_max_gb, verify=2, missing='error')
 
@@ -200,8 +202,7 @@ class MainJob:
             src = BY_NAME[m.init_from]
             stage1 = self.ckpts[f'{src.name}@{seed if src.seeded else args.seeds[0]}']
         init = self.init_ckpt(m, seed) if (m.init_group and for_training) else None
-        cache = (self.cache_cfg() if for_training and m.mimic
-                 and m.block in ('cross-scale', 'same-input') else None)
+        cache = self.cache_cfg() if for_training and self.reads_cache(m) else None
         cfg = vtest_train_config(
             m.config, args.data_dir, seed, self.work_dir(m, seed), self.iters_of(m),
             args.workers, teacher_ckpt=teacher_ckpt,
@@ -219,18 +220,18 @@ class MainJob:
         path = osp.join(self.root, f'seed{seed}', 'init', f'{m.name}.pth')
         if osp.isfile(path):
             return path
-        group = [g for g in self.models if g.init_group == m.init_group]
-        base = next(g for g in group if not g.mimic and g.speed_config is None
-                    and 'nodeconv' not in g.name)
+        # the group's full network: the one its mimic student trains (and is timed as)
+        base = next(speed_config(g) for g in self.models
+                    if g.init_group == m.init_group and g.mimic)
         from mmengine.config import Config
-        state = student_init_state(Config.fromfile(osp.join(ROOT, base.config)).model, seed)
+        state = student_init_state(Config.fromfile(osp.join(ROOT, base)).model, seed)
         if m.mimic:
             state = {f'student.{k}': v for k, v in state.items()}
-        elif m is not base:
+        elif m.config != base:
             state = {k: v for k, v in state.items() if not k.startswith('neck.')}
         os.makedirs(osp.dirname(path), exist_ok=True)
         torch.save(dict(state_dict=state, meta=dict(init_group=m.init_group, seed=seed,
-                                                    source=base.config)), path + '.tmp')
+                                                    source=base)), path + '.tmp')
         os.replace(path + '.tmp', path)
         return path
 
@@ -295,8 +296,7 @@ class MainJob:
 
     def fill_cache(self) -> dict:
         from mmmimic.models.distillers.teacher_cache import fill_cache_from_config
-        mimic = next(m for m in self.models if m.mimic and m.block in ('cross-scale',
-                                                                       'same-input'))
+        mimic = next(m for m in self.models if self.reads_cache(m))
         cfg = self.config_of(mimic, self.args.seeds[0])
         t0 = time.time()
         stats = fill_cache_from_config(cfg, progress=True, log=log)
@@ -322,8 +322,7 @@ class MainJob:
                     ev.update(save_result_files=True, algorithm=m.name,
                               outfile_prefix=self.results_root(m, seed))
         else:
-            cfg.test_evaluator = [dict(type='CaltechMRMetric', settings=['Reasonable'],
-                                       resize_dets=True)]
+            cfg.test_evaluator = copy.deepcopy(VAL_EVALUATOR)
         cfg.load_from = ckpt
         cfg.resume = False
         cfg.experiment_name += f'_{split}'
@@ -414,12 +413,12 @@ def measure_speed(args, models: Sequence[BenchmarkModel]) -> Dict[str, Dict[str,
         rows = list(csv.DictReader(f))
     by_config = dict(zip(configs, rows))  # rows are in the order of the configs given
     shape = args.speed_shape
+    names = {m.name for m in models}
     speed = {}
     for m in models:
         row = {k: _num(v) for k, v in by_config[speed_config(m)].items()}
-        ref_name = 'teacher-rfcn' if ('rfcn' in m.config and 'teacher-rfcn' in BY_NAME
-                                      and any(x.name == 'teacher-rfcn' for x in models)) \
-            else 'teacher'
+        ref_name = ('teacher-rfcn' if 'rfcn' in m.config and 'teacher-rfcn' in names
+                    else 'teacher')
         ref = {k: _num(v) for k, v in by_config[speed_config(BY_NAME[ref_name])].items()}
         speed[m.name] = dict(params_m=row['params_M'], gflops=row.get(f'GFLOPs@{shape}'),
                              latency_ms=row[f'ms@{shape}'], reference=ref_name,

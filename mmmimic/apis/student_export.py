@@ -20,6 +20,7 @@ from typing import Tuple, Union
 import torch
 from mmengine.config import Config, ConfigDict
 
+from mmmimic.models.data_preprocessors.preprocessor_cfg import input_scale_of, preprocessor_type
 from mmmimic.utils import (STUDENT_PREFIX, check_config_path, check_output_path,
                            extract_state_dict, read_checkpoint)
 
@@ -66,13 +67,12 @@ def scaled_preprocessor(dp_cfg: Union[dict, None], scale: float) -> ConfigDict:
             kept too), or already scales its input (resizing twice is not resizing once).
     """
     dp = ConfigDict(copy.deepcopy(dp_cfg) if dp_cfg else dict(type='DetDataPreprocessor'))
-    kind = dp.get('type', 'DetDataPreprocessor')
-    kind = kind if isinstance(kind, str) else kind.__name__
-    if kind.split('.')[-1] == 'ScaledInputDataPreprocessor':
+    kind = preprocessor_type(dp)
+    if input_scale_of(dp) is not None:
         raise ValueError(f'the distiller resizes its student\'s batch by student_input_scale='
                          f'{scale}, but its data preprocessor already resizes by input_scale='
-                         f'{dp.get("input_scale", 1.0)}: use one of the two')
-    if kind.split('.')[-1] != 'DetDataPreprocessor':
+                         f'{input_scale_of(dp)}: use one of the two')
+    if kind != 'DetDataPreprocessor':
         raise ValueError(f'cannot carry student_input_scale={scale} into the extracted '
                          f'student: its data preprocessor is {kind}, but only a '
                          'DetDataPreprocessor can become a ScaledInputDataPreprocessor')

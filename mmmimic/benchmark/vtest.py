@@ -16,6 +16,7 @@ The benchmark's blocks (README "The main job"):
   stage-1 mimic RPN and from the stage-1 scratch RPN, and two-stage mimic; every one has the
   same total iterations (stage 1 + stage 2).
 """
+import copy
 import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -24,6 +25,9 @@ from typing import Dict, List, Optional, Sequence
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: the metric the teacher's checkpoint is chosen by on the validation split (lower is better)
 VAL_METRIC = 'caltech/Reasonable_MR-2'
+#: how a model is scored on the validation split (the teacher's checkpoint choice, the report's
+#: precondition, the validation sweeps)
+VAL_EVALUATOR = [dict(type='CaltechMRMetric', settings=['Reasonable'], resize_dets=True)]
 
 
 @dataclass(frozen=True)
@@ -216,8 +220,7 @@ def vtest_train_config(config: str,
     if val_interval:
         cfg.train_cfg.val_interval = val_interval
         cfg.val_dataloader.dataset.ann_file = SPLIT_LISTS['val']
-        cfg.val_evaluator = [dict(type='CaltechMRMetric', settings=['Reasonable'],
-                                  resize_dets=True)]
+        cfg.val_evaluator = copy.deepcopy(VAL_EVALUATOR)
         cfg.default_hooks.checkpoint.update(save_best=VAL_METRIC, rule='less')
     else:
         cfg.train_cfg.val_interval = iters + 1  # scored by the test stage, not mid-training

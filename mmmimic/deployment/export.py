@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 
+from mmmimic.models.data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from .graph import DeployableDetector, input_names, output_names
 
 #: ONNX opset of exported graphs (RoiAlign ``half_pixel`` needs 16).
@@ -37,11 +38,6 @@ OPSET = 17
 META_KEY = 'mmmimic'
 #: Tracing size of dynamic exports without ``shape``.
 TRACE_SHAPE = (320, 448)
-
-
-def _type_name(dp_cfg: dict) -> str:
-    kind = dp_cfg.get('type', 'DetDataPreprocessor')
-    return (kind if isinstance(kind, str) else kind.__name__).split('.')[-1]
 
 
 def student_model_cfg(cfg: Config) -> Tuple[ConfigDict, Optional[float]]:
@@ -56,22 +52,14 @@ def student_model_cfg(cfg: Config) -> Tuple[ConfigDict, Optional[float]]:
     if cfg.model.get('type') == 'FeatureMimicDistiller':
         return student_config(cfg).model, float(cfg.model.get('student_input_scale', 1.0))
     model_cfg = copy.deepcopy(cfg.model)
-    dp = model_cfg.get('data_preprocessor') or {}
-    if _type_name(dp) == 'ScaledInputDataPreprocessor':
-        return model_cfg, float(dp.get('input_scale', 1.0))
-    return model_cfg, None
+    return model_cfg, input_scale_of(model_cfg.get('data_preprocessor'))
 
 
 def runtime_preprocessor(model_cfg: dict) -> ConfigDict:
     """The data preprocessor the runtime applies before the graph: the model's, with a
     ``ScaledInputDataPreprocessor`` turned into the ``DetDataPreprocessor`` it extends (the
     resize is in the graph)."""
-    dp = ConfigDict(copy.deepcopy(model_cfg.get('data_preprocessor') or
-                                  dict(type='DetDataPreprocessor')))
-    if _type_name(dp) == 'ScaledInputDataPreprocessor':
-        dp.type = 'DetDataPreprocessor'
-        dp.pop('input_scale', None)
-    return dp
+    return plain_preprocessor(model_cfg.get('data_preprocessor'))
 
 
 def resolve_input_scale(recorded: Optional[float], given: Optional[float], config: str) -> float:

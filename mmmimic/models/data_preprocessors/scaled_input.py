@@ -13,8 +13,6 @@ preprocessor applies the same ``resize_batch`` after normalisation and padding, 
   ``predict(rescale=True)`` returns boxes in original-image coordinates and a test config reads the
   full-size frames.
 """
-from typing import Optional
-
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.registry import MODELS
 
@@ -57,11 +55,3 @@ class ScaledInputDataPreprocessor(DetDataPreprocessor):
                                        self.input_scale)
         return dict(inputs=inputs, data_samples=samples if data['data_samples'] else
                     data['data_samples'])
-
-
-def input_scale_of(model_cfg: dict) -> Optional[float]:
-    """The ``input_scale`` of a model config's :class:`ScaledInputDataPreprocessor`, else None."""
-    dp = (model_cfg or {}).get('data_preprocessor') or {}
-    if dp.get('type') in ('ScaledInputDataPreprocessor', ScaledInputDataPreprocessor):
-        return float(dp.get('input_scale', 1.0))
-    return None

@@ -22,6 +22,7 @@ from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmmimic.utils.checkpoint import load_state_dict
+from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
 from .teacher_cache import build_distiller_cache, cached_teacher_feats
@@ -342,26 +343,23 @@ class FeatureMimicDistiller(BaseDetector):
         the batch it produces, so a :class:`ScaledInputDataPreprocessor` (a student that runs at
         a fraction of the data's size) is replaced by its plain ``DetDataPreprocessor`` part,
         and its ``input_scale`` must be the distiller's ``student_input_scale``."""
-        scaled = 'ScaledInputDataPreprocessor'
         if data_preprocessor is not None:
-            if data_preprocessor.get('type') == scaled:
+            if input_scale_of(data_preprocessor) is not None:
                 raise ValueError('the distiller\'s data_preprocessor is a '
                                  'ScaledInputDataPreprocessor, so the teacher would see the '
                                  'resized batch; give the plain DetDataPreprocessor and set '
                                  'student_input_scale instead')
             return data_preprocessor
         data_preprocessor = student.get('data_preprocessor')
-        if not data_preprocessor or data_preprocessor.get('type') != scaled:
+        scale = input_scale_of(data_preprocessor)
+        if scale is None:
             return data_preprocessor
-        scale = float(data_preprocessor.get('input_scale', 1.0))
         if scale != float(student_input_scale):
             raise ValueError(f'the student\'s ScaledInputDataPreprocessor has input_scale={scale} '
                              f'but the distiller\'s student_input_scale is {student_input_scale}: '
                              'the distiller resizes the student\'s batch itself; set '
                              f'student_input_scale={scale}')
-        plain = {k: v for k, v in data_preprocessor.items() if k != 'input_scale'}
-        plain['type'] = 'DetDataPreprocessor'
-        return plain
+        return plain_preprocessor(data_preprocessor)
 
     @staticmethod
     def check_normalisation(student_dp: OptConfigType, teacher_dp: OptConfigType) -> None:

@@ -11,7 +11,8 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
-from mmmimic.models.data_preprocessors.scaled_input import input_scale_of
+from mmmimic.models.data_preprocessors import (ScaledInputDataPreprocessor, input_scale_of,
+                                               plain_preprocessor)
 from mimic_test_utils import build_distiller  # noqa: E402  (on sys.path via conftest)
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
@@ -88,4 +89,32 @@ def test_bad_settings():
     with pytest.raises(ValueError, match='pad_size_divisor 5 x input_scale 0.5'):
         MODELS.build(dict(type='ScaledInputDataPreprocessor', input_scale=0.5,
                           pad_size_divisor=5))
-    assert input_scale_of(dict(data_preprocessor=dict(type='DetDataPreprocessor'))) is None
+    assert input_scale_of(dict(type='DetDataPreprocessor')) is None
+    assert input_scale_of(None) is None
+
+
+def test_config_helpers():
+    scaled = dict(type='ScaledInputDataPreprocessor', input_scale=0.5, pad_size_divisor=32)
+    assert input_scale_of(scaled) == 0.5
+    assert input_scale_of(dict(scaled, type=ScaledInputDataPreprocessor)) == 0.5
+    assert input_scale_of(dict(scaled, type='mmdet.ScaledInputDataPreprocessor')) == 0.5
+    assert plain_preprocessor(scaled) == dict(type='DetDataPreprocessor', pad_size_divisor=32)
+    assert scaled['type'] == 'ScaledInputDataPreprocessor'  # the input is not modified
+    assert plain_preprocessor(None) == dict(type='DetDataPreprocessor')
+
+
+def test_distiller_takes_the_plain_part_of_a_scaled_student(teacher_ckpt):
+    """The teacher sees the plain batch; the student's input_scale must be the distiller's."""
+    register_all_modules()
+    cfg = Config.fromfile(DECONV_MIMIC_CFG).model
+    cfg.teacher_ckpt = teacher_ckpt
+    cfg.student.data_preprocessor = dict(cfg.student.data_preprocessor,
+                                         type='ScaledInputDataPreprocessor', input_scale=0.5)
+    model = MODELS.build(cfg)
+    assert type(model.data_preprocessor).__name__ == 'DetDataPreprocessor'
+    assert model.student_input_scale == 0.5
+    with pytest.raises(ValueError, match='has input_scale=0.5 but the distiller.s '
+                                         'student_input_scale is 1.0'):
+        MODELS.build(dict(cfg, student_input_scale=1.0))
+    with pytest.raises(ValueError, match='the teacher would see the resized batch'):
+        MODELS.build(dict(cfg, data_preprocessor=cfg.student.data_preprocessor))
