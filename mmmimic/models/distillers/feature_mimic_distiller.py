@@ -25,14 +25,19 @@ from mmmimic.utils.checkpoint import load_state_dict
 from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
+from .proposals import rpn_proposals
 from .teacher_cache import build_distiller_cache, cached_teacher_feats
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
 # negatives by IoU with the ground truth as in Fast R-CNN; RoIs only from the student's proposals.
 # ``proposal=None``: the proposals the student's RPN gives in its own step (a two-stage student's
 # ``train_cfg.rpn_proposal``, else the RPN's ``test_cfg``, i.e. its predict step).
+# ``proposal_candidates``: the predict step runs on the best this-many anchors per level first and
+# keeps that result only where it provably equals the full step's (proposals.py); ``None``: off.
+# 1000 was chosen by benchmarks/mimic_proposal_nms_pre.py (docs/distiller.md, "Speed").
 DEFAULT_MIMIC_CFG = dict(
     proposal=None,
+    proposal_candidates=1000,
     assigner=dict(
         type='MaxIoUAssigner',
         pos_iou_thr=0.5,
@@ -51,7 +56,8 @@ def merge_mimic_cfg(mimic_cfg: OptConfigType) -> ConfigDict:
     ``_delete_=True`` in a sub-dict replaces its default as a whole.
 
     Args:
-        mimic_cfg: the distiller's ``mimic_cfg`` (keys ``proposal``, ``assigner``, ``sampler``),
+        mimic_cfg: the distiller's ``mimic_cfg`` (keys ``proposal``, ``proposal_candidates``,
+            ``assigner``, ``sampler``),
             or ``None`` for the defaults.
 
     Returns:
@@ -160,7 +166,9 @@ class FeatureMimicDistiller(BaseDetector):
             lambda_1. ``None``: no feature mimic (two-stage mimic on the RoI head only).
         mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
             default: a two-stage student's ``train_cfg.rpn_proposal``, else the RPN's own
-            ``test_cfg``), ``assigner`` and ``sampler`` (mmdet task utils), merged recursively
+            ``test_cfg``), ``proposal_candidates`` (anchors per level of the exact cheap pass
+            of :func:`~mmmimic.models.distillers.proposals.rpn_proposals`; ``None``: off),
+            ``assigner`` and ``sampler`` (mmdet task utils), merged recursively
             into ``DEFAULT_MIMIC_CFG`` (:func:`merge_mimic_cfg`: give only the fields that
             change; ``_delete_=True`` replaces a default dict as a whole).
         student_input_scale: factor by which the student's input is resized (cross-scale mimic,
@@ -561,8 +569,9 @@ class FeatureMimicDistiller(BaseDetector):
         if self.mimic_input != 'rois' and not getattr(self.student, 'with_roi_head', False):
             return None
         batch_img_metas = [data_sample.metainfo for data_sample in rpn_samples]
-        return self.student_rpn.predict_by_feat(
-            *rpn_outs, batch_img_metas=batch_img_metas, cfg=self.mimic_cfg.proposal)
+        return rpn_proposals(self.student_rpn, *rpn_outs, batch_img_metas=batch_img_metas,
+                             cfg=self.mimic_cfg.proposal,
+                             candidates=self.mimic_cfg.proposal_candidates)
 
     def _mimic_rois(self, proposals: Optional[List[InstanceData]], rpn_samples: SampleList,
                     batch_inputs: Tensor, batch_data_samples: SampleList) -> Optional[Tensor]:

@@ -33,7 +33,7 @@ def test_unknown_mimic_cfg_key_names_it_and_the_valid_keys(teacher_ckpt):
         build_distiller(teacher_ckpt, mimic_cfg=dict(samplr=dict(num=64), proposal=None))
     message = str(err.value)
     assert "'samplr'" in message
-    assert "['assigner', 'proposal', 'sampler']" in message
+    assert "['assigner', 'proposal', 'proposal_candidates', 'sampler']" in message
 
 
 @pytest.mark.parametrize('weight', [-1.0, -1e-9, math.nan, math.inf, '1.0'])

@@ -1,0 +1,89 @@
+"""The student RPN's proposals for the mimic RoIs, computed from fewer candidates, exactly.
+
+An RPN's predict step keeps the ``nms_pre`` best-scored anchors of each level, decodes them,
+runs NMS (per level) and keeps the ``max_per_img`` best survivors. Greedy hard NMS visits boxes
+in score order and a box can only be suppressed by a better-scored one, so the survivors among
+the best ``k`` candidates of a level are exactly the survivors of the full list that score above
+the ``(k + 1)``-th candidate. Hence: run the predict step on the best ``candidates`` anchors per
+level first; if that gives ``max_per_img`` proposals and the last one scores strictly above
+every truncated level's first left-out candidate, the result *is* the full predict step's (same
+boxes, same scores, same order). Otherwise that image is recomputed with the full settings. The
+cheap pass is exact by construction, so no proposal distribution changes; what it saves is the
+decode and NMS of thousands of low-scored candidates (measured in docs/distiller.md, "Speed").
+
+Only plain hard NMS (``nms=dict(type='nms', ...)``) has the prefix property; soft-NMS re-scores
+boxes, so other NMS types always take the full path.
+"""
+import copy
+from typing import List, Optional, Sequence
+
+import torch
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+
+def _level_scores(rpn_head, cls_score: Tensor) -> Tensor:
+    """One image's scores of one level, flattened in the order mmdet's RPN predict step uses."""
+    cls_score = cls_score.permute(1, 2, 0).reshape(-1, rpn_head.cls_out_channels)
+    if rpn_head.use_sigmoid_cls:
+        scores = cls_score.sigmoid()
+    else:
+        scores = cls_score.softmax(-1)[:, :-1]
+    return scores.reshape(-1)
+
+
+def fast_path_applies(cfg: ConfigDict, candidates: Optional[int]) -> bool:
+    """Whether ``cfg`` (an RPN predict cfg) can take the exact fast path with ``candidates``."""
+    if not candidates or candidates <= 0:
+        return False
+    nms = cfg.get('nms') or {}
+    nms_pre = cfg.get('nms_pre', -1)
+    return (nms.get('type', 'nms') == 'nms' and cfg.get('max_per_img', -1) > 0
+            and (nms_pre <= 0 or candidates < nms_pre))
+
+
+def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
+                  batch_img_metas: List[dict], cfg: ConfigDict,
+                  candidates: Optional[int] = None) -> List[InstanceData]:
+    """``rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=..., cfg=cfg)``,
+    computed from the best ``candidates`` anchors per level where that is provably identical.
+
+    Args:
+        rpn_head: an mmdet ``RPNHead`` (or subclass with the same predict step).
+        cls_scores, bbox_preds: the head's outputs, one ``(B, ...)`` tensor per level.
+        batch_img_metas: the images' metas.
+        cfg: the predict settings (``nms_pre``, ``max_per_img``, ``nms``, ``min_bbox_size``).
+        candidates: anchors per level of the cheap pass; ``None``/``0``: always the full step.
+
+    Returns:
+        one ``InstanceData`` per image, equal to the full predict step's.
+    """
+    per_level = [c[0].numel() // rpn_head.cls_out_channels for c in cls_scores]
+    if not fast_path_applies(cfg, candidates) or max(per_level) <= candidates:
+        return rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=batch_img_metas,
+                                        cfg=cfg)
+    fast_cfg = copy.deepcopy(cfg)
+    fast_cfg.nms_pre = candidates
+    fast = rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=batch_img_metas,
+                                    cfg=fast_cfg)
+    redo = []
+    for i, result in enumerate(fast):
+        if len(result) < cfg.max_per_img:
+            redo.append(i)
+            continue
+        # the best score left out of the cheap pass on each truncated level
+        left_out = [
+            scores.topk(candidates + 1).values[-1]
+            for scores in (_level_scores(rpn_head, c[i].detach()) for c in cls_scores)
+            if scores.numel() > candidates]
+        if left_out and not bool(result.scores[-1] > torch.stack(left_out).max()):
+            redo.append(i)
+    if redo:
+        full = rpn_head.predict_by_feat([c[redo] for c in cls_scores],
+                                        [b[redo] for b in bbox_preds],
+                                        batch_img_metas=[batch_img_metas[i] for i in redo],
+                                        cfg=cfg)
+        for i, result in zip(redo, full):
+            fast[i] = result
+    return fast

@@ -1,0 +1,136 @@
+"""The exact cheap pass of the mimic proposals (mmmimic.models.distillers.proposals)."""
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmdet.registry import MODELS
+from mmmimic.models.distillers.proposals import fast_path_applies, rpn_proposals
+
+ANCHORS = dict(type='AnchorGenerator', scales=[2, 4, 8], ratios=[0.5, 1.0, 2.0], strides=[16])
+
+
+def rpn_head(strides=(16, )):
+    return MODELS.build(dict(
+        type='RPNHead', in_channels=4, feat_channels=4,
+        anchor_generator=dict(ANCHORS, strides=list(strides)),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
+                        target_stds=[1.] * 4)))
+
+
+def predict_cfg(nms_pre=6000, max_per_img=300, nms_type='nms'):
+    return ConfigDict(nms_pre=nms_pre, max_per_img=max_per_img, min_bbox_size=0,
+                      nms=dict(type=nms_type, iou_threshold=0.7))
+
+
+def head_outputs(sizes, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cls = [torch.randn(batch, 9, h, w, generator=g) for h, w in sizes]
+    box = [torch.randn(batch, 36, h, w, generator=g) * 0.2 for h, w in sizes]
+    return cls, box
+
+
+def metas(batch, shape):
+    return [dict(img_shape=shape, pad_shape=shape, scale_factor=(1., 1.))] * batch
+
+
+class Spy:
+    """Records the ``nms_pre`` and the batch size of every ``predict_by_feat`` call."""
+
+    def __init__(self, head):
+        self.calls, self.original = [], head.predict_by_feat
+        head.predict_by_feat = self
+
+    def __call__(self, cls_scores, bbox_preds, batch_img_metas, cfg):
+        self.calls.append((cfg.nms_pre, cls_scores[0].shape[0]))
+        return self.original(cls_scores, bbox_preds, batch_img_metas=batch_img_metas, cfg=cfg)
+
+
+def assert_same(fast, full):
+    assert len(fast) == len(full)
+    for a, b in zip(fast, full):
+        assert torch.equal(a.bboxes, b.bboxes) and torch.equal(a.scores, b.scores)
+
+
+@pytest.mark.parametrize('strides,sizes', [((16, ), [(40, 50)]),
+                                           ((8, 16), [(80, 100), (40, 50)])])
+def test_cheap_pass_equals_the_full_predict_step(strides, sizes):
+    head = rpn_head(strides)
+    cls, box = head_outputs(sizes)
+    shape = (sizes[-1][0] * 16, sizes[-1][1] * 16)
+    full = head.predict_by_feat(cls, box, batch_img_metas=metas(2, shape), cfg=predict_cfg())
+    spy = Spy(head)
+    fast = rpn_proposals(head, cls, box, metas(2, shape), predict_cfg(), candidates=1000)
+    assert_same(fast, full)
+    assert spy.calls == [(1000, 2)]  # one cheap pass for the batch, nothing recomputed
+    assert all(len(r) == 300 for r in fast)
+
+
+def test_an_image_the_cheap_pass_cannot_prove_is_recomputed_alone():
+    head = rpn_head()
+    cls, box = head_outputs([(40, 50)])
+    # image 1: its best 1000+ candidates lie in one 12x12-cell block and are stretched to cover
+    # the whole image (dw = dh = 3), so NMS leaves one of them: the cheap pass finds far fewer
+    # than 300 proposals, the full step finds 300
+    cls[0][1, :, 10:22, 10:22] += 6.
+    box[0][1, 2::4, 10:22, 10:22] = 3.
+    box[0][1, 3::4, 10:22, 10:22] = 3.
+    shape = (640, 800)
+    full = head.predict_by_feat(cls, box, batch_img_metas=metas(2, shape), cfg=predict_cfg())
+    cheap = head.predict_by_feat(cls, box, batch_img_metas=metas(2, shape),
+                                 cfg=predict_cfg(nms_pre=1000))
+    assert len(cheap[0]) == 300 and len(cheap[1]) < 100 and len(full[1]) == 300  # premise
+    spy = Spy(head)
+    fast = rpn_proposals(head, cls, box, metas(2, shape), predict_cfg(), candidates=1000)
+    assert_same(fast, full)
+    assert spy.calls == [(1000, 2), (6000, 1)]  # only image 1 takes the full step
+
+
+def test_a_left_out_candidate_scoring_above_the_last_proposal_forces_the_full_step():
+    head = rpn_head()
+    cls, box = head_outputs([(40, 50)], batch=1)
+    cfg = predict_cfg(max_per_img=2000)  # 2000 survivors cannot come from 1000 candidates
+    spy = Spy(head)
+    fast = rpn_proposals(head, cls, box, metas(1, (640, 800)), cfg, candidates=1000)
+    full = spy.original(cls, box, batch_img_metas=metas(1, (640, 800)), cfg=cfg)
+    assert_same(fast, full)
+    assert spy.calls == [(1000, 1), (6000, 1)]
+
+
+@pytest.mark.parametrize('cfg,candidates', [
+    (predict_cfg(nms_type='soft_nms'), 1000),  # soft-NMS re-scores: no prefix property
+    (predict_cfg(nms_pre=800), 1000),  # the cheap pass would not be cheaper
+    (predict_cfg(), None),
+    (predict_cfg(), 0)])
+def test_full_step_when_the_cheap_pass_does_not_apply(cfg, candidates):
+    assert not fast_path_applies(cfg, candidates)
+    head = rpn_head()
+    cls, box = head_outputs([(20, 25)], batch=1)
+    spy = Spy(head)
+    rpn_proposals(head, cls, box, metas(1, (320, 400)), cfg, candidates=candidates)
+    assert spy.calls == [(cfg.nms_pre, 1)]
+
+
+def test_small_maps_take_one_full_step():
+    head = rpn_head()
+    cls, box = head_outputs([(10, 10)])  # 900 anchors <= 1000: nothing to cut
+    spy = Spy(head)
+    rpn_proposals(head, cls, box, metas(2, (160, 160)), predict_cfg(), candidates=1000)
+    assert spy.calls == [(6000, 2)]
+    assert fast_path_applies(predict_cfg(nms_pre=-1), 1000)  # no nms_pre: every anchor
+
+
+def test_the_distillers_mimic_proposals_take_the_exact_cheap_pass(teacher_ckpt):
+    from mimic_test_utils import build_distiller, make_batch
+    torch.manual_seed(0)
+    model = build_distiller(teacher_ckpt).train()
+    assert model.mimic_cfg.proposal_candidates == 1000  # the default
+    inputs, samples = make_batch(h=480, w=640)
+    with torch.no_grad():
+        rpn_outs = model.student_rpn(model.student.extract_feat(inputs))
+    assert rpn_outs[0][0][0].numel() > 1000  # the cheap pass cuts something here
+    spy = Spy(model.student_rpn)
+    fast = model._student_proposals(rpn_outs, samples)
+    assert spy.calls[0] == (1000, 2)
+    model.mimic_cfg.proposal_candidates = None
+    assert_same(fast, model._student_proposals(rpn_outs, samples))
+    assert spy.calls[-1] == (model.mimic_cfg.proposal.nms_pre, 2)
