@@ -52,6 +52,9 @@ CACHE_CASES = (
      1280, 1, 960, 1280),
     ('configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
     ('configs/vtest/rpn_inception-1-4_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
+    # the built-in main job's cross-scale students (half input, deconv)
+    ('configs/vtest/rpn_inception-1-2-deconv_mimic-inception_vtest-half.py', 320, 384, 2, 480, 640),
+    ('configs/vtest/rpn_inception-1-4-deconv_mimic-inception_vtest-half.py', 320, 384, 2, 480, 640),
 )
 MIMIC_PARTS = ('proposals (student RPN predict + NMS)', 'assign + sample RoIs', 'connector fwd',
                'mimic loss fwd', 'connector + loss bwd (isolated)')
@@ -77,6 +80,8 @@ def parse_args():
     parser.add_argument('--frame', type=int, nargs=2, metavar=('H', 'W'),
                         help='with --served-from-cache: the cached image size (a larger '
                         'frame is served as a stride-aligned crop, as vtest entries are)')
+    parser.add_argument('--proposal-candidates', type=int, default=None,
+                        help='mimic_cfg.proposal_candidates (0: the exact cheap pass off)')
     parser.add_argument('--proposal', type=json.loads, default=None,
                         help='JSON dict merged into mimic_cfg.proposal, e.g. \'{"nms_pre": 1000}\'')
     args = parser.parse_args()
@@ -147,6 +152,8 @@ def build_model(args):
     model = MODELS.build(cfg).to(args.device)
     if getattr(args, 'proposal', None):
         model.mimic_cfg.proposal.update(args.proposal)
+    if getattr(args, 'proposal_candidates', None) is not None:
+        model.mimic_cfg.proposal_candidates = args.proposal_candidates or None
     model.train()
     return model
 
@@ -348,6 +355,7 @@ def main():
     report = dict(
         config=args.config, device=args.device, input=[args.batch, 3, args.height, args.width],
         served_from_cache=bool(args.served_from_cache), proposal=dict(model.mimic_cfg.proposal),
+        proposal_candidates=model.mimic_cfg.proposal_candidates,
         threads=torch.get_num_threads(), iters=args.iters,
         breakdown_s={k: round(v, 5) for k, v in totals.items()},
         mimic_machinery_s=round(mimic_cost, 5),
@@ -359,7 +367,8 @@ def main():
     print(f'mimic step on {args.device}, input {report["input"]}, {args.iters} timed iterations '
           f'({torch.get_num_threads()} threads), teacher map '
           f'{"from the cache" if args.served_from_cache else "from the live teacher"}, '
-          f'proposals {report["proposal"]}')
+          f'proposals {report["proposal"]}, cheap pass on {report["proposal_candidates"]} '
+          'candidates')
     for k, v in totals.items():
         mark = '  [mimic]' if k in MIMIC_PARTS else ''
         print(f'  {k:<42s} {v * 1000:10.1f} ms {100 * v / step:6.2f}%{mark}')

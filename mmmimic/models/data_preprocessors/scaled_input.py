@@ -11,7 +11,9 @@ preprocessor applies the same ``resize_batch`` after normalisation and padding, 
   and get bit-identical input tensors;
 * ``scale_factor`` maps the original image to the network's input, so mmdet's
   ``predict(rescale=True)`` returns boxes in original-image coordinates and a test config reads the
-  full-size frames.
+  full-size frames; in training the gt boxes are scaled with the images, outside training they
+  keep the pipeline's coordinates (as the predictions come back in), so metrics reading the data
+  samples' gt (proposal recall, VOC mAP) score the original boxes.
 """
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.registry import MODELS
@@ -51,7 +53,10 @@ class ScaledInputDataPreprocessor(DetDataPreprocessor):
         data = super().forward(data, training)
         if self.input_scale == 1.0:
             return data
+        # Outside training the gt boxes stay where the pipeline put them (original-image
+        # coordinates in mmdet's test pipelines), like the rescaled predictions, so metrics that
+        # read the data samples' gt (proposal recall, VOC mAP) compare like with like.
         inputs, samples = resize_batch(data['inputs'], data['data_samples'] or [],
-                                       self.input_scale)
+                                       self.input_scale, scale_boxes=training)
         return dict(inputs=inputs, data_samples=samples if data['data_samples'] else
                     data['data_samples'])

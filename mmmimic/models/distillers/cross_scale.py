@@ -31,8 +31,8 @@ def _scale_boxes(boxes, scale: float):
     return boxes * scale
 
 
-def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList,
-                 scale: float) -> Tuple[Tensor, SampleList]:
+def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList, scale: float,
+                 scale_boxes: bool = True) -> Tuple[Tensor, SampleList]:
     """The batch as the student sees it in cross-scale mimic.
 
     Images are resized bilinearly (``align_corners=False``; for ``scale=0.5`` every output pixel
@@ -45,6 +45,10 @@ def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList,
             ``W * scale`` must be integers (exact coordinate mapping).
         batch_data_samples: data samples (not modified; copies are returned).
         scale: resize factor.
+        scale_boxes: also scale the gt and ignored boxes (training: the network learns them at
+            its input's scale). ``False`` keeps them in the pipeline's coordinates, which is what
+            mmdet's metrics expect at test time: they compare the data sample's gt boxes with
+            the predictions that ``scale_factor`` maps back to the original image.
 
     Returns:
         ``(resized_inputs, resized_samples)``.
@@ -70,7 +74,7 @@ def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList,
         scale_factor = data_sample.metainfo.get('scale_factor', (1.0, 1.0))
         meta['scale_factor'] = tuple(f * scale for f in scale_factor)
         data_sample.set_metainfo(meta)
-        for field in ('gt_instances', 'ignored_instances'):
+        for field in ('gt_instances', 'ignored_instances') if scale_boxes else ():
             if field in data_sample and 'bboxes' in data_sample.get(field):
                 instances = data_sample.get(field)
                 instances.bboxes = _scale_boxes(instances.bboxes, scale)

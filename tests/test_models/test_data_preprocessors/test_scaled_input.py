@@ -83,6 +83,32 @@ def test_predictions_map_back_like_the_distiller(teacher_ckpt):
     assert got[1].pred_instances.bboxes[:, 2].max() > 64  # original coordinates (128 wide)
 
 
+def test_outside_training_gt_boxes_keep_the_pipelines_coordinates(teacher_ckpt):
+    """Metrics that read the data samples' gt (proposal recall, VOC mAP) compare it with the
+    predictions in original-image coordinates: the preprocessor must not halve it at test time
+    (it did: the main job's scratch cross-scale students got recall@300 13% against 92% for the
+    mimic students, whose distiller keeps the caller's samples)."""
+    from mmmimic.evaluation.metrics import ProposalRecallMetric
+    distiller = build_distiller(teacher_ckpt, config=DECONV_MIMIC_CFG).eval()
+    detector = scaled_detector().eval()
+    detector.load_state_dict(distiller.student.state_dict())
+    recalls = []
+    with torch.no_grad():
+        for model in (distiller, detector):
+            data = model.data_preprocessor(raw_batch(1), False)
+            boxes = data['data_samples'][0].gt_instances.bboxes
+            assert torch.equal(getattr(boxes, 'tensor', boxes),
+                               torch.tensor([[10., 20., 40., 80.]]))
+            metric = ProposalRecallMetric(proposal_nums=(300, ), iou_thrs=(0.3, ))
+            preds = model.predict(data['inputs'], data['data_samples'])
+            metric.process({}, [s.to_dict() for s in preds])
+            recalls.append(metric.compute_metrics(metric.results))
+    assert recalls[0] == recalls[1] and recalls[0]['recall@300_iou30'] > 0
+    train = detector.data_preprocessor(raw_batch(1), True)['data_samples'][0].gt_instances
+    assert torch.equal(getattr(train.bboxes, 'tensor', train.bboxes),
+                       torch.tensor([[5., 10., 20., 40.]]))  # training: scaled with the images
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match='input_scale must be in'):
         MODELS.build(dict(type='ScaledInputDataPreprocessor', input_scale=2))
