@@ -151,7 +151,7 @@ def summarise(stats, images):
     rows = []
     for k, s in stats.items():
         ms = statistics.median(s['seconds']) * 1000
-        rows.append(dict(candidates=k, proven=s['proven'] / images,
+        rows.append(dict(candidates=k, proven=None if k is None else s['proven'] / images,
                          identical=s['identical'] / images, ms=ms, ratio=ms / ref_ms))
     return rows
 
@@ -185,7 +185,8 @@ def main():
     for r in rows:
         label = f'full (nms_pre {proposal.get("nms_pre")})' if r['candidates'] is None \
             else str(r['candidates'])
-        lines.append(f'| {label} | {r["proven"]:.1%} | {r["identical"]:.1%} | {r["ms"]:.2f} | '
+        proven = '-' if r['proven'] is None else f'{r["proven"]:.1%}'
+        lines.append(f'| {label} | {proven} | {r["identical"]:.1%} | {r["ms"]:.2f} | '
                      f'{r["ratio"]:.2f} |')
     text = '\n'.join(lines) + '\n'
     print(text)

@@ -12,7 +12,11 @@ cheap pass is exact by construction, so no proposal distribution changes; what i
 decode and NMS of thousands of low-scored candidates (measured in docs/distiller.md, "Speed").
 
 Only plain hard NMS (``nms=dict(type='nms', ...)``) has the prefix property; soft-NMS re-scores
-boxes, so other NMS types always take the full path.
+boxes, so other NMS types always take the full path. Exactly equal scores among the boxes that
+can reach the result (a trained RPN's sigmoid saturates to 1.0 in float32) also send the image
+to the full step: NMS visits tied boxes in an order that depends on the list they sit in (the
+sorts are not stable), so the cheap pass could keep the other one of two tied, overlapping boxes
+(seen on 1-2 of 160 real frames before this check).
 """
 import copy
 from typing import List, Optional, Sequence
@@ -72,12 +76,19 @@ def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[T
         if len(result) < cfg.max_per_img:
             redo.append(i)
             continue
+        levels = [_level_scores(rpn_head, c[i].detach()) for c in cls_scores]
+        last = result.scores[-1]
         # the best score left out of the cheap pass on each truncated level
-        left_out = [
-            scores.topk(candidates + 1).values[-1]
-            for scores in (_level_scores(rpn_head, c[i].detach()) for c in cls_scores)
-            if scores.numel() > candidates]
-        if left_out and not bool(result.scores[-1] > torch.stack(left_out).max()):
+        left_out = [scores.topk(candidates + 1).values[-1] for scores in levels
+                    if scores.numel() > candidates]
+        if left_out and not bool(last > torch.stack(left_out).max()):
+            redo.append(i)
+            continue
+        # Equal scores among the candidates that can reach the result: NMS visits them in an
+        # order that depends on the list they sit in (sorting is not stable), so which of two
+        # tied, overlapping boxes survives may differ from the full step's choice
+        contenders = torch.cat([scores[scores >= last] for scores in levels])
+        if torch.unique(contenders).numel() < contenders.numel():
             redo.append(i)
     if redo:
         full = rpn_head.predict_by_feat([c[redo] for c in cls_scores],

@@ -96,6 +96,18 @@ def test_a_left_out_candidate_scoring_above_the_last_proposal_forces_the_full_st
     assert spy.calls == [(1000, 1), (6000, 1)]
 
 
+def test_tied_scores_among_the_contenders_force_the_full_step():
+    head = rpn_head()
+    cls, box = head_outputs([(40, 50)], batch=2)
+    cls[0][1, :, :10, :10] = 30.  # sigmoid(30) == 1.0 in float32: 900 tied, overlapping boxes
+    full = head.predict_by_feat(cls, box, batch_img_metas=metas(2, (640, 800)), cfg=predict_cfg())
+    assert (full[1].scores == 1.0).sum() > 1  # the premise: ties reach the result
+    spy = Spy(head)
+    fast = rpn_proposals(head, cls, box, metas(2, (640, 800)), predict_cfg(), candidates=1000)
+    assert spy.calls == [(1000, 2), (6000, 1)]  # image 1 only
+    assert_same(fast, full)
+
+
 @pytest.mark.parametrize('cfg,candidates', [
     (predict_cfg(nms_type='soft_nms'), 1000),  # soft-NMS re-scores: no prefix property
     (predict_cfg(nms_pre=800), 1000),  # the cheap pass would not be cheaper
