@@ -140,6 +140,7 @@ def make_batch(batch, height, width, device, seed=0):
 
 
 def build_model(args):
+    torch.manual_seed(0)  # the same random heads in every run: NMS cost depends on the scores
     cfg = Config.fromfile(args.config).model
     ckpt = args.teacher_ckpt
     if ckpt is None:
