@@ -64,7 +64,10 @@ def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[T
         one ``InstanceData`` per image, equal to the full predict step's.
     """
     per_level = [c[0].numel() // rpn_head.cls_out_channels for c in cls_scores]
-    if not fast_path_applies(cfg, candidates) or max(per_level) <= candidates:
+    if (not fast_path_applies(cfg, candidates) or max(per_level) <= candidates
+            # fewer candidates than proposals wanted (e.g. a Faster R-CNN student's 2000 training
+            # proposals): the cheap pass could never prove itself
+            or candidates * len(per_level) < cfg.max_per_img):
         return rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=batch_img_metas,
                                         cfg=cfg)
     fast_cfg = copy.deepcopy(cfg)

@@ -85,10 +85,10 @@ def test_an_image_the_cheap_pass_cannot_prove_is_recomputed_alone():
     assert spy.calls == [(1000, 2), (6000, 1)]  # only image 1 takes the full step
 
 
-def test_a_left_out_candidate_scoring_above_the_last_proposal_forces_the_full_step():
+def test_fewer_survivors_than_max_per_img_force_the_full_step():
     head = rpn_head()
     cls, box = head_outputs([(40, 50)], batch=1)
-    cfg = predict_cfg(max_per_img=2000)  # 2000 survivors cannot come from 1000 candidates
+    cfg = predict_cfg(max_per_img=1000)  # 1000 survivors of 1000 candidates: none suppressed
     spy = Spy(head)
     fast = rpn_proposals(head, cls, box, metas(1, (640, 800)), cfg, candidates=1000)
     full = spy.original(cls, box, batch_img_metas=metas(1, (640, 800)), cfg=cfg)
@@ -120,6 +120,15 @@ def test_full_step_when_the_cheap_pass_does_not_apply(cfg, candidates):
     spy = Spy(head)
     rpn_proposals(head, cls, box, metas(1, (320, 400)), cfg, candidates=candidates)
     assert spy.calls == [(cfg.nms_pre, 1)]
+
+
+def test_more_proposals_wanted_than_candidates_take_one_full_step():
+    head = rpn_head()
+    cls, box = head_outputs([(40, 50)], batch=1)
+    spy = Spy(head)
+    cfg = predict_cfg(nms_pre=12000, max_per_img=2000)  # Faster R-CNN's training proposals
+    rpn_proposals(head, cls, box, metas(1, (640, 800)), cfg, candidates=1000)
+    assert spy.calls == [(12000, 1)]
 
 
 def test_small_maps_take_one_full_step():
