@@ -96,6 +96,34 @@ def test_fewer_survivors_than_max_per_img_force_the_full_step():
     assert spy.calls == [(1000, 1), (6000, 1)]
 
 
+def test_a_cut_level_whose_left_out_candidates_outscore_the_result_forces_the_full_step():
+    head = rpn_head(strides=(8, 16))
+    cls, box = head_outputs([(80, 100), (40, 50)], batch=1)
+    g = torch.Generator().manual_seed(1)
+
+    def distinct(low, high, shape):  # distinct logits: no ties, so only the left-out rule acts
+        n = int(torch.tensor(shape).prod())
+        return torch.linspace(low, high, n)[torch.randperm(n, generator=g)].reshape(shape)
+
+    # level 0 outscores level 1 everywhere, but its best 1296 candidates lie in one block and are
+    # stretched over the whole image: the cheap pass keeps one of them and fills the 300 from
+    # level 1, below level 0's first left-out candidate
+    cls[0][0] = distinct(0., 2., (9, 80, 100))
+    cls[0][0, :, 10:22, 10:22] = distinct(2.1, 3., (9, 12, 12))
+    box[0][0, 2::4, 10:22, 10:22] = 3.
+    box[0][0, 3::4, 10:22, 10:22] = 3.
+    cls[1][0] = distinct(-2., -0.1, (9, 40, 50))
+    shape = (640, 800)
+    full = head.predict_by_feat(cls, box, batch_img_metas=metas(1, shape), cfg=predict_cfg())
+    cheap = head.predict_by_feat(cls, box, batch_img_metas=metas(1, shape),
+                                 cfg=predict_cfg(nms_pre=1000))
+    assert len(cheap[0]) == 300 and not torch.equal(cheap[0].scores, full[0].scores)  # premise
+    spy = Spy(head)
+    fast = rpn_proposals(head, cls, box, metas(1, shape), predict_cfg(), candidates=1000)
+    assert spy.calls == [(1000, 1), (6000, 1)]
+    assert_same(fast, full)
+
+
 def test_tied_scores_among_the_contenders_force_the_full_step():
     head = rpn_head()
     cls, box = head_outputs([(40, 50)], batch=2)
