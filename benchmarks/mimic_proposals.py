@@ -44,7 +44,7 @@ from mmengine.structures import InstanceData  # noqa: E402
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmmimic.models.distillers.proposals import rpn_proposals  # noqa: E402
-from mmmimic.utils.checkpoint import load_state_dict  # noqa: E402
+from mmmimic.utils.checkpoint import STUDENT_PREFIX, load_state_dict  # noqa: E402
 
 
 def parse_args():
@@ -73,9 +73,7 @@ def build_distiller(cfg, args):
         raise SystemExit(f'{args.config}: the student has a RoI head; a two-stage student '
                          'reuses its RoI head\'s proposals for the mimic RoIs, so there is '
                          'nothing to choose here')
-    state = load_state_dict(args.student_ckpt, 'student checkpoint')
-    if any(k.startswith('student.') for k in state):
-        state = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
+    state = load_state_dict(args.student_ckpt, 'student checkpoint', prefix=STUDENT_PREFIX)
     missing, unexpected = model.student.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise SystemExit(f'{args.student_ckpt} does not fit the student of {args.config}: '

@@ -34,7 +34,7 @@ from .teacher_cache import build_distiller_cache, cached_teacher_feats
 # ``train_cfg.rpn_proposal``, else the RPN's ``test_cfg``, i.e. its predict step).
 # ``proposal_candidates``: the predict step runs on the best this-many anchors per level first and
 # keeps that result only where it provably equals the full step's (proposals.py); ``None``: off.
-# 1000 was chosen by benchmarks/mimic_proposal_nms_pre.py (docs/distiller.md, "Speed").
+# 1000 was chosen by benchmarks/mimic_proposals.py (docs/distiller.md, "Speed").
 DEFAULT_MIMIC_CFG = dict(
     proposal=None,
     proposal_candidates=1000,
