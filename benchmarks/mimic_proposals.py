@@ -6,7 +6,7 @@
 An RPN-only student makes its mimic RoIs from its own predict step (``mimic_cfg.proposal``: the
 top ``nms_pre`` anchors, decoded, NMS 0.7, the best ``max_per_img`` kept). The distiller runs
 that step on the best ``mimic_cfg.proposal_candidates`` anchors first and keeps the result only
-where it provably equals the full step (``mmmimic.models.distillers.proposals``); otherwise the
+where it provably equals the full step (``mmmimic.models.dense_heads.proposals``); otherwise the
 image is recomputed in full. On real training images and a trained student, for each candidate
 count this measures:
 
@@ -43,7 +43,7 @@ from mmengine.structures import InstanceData  # noqa: E402
 
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from mmmimic.models.distillers.proposals import rpn_proposals  # noqa: E402
+from mmmimic.models.dense_heads.proposals import rpn_proposals  # noqa: E402
 from mmmimic.utils.checkpoint import STUDENT_PREFIX, load_state_dict  # noqa: E402
 
 

@@ -232,6 +232,7 @@ def check_onnx_route(detector: nn.Module) -> str:
     from mmdet.models.roi_heads import StandardRoIHead
     from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 
+    from mmmimic.models.dense_heads import FastExactRPNHead
     from mmmimic.models.roi_heads import RFCNBBoxHead, RFCNRoIHead
     name = type(detector).__name__
     supported = '; supported: ' + ', '.join(SUPPORTED_MODELS)
@@ -239,9 +240,11 @@ def check_onnx_route(detector: nn.Module) -> str:
     if rpn is None:
         raise NoOnnxRouteError(f'{name} has no ONNX route: mmmimic exports detectors with an '
                                f'RPN{supported}')
-    if type(rpn) is not RPNHead:
+    # FastExactRPNHead: RPNHead's layers and outputs (its cheap pass is a runtime shortcut the
+    # graph does not need: the exported NMS is capped at max_per_img)
+    if type(rpn) not in (RPNHead, FastExactRPNHead):
         raise NoOnnxRouteError(f'{name}: RPN head {type(rpn).__name__} has no ONNX route '
-                               f'(only mmdet RPNHead){supported}')
+                               f'(only mmdet RPNHead or FastExactRPNHead){supported}')
     coders = [rpn.bbox_coder]
     roi_head = getattr(detector, 'roi_head', None)
     if roi_head is None:

@@ -1,6 +1,7 @@
 from .backbones import *  # noqa: F401,F403
 from .connectors import *  # noqa: F401,F403
 from .data_preprocessors import *  # noqa: F401,F403
+from .dense_heads import *  # noqa: F401,F403
 from .detectors import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403

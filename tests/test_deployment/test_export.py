@@ -173,3 +173,19 @@ def test_student_without_a_recorded_scale_takes_input_scale(reference, tmp_path)
     data = preprocess(model, frame)
     onnx_pred = onnx_model.predict(data['inputs'], data['data_samples'])[0].pred_instances
     compare(onnx_pred, torch_predict(model, preprocess(model, frame)))
+
+
+def test_fast_exact_rpn_head_exports_as_rpn_head(reference, tmp_path):
+    """A detector with FastExactRPNHead (RPNHead's layers) takes the RPN route and reads an
+    RPNHead checkpoint; its graph equals the plain head's PyTorch predict."""
+    model, config, ckpt = reference('rpn')
+    fast_config = tmp_path / 'fast.py'
+    fast_config.write_text(f"_base_ = ['{config}']\n"
+                           "model = dict(rpn_head=dict(type='FastExactRPNHead'))\n")
+    out = str(tmp_path / 'fast.onnx')
+    assert export_onnx(str(fast_config), ckpt, out, shape=(96, 128))['kind'] == 'rpn'
+    onnx_model = OnnxDetector(out, device='cpu', num_threads=1)
+    for frame in frames('scene', (96, 128), 0):
+        data = preprocess(model, frame)
+        onnx_pred = onnx_model.predict(data['inputs'], data['data_samples'])[0].pred_instances
+        compare(onnx_pred, torch_predict(model, preprocess(model, frame)))

@@ -25,7 +25,7 @@ from mmmimic.utils.checkpoint import load_state_dict
 from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
-from .proposals import rpn_proposals
+from ..dense_heads.proposals import rpn_proposals
 from .teacher_cache import build_distiller_cache, cached_teacher_feats
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
@@ -167,7 +167,7 @@ class FeatureMimicDistiller(BaseDetector):
         mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
             default: a two-stage student's ``train_cfg.rpn_proposal``, else the RPN's own
             ``test_cfg``), ``proposal_candidates`` (anchors per level of the exact cheap pass
-            of :func:`~mmmimic.models.distillers.proposals.rpn_proposals`; ``None``: off),
+            of :func:`~mmmimic.models.dense_heads.proposals.rpn_proposals`; ``None``: off),
             ``assigner`` and ``sampler`` (mmdet task utils), merged recursively
             into ``DEFAULT_MIMIC_CFG`` (:func:`merge_mimic_cfg`: give only the fields that
             change; ``_delete_=True`` replaces a default dict as a whole).

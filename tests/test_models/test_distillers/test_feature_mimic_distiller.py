@@ -1,5 +1,6 @@
 """FeatureMimicDistiller: build-time checks, teacher hygiene, RoI sampling, checkpoints, predict."""
 import copy
+from unittest import mock
 
 import pytest
 import torch
@@ -205,7 +206,6 @@ def test_predict_runs_the_student_only(teacher_ckpt):
 @pytest.mark.parametrize('config_name,connector', [
     ('logits-mimic_rpn_r18-w8_tiny.py', False), ('whole-mimic_rpn_r18-w8_tiny.py', True)])
 def test_table4_baselines_train(teacher_ckpt, config_name, connector):
-    from mimic_test_utils import CONFIG_DIR, CONFIG_DIR
     model = build_distiller(teacher_ckpt, config=f'{CONFIG_DIR}/{config_name}')
     assert (model.connector is not None) == connector
     model.train()
@@ -308,3 +308,22 @@ def test_config_errors(teacher_ckpt):
     student.train_cfg = student.test_cfg = None
     with pytest.raises(TypeError, match='with an RPN head'):
         build_distiller(teacher_ckpt, student=student)
+
+
+def test_the_mimic_proposals_take_the_exact_cheap_pass(teacher_ckpt):
+    torch.manual_seed(0)
+    model = build_distiller(teacher_ckpt).train()
+    assert model.mimic_cfg.proposal_candidates == 1000  # the default
+    inputs, samples = make_batch(h=480, w=640)
+    with torch.no_grad():
+        rpn_outs = model.student_rpn(model.student.extract_feat(inputs))
+    assert rpn_outs[0][0][0].numel() > 1000  # the cheap pass cuts something here
+    head = model.student_rpn
+    with mock.patch.object(head, 'predict_by_feat', wraps=head.predict_by_feat) as spy:
+        fast = model._student_proposals(rpn_outs, samples)
+        assert spy.call_args_list[0].kwargs['cfg'].nms_pre == 1000
+        model.mimic_cfg.proposal_candidates = None
+        full = model._student_proposals(rpn_outs, samples)
+        assert spy.call_args.kwargs['cfg'].nms_pre == model.mimic_cfg.proposal.nms_pre
+    for a, b in zip(fast, full):
+        assert torch.equal(a.bboxes, b.bboxes) and torch.equal(a.scores, b.scores)

@@ -1,4 +1,4 @@
-"""The student RPN's proposals for the mimic RoIs, computed from fewer candidates, exactly.
+"""An RPN's proposals computed from fewer candidates, exactly (the mimic RoIs, test-time RPNs).
 
 An RPN's predict step keeps the ``nms_pre`` best-scored anchors of each level, decodes them,
 runs NMS (per level) and keeps the ``max_per_img`` best survivors. Greedy hard NMS visits boxes
@@ -10,6 +10,8 @@ every truncated level's first left-out candidate, the result *is* the full predi
 boxes, same scores, same order). Otherwise that image is recomputed with the full settings. The
 cheap pass is exact by construction, so no proposal distribution changes; what it saves is the
 decode and NMS of thousands of low-scored candidates (measured in docs/distiller.md, "Speed").
+Used by the distiller for the mimic proposals and by :class:`FastExactRPNHead` for every predict
+step of an RPN (test time, a two-stage detector's training proposals).
 
 Only plain hard NMS (``nms=dict(type='nms', ...)``) has the prefix property; soft-NMS re-scores
 boxes, so other NMS types always take the full path. Exactly equal scores among the boxes that
@@ -19,7 +21,7 @@ sorts are not stable), so the cheap pass could keep the other one of two tied, o
 (seen on 1-2 of 160 real frames before this check).
 """
 import copy
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from mmengine.config import ConfigDict
@@ -49,9 +51,12 @@ def fast_path_applies(cfg: ConfigDict, candidates: Optional[int]) -> bool:
 
 def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
                   batch_img_metas: List[dict], cfg: ConfigDict,
-                  candidates: Optional[int] = None) -> List[InstanceData]:
-    """``rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=..., cfg=cfg)``,
-    computed from the best ``candidates`` anchors per level where that is provably identical.
+                  candidates: Optional[int] = None, rescale: bool = False,
+                  predict: Optional[Callable[..., List[InstanceData]]] = None
+                  ) -> List[InstanceData]:
+    """``rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=..., cfg=cfg,
+    rescale=rescale)``, computed from the best ``candidates`` anchors per level where that is
+    provably identical.
 
     Args:
         rpn_head: an mmdet ``RPNHead`` (or subclass with the same predict step).
@@ -59,21 +64,29 @@ def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[T
         batch_img_metas: the images' metas.
         cfg: the predict settings (``nms_pre``, ``max_per_img``, ``nms``, ``min_bbox_size``).
         candidates: anchors per level of the cheap pass; ``None``/``0``: always the full step.
+        rescale: boxes in the original image's pixels (``scale_factor``), as mmdet's.
+        predict: the full predict step (default: the head's ``full_predict_by_feat`` if it has
+            one, else its ``predict_by_feat``), called with the keyword arguments above.
 
     Returns:
         one ``InstanceData`` per image, equal to the full predict step's.
     """
+    if predict is None:
+        predict = getattr(rpn_head, 'full_predict_by_feat', None) or rpn_head.predict_by_feat
+
+    def run(cls: Sequence[Tensor], box: Sequence[Tensor], img_metas: List[dict],
+            run_cfg: ConfigDict) -> List[InstanceData]:
+        return predict(cls, box, batch_img_metas=img_metas, cfg=run_cfg, rescale=rescale)
+
     per_level = [c[0].numel() // rpn_head.cls_out_channels for c in cls_scores]
     if (not fast_path_applies(cfg, candidates) or max(per_level) <= candidates
             # fewer candidates than proposals wanted (e.g. a Faster R-CNN student's 2000 training
             # proposals): the cheap pass could never prove itself
             or candidates * len(per_level) < cfg.max_per_img):
-        return rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=batch_img_metas,
-                                        cfg=cfg)
+        return run(cls_scores, bbox_preds, batch_img_metas, cfg)
     fast_cfg = copy.deepcopy(cfg)
     fast_cfg.nms_pre = candidates
-    fast = rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=batch_img_metas,
-                                    cfg=fast_cfg)
+    fast = run(cls_scores, bbox_preds, batch_img_metas, fast_cfg)
     redo = []
     for i, result in enumerate(fast):
         if len(result) < cfg.max_per_img:
@@ -94,10 +107,8 @@ def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[T
         if torch.unique(contenders).numel() < contenders.numel():
             redo.append(i)
     if redo:
-        full = rpn_head.predict_by_feat([c[redo] for c in cls_scores],
-                                        [b[redo] for b in bbox_preds],
-                                        batch_img_metas=[batch_img_metas[i] for i in redo],
-                                        cfg=cfg)
+        full = run([c[redo] for c in cls_scores], [b[redo] for b in bbox_preds],
+                   [batch_img_metas[i] for i in redo], cfg)
         for i, result in zip(redo, full):
             fast[i] = result
     return fast

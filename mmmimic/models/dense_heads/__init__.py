@@ -1,0 +1,4 @@
+from .fast_exact_rpn_head import FastExactRPNHead, use_fast_exact_rpn
+from .proposals import fast_path_applies, rpn_proposals
+
+__all__ = ['FastExactRPNHead', 'use_fast_exact_rpn', 'fast_path_applies', 'rpn_proposals']
