@@ -9,7 +9,8 @@ from mmmimic.compat import mmpretrain as mmpretrain_compat
 
 def test_mmpretrain_vgg_through_mmdet_scope():
     # ``import mmmimic`` installed the hook when torchvision is missing (a no-op otherwise).
-    assert mmpretrain_compat.install_import_hook() == (not mmpretrain_compat.torchvision_available())
+    installed = mmpretrain_compat.install_import_hook()
+    assert installed == (not mmpretrain_compat.torchvision_available())
     vgg = MODELS.build(
         dict(type='mmpretrain.VGG', depth=11, num_classes=-1, out_indices=(4, ),
              with_last_pool=False))
