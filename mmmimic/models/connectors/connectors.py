@@ -7,7 +7,6 @@ networks at build time.
 from typing import Optional
 
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -33,17 +32,6 @@ class BaseConnector(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels
-
-    @property
-    def pointwise(self) -> bool:
-        """Whether each output cell depends on its own input cell only (then the connector can
-        run on just the cells a loss reads: :meth:`forward_cells`)."""
-        return False
-
-    def forward_cells(self, cells: Tensor) -> Tensor:
-        """A pointwise connector on chosen cells: ``(K, in_channels) -> (K, out_channels)``,
-        equal to :meth:`forward` at those cells."""
-        raise NotImplementedError(f'{type(self).__name__} is not pointwise')
 
     def check_channels(self, student_channels: int, teacher_channels: int) -> None:
         """Raise ``ValueError`` naming both counts unless they match this connector."""
@@ -82,19 +70,6 @@ class Conv1x1Connector(BaseConnector):
     def forward(self, x: Tensor) -> Tensor:
         """Args: x: ``(B, in_channels, H, W)``. Returns: ``(B, out_channels, H, W)``."""
         return self.conv(x)
-
-    @property
-    def pointwise(self) -> bool:
-        """A 1x1 conv (and an activation) is pointwise; a norm layer (batch statistics) is not."""
-        return not self.conv.with_norm
-
-    def forward_cells(self, cells: Tensor) -> Tensor:
-        """The 1x1 conv (and activation) as a linear map of ``(K, in_channels)`` cells."""
-        if not self.pointwise:
-            raise NotImplementedError('Conv1x1Connector with a norm layer is not pointwise')
-        conv = self.conv.conv
-        out = F.linear(cells, conv.weight.flatten(1), conv.bias)
-        return self.conv.activate(out) if self.conv.with_activation else out
 
 
 @MODELS.register_module()
@@ -148,11 +123,3 @@ class IdentityConnector(BaseConnector):
     def forward(self, x: Tensor) -> Tensor:
         """Returns ``x`` unchanged."""
         return x
-
-    @property
-    def pointwise(self) -> bool:
-        return True
-
-    def forward_cells(self, cells: Tensor) -> Tensor:
-        """Returns ``cells`` unchanged."""
-        return cells

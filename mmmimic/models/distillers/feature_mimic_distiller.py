@@ -5,7 +5,7 @@ bottom in :meth:`FeatureMimicDistiller.loss`. Prediction runs the student only.
 """
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -35,13 +35,9 @@ from .teacher_cache import build_distiller_cache, cached_teacher_feats
 # ``proposal_candidates``: the predict step runs on the best this-many anchors per level first and
 # keeps that result only where it provably equals the full step's (proposals.py); ``None``: off.
 # 1000 was chosen by benchmarks/mimic_proposals.py (docs/distiller.md, "Speed").
-# ``connector_on_cells``: a pointwise connector (1x1 conv without a norm, identity) runs on the
-# cells the sampled RoIs cover only, when the mimic loss can take them (Eq. 4): the same loss
-# and gradients, a smaller connector step; ``False``: on the whole student map.
 DEFAULT_MIMIC_CFG = dict(
     proposal=None,
     proposal_candidates=1000,
-    connector_on_cells=True,
     assigner=dict(
         type='MaxIoUAssigner',
         pos_iou_thr=0.5,
@@ -61,7 +57,8 @@ def merge_mimic_cfg(mimic_cfg: OptConfigType) -> ConfigDict:
 
     Args:
         mimic_cfg: the distiller's ``mimic_cfg`` (keys ``proposal``, ``proposal_candidates``,
-            ``connector_on_cells``, ``assigner``, ``sampler``), or ``None`` for the defaults.
+            ``assigner``, ``sampler``),
+            or ``None`` for the defaults.
 
     Returns:
         the effective settings (a new ``ConfigDict``; the inputs are not modified).
@@ -598,26 +595,11 @@ class FeatureMimicDistiller(BaseDetector):
         if self.mimic_input == 'rpn_outputs':
             return self.mimic_loss(rpn_outs, self.teacher_rpn(teacher_feats))
         student_map = student_feats[self.student_feature]
-        teacher_map = teacher_feats[self.teacher_feature]
-        if self._connector_on_cells(rois):
-            # the shape the connector would give (it keeps the size, maps the channels)
-            b, _, h, w = student_map.shape
-            self._check_map_shapes((b, teacher_map.size(1), h, w), teacher_map)
-            connector = self.connector.forward_cells if self.connector is not None else None
-            return self.mimic_loss.forward_on_cells(connector or (lambda cells: cells),
-                                                    student_map, teacher_map, rois,
-                                                    self.teacher_stride)
         if self.connector is not None:
             student_map = self.connector(student_map)
-        self._check_map_shapes(student_map.shape, teacher_map)
+        teacher_map = teacher_feats[self.teacher_feature]
+        self._check_map_shapes(student_map, teacher_map)
         return self.mimic_loss(student_map, teacher_map, rois, self.teacher_stride)
-
-    def _connector_on_cells(self, rois: Optional[Tensor]) -> bool:
-        """Whether the connector runs on the RoIs' cells only (``mimic_cfg.connector_on_cells``,
-        a pointwise connector, a loss with ``forward_on_cells``, at least one RoI)."""
-        return (self.mimic_cfg.connector_on_cells and rois is not None and rois.numel() > 0
-                and hasattr(self.mimic_loss, 'forward_on_cells')
-                and (self.connector is None or self.connector.pointwise))
 
     def loss_roi_stage(self, student_feats: Tuple[Tensor], teacher_feats: Tuple[Tensor],
                        rpn_results_list: List[InstanceData],
@@ -722,9 +704,9 @@ class FeatureMimicDistiller(BaseDetector):
         return bbox2roi(boxes)
 
     @staticmethod
-    def _check_map_shapes(student_shape: Sequence[int], teacher_map: Tensor) -> None:
-        if tuple(student_shape) != tuple(teacher_map.shape):
-            raise ValueError(f'the student map after the connector {tuple(student_shape)} '
+    def _check_map_shapes(student_map: Tensor, teacher_map: Tensor) -> None:
+        if student_map.shape != teacher_map.shape:
+            raise ValueError(f'the student map after the connector {tuple(student_map.shape)} '
                              f'and the teacher map {tuple(teacher_map.shape)} differ in shape')
 
     # ----------------------------------------------------------------- inference = student

@@ -18,7 +18,7 @@ image border keeps the border cells and a box smaller than one cell (or of zero 
 the one cell that contains it. Each RoI thus has its own crop size ``h_i x w_i`` and
 ``m_i = C * h_i * w_i``.
 """
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmcv.ops import roi_align
@@ -99,47 +99,13 @@ def proposal_sampled_l2_loss(pred: Tensor, target: Tensor, rois: Tensor,
         return pred.sum() * 0
     assert pred.shape == target.shape, \
         f'student map {tuple(pred.shape)} and teacher map {tuple(target.shape)} differ'
-    weights = eq4_weight_map(rois, stride, tuple(pred.shape), pred.dtype)
-    # channels first, then one (B, H, W) weighted sum: fewer passes over the big map
-    return ((pred - target).pow(2).sum(1) * weights).sum()
-
-
-def eq4_weight_map(rois: Tensor, stride: float, map_shape: Tuple[int, int, int, int],
-                   dtype: torch.dtype) -> Tensor:
-    """Eq. 4's per-cell weight ``W = sum_{i covering the cell} 1 / (2 N m_i)``, ``(B, H, W)``,
-    for maps of shape ``map_shape = (B, C, H, W)`` (``m_i = C * h_i * w_i``)."""
-    num_imgs, channels, h, w = map_shape
+    num_imgs, channels, h, w = pred.shape
     cells = roi_cell_ranges(rois, stride, (h, w))
     num_elems = channels * (cells[:, 2] - cells[:, 0]) * (cells[:, 3] - cells[:, 1])
-    roi_weights = 1.0 / (2.0 * rois.size(0) * num_elems.to(dtype))
-    return roi_weight_map(rois, roi_weights, stride, (num_imgs, h, w))
-
-
-def proposal_sampled_l2_loss_on_cells(connector: Callable[[Tensor], Tensor], student: Tensor,
-                                      target: Tensor, rois: Tensor, stride: float) -> Tensor:
-    """Eq. 4 with a pointwise connector run on the RoIs' cells only: the same value (and
-    gradients) as ``proposal_sampled_l2_loss(connector(student), target, rois, stride)``.
-
-    Only cells with a non-zero Eq. 4 weight enter the loss, and a pointwise connector (a 1x1
-    conv, identity) maps each cell on its own, so the connector runs on those ``K`` cells
-    (``(K, C_student) -> (K, C_teacher)``) instead of the whole ``B x H x W`` map; its forward
-    and backward shrink by the share of cells the 128 sampled RoIs per image leave out.
-
-    Args:
-        connector: ``(K, C_student) -> (K, C_teacher)`` (a connector's ``forward_cells``).
-        student: student map before the connector, ``(B, C_student, H, W)``.
-        target: teacher map, ``(B, C_teacher, H, W)``.
-        rois: ``(N, 5)`` sampled RoIs (non-empty) in input pixels of the map's input.
-        stride: stride of both maps.
-
-    Returns:
-        scalar loss.
-    """
-    num_imgs, _, h, w = student.shape
-    weights = eq4_weight_map(rois, stride, (num_imgs, target.size(1), h, w), student.dtype)
-    b, y, x = torch.nonzero(weights, as_tuple=True)
-    pred = connector(student[b, :, y, x])  # (K, C_teacher)
-    return ((pred - target[b, :, y, x]).pow(2).sum(1) * weights[b, y, x]).sum()
+    roi_weights = 1.0 / (2.0 * rois.size(0) * num_elems.to(pred.dtype))
+    weights = roi_weight_map(rois, roi_weights, stride, (num_imgs, h, w))
+    # channels first, then one (B, H, W) weighted sum: fewer passes over the big map
+    return ((pred - target).pow(2).sum(1) * weights).sum()
 
 
 def pooled_feature_l2_loss(pred: Tensor,
@@ -213,13 +179,6 @@ class ProposalSampledL2Loss(BaseMimicLoss):
     def forward(self, pred: Tensor, target: Tensor, rois: Tensor, stride: float) -> Tensor:
         """Args: see :func:`proposal_sampled_l2_loss`. Returns: weighted scalar loss."""
         return self.loss_weight * proposal_sampled_l2_loss(pred, target, rois, stride)
-
-    def forward_on_cells(self, connector: Callable[[Tensor], Tensor], student: Tensor,
-                         target: Tensor, rois: Tensor, stride: float) -> Tensor:
-        """:meth:`forward` of ``connector(student)`` with a pointwise connector run on the
-        RoIs' cells only (:func:`proposal_sampled_l2_loss_on_cells`)."""
-        return self.loss_weight * proposal_sampled_l2_loss_on_cells(connector, student, target,
-                                                                    rois, stride)
 
 
 @MODELS.register_module()

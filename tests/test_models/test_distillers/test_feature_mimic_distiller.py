@@ -327,26 +327,3 @@ def test_the_mimic_proposals_take_the_exact_cheap_pass(teacher_ckpt):
         assert spy.call_args.kwargs['cfg'].nms_pre == model.mimic_cfg.proposal.nms_pre
     for a, b in zip(fast, full):
         assert torch.equal(a.bboxes, b.bboxes) and torch.equal(a.scores, b.scores)
-
-
-def test_connector_on_the_rois_cells_gives_the_whole_maps_loss_and_gradients(teacher_ckpt):
-    torch.manual_seed(0)
-    model = build_distiller(teacher_ckpt).train()
-    assert model.mimic_cfg.connector_on_cells and model.connector.pointwise
-    inputs, samples = make_batch()
-    losses, grads = {}, {}
-    for on_cells in (True, False):
-        model.mimic_cfg.connector_on_cells = on_cells
-        model.zero_grad()
-        torch.manual_seed(1)  # the same sampled RoIs
-        with mock.patch.object(model.connector, 'forward', wraps=model.connector.forward) as f:
-            loss = model.loss(inputs, copy.deepcopy(samples))['loss_mimic']
-            assert f.called != on_cells  # the whole-map forward runs only when asked
-        loss.backward()
-        losses[on_cells] = loss.detach()
-        grads[on_cells] = [p.grad.clone() for p in (model.connector.conv.conv.weight,
-                                                    model.student.backbone.conv1.weight)]
-    assert losses[True] > 0
-    torch.testing.assert_close(losses[True], losses[False], rtol=1e-5, atol=0)
-    for a, b in zip(grads[True], grads[False]):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)

@@ -154,32 +154,3 @@ def test_rpn_logits_loss():
                           3 * expected)
     with pytest.raises(ValueError, match='same anchors'):
         rpn_logits_l2_loss((s_cls, s_reg), ([t_cls[0][:, :3]], t_reg))
-
-
-@pytest.mark.parametrize('act', [None, dict(type='ReLU')])
-def test_eq4_with_the_connector_on_the_rois_cells_equals_the_whole_map(act):
-    """Same loss and gradients (student map, connector weights) as connector(whole map)."""
-    from mmdet.registry import MODELS
-
-    from mmmimic.models.losses import proposal_sampled_l2_loss_on_cells
-    torch.manual_seed(0)
-    conn = MODELS.build(dict(type='mmdet.Conv1x1Connector', in_channels=6, out_channels=10,
-                             act_cfg=act)).double()
-    student = torch.randn(2, 6, 12, 16, dtype=torch.float64, requires_grad=True)
-    target = torch.randn(2, 10, 12, 16, dtype=torch.float64)
-    rois = torch.cat([_rois([[0, 0, 40, 90], [100, 20, 130, 60], [3, 3, 5, 5]], img=0),
-                      _rois([[50, 50, 250, 190], [60, 40, 70, 200]], img=1)])
-    full = proposal_sampled_l2_loss(conn(student), target, rois, 16)
-    grads_full = torch.autograd.grad(full, [student, *conn.parameters()])
-    cells = proposal_sampled_l2_loss_on_cells(conn.forward_cells, student, target, rois, 16)
-    grads_cells = torch.autograd.grad(cells, [student, *conn.parameters()])
-    torch.testing.assert_close(cells, full, rtol=1e-12, atol=0)
-    for a, b in zip(grads_cells, grads_full):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
-    # cells no RoI covers get no gradient; the RoIs leave some uncovered here
-    covered = roi_weight_map(rois, torch.ones(len(rois), dtype=torch.float64), 16, (2, 12, 16))
-    assert (covered == 0).any()
-    assert grads_cells[0].abs().sum(1)[covered == 0].max() == 0
-    loss = ProposalSampledL2Loss(loss_weight=3.)
-    torch.testing.assert_close(loss.forward_on_cells(conn.forward_cells, student, target, rois,
-                                                     16), 3 * full)
