@@ -172,9 +172,40 @@ class MainJob:
     def use_cache(self) -> bool:
         return any(self.reads_cache(m) for m in self.models)
 
+    @staticmethod
+    def scored_on_val(m: BenchmarkModel) -> bool:
+        """The precondition's models (the teacher, the scratch students of stage 1) are scored
+        on the validation split too."""
+        return not m.mimic and m.block in ('teacher', 'cross-scale', 'same-input') \
+            and m.name != 'teacher-rfcn'
+
+    def stage_done(self, kind: str, m: Optional[BenchmarkModel], seed: Optional[int]) -> bool:
+        """Whether a train / eval stage finished in an earlier run and will be reused (the
+        ETA leaves it out; the stage itself still checks its config stamp)."""
+        if kind == 'cache' or m.name in self.args.force:
+            return False
+        work_dir = self.work_dir(m, seed)
+        final = self.final_ckpt(m, work_dir)
+        if final is None:
+            return False
+        if kind == 'train':
+            return osp.isfile(osp.join(work_dir, 'train_time.json'))
+        if self.args.force_eval:
+            return False
+        for split in ('test', 'val') if self.scored_on_val(m) else ('test', ):
+            path = osp.join(work_dir, f'{split}_metrics.json')
+            try:
+                if json.load(open(path)).get('checkpoint') != final:
+                    return False
+            except (OSError, ValueError):
+                return False
+        return True
+
     def remaining_s(self, stages: Sequence[tuple]) -> float:
         total = 0.0
-        for kind, m, _ in stages:
+        for kind, m, seed in stages:
+            if self.stage_done(kind, m, seed):
+                continue
             if kind == 'train':
                 total += self.eta.train_s(m, self.iters_of(m))
             elif kind == 'eval':
@@ -184,8 +215,12 @@ class MainJob:
         return total
 
     def announce(self, stages: Sequence[tuple], i: int, what: str) -> None:
-        this = self.remaining_s(stages[i:i + 1])
         rest = self.remaining_s(stages[i:])
+        if self.stage_done(*stages[i]):
+            log(f'stage {i + 1}/{len(stages)}: {what} (finished before: reused; all remaining '
+                f'stages ~{fmt_min(rest)})')
+            return
+        this = self.remaining_s(stages[i:i + 1])
         log(f'stage {i + 1}/{len(stages)}: {what} (ETA {fmt_min(this)}; all remaining stages '
             f'~{fmt_min(rest)})')
 
@@ -364,8 +399,7 @@ class MainJob:
             else:
                 self.announce(stages, i, f'score {m.name} (seed {seed})')
                 results.setdefault(m.name, {})[seed] = self.evaluate(m, seed, 'test')
-                if not m.mimic and m.block in ('teacher', 'cross-scale', 'same-input') \
-                        and m.name != 'teacher-rfcn':  # the precondition's models
+                if self.scored_on_val(m):
                     val.setdefault(m.name, {})[seed] = self.evaluate(m, seed, 'val')
         speed = {} if args.skip_speed else measure_speed(args, self.models)
         return dict(results=results, val=val, speed=speed)
