@@ -38,6 +38,7 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmmimic.models.dense_heads import FastExactRPNHead, use_fast_exact_rpn  # noqa: E402
+from mmmimic.utils.checks import check_output_path  # noqa: E402
 from mmmimic.utils.checkpoint import load_state_dict  # noqa: E402
 
 
@@ -112,10 +113,8 @@ def main():
     torch.set_grad_enabled(False)
     name = args.name or osp.splitext(osp.basename(args.config))[0]
     os.makedirs(args.out, exist_ok=True)
-    md, js = osp.join(args.out, f'{name}.md'), osp.join(args.out, f'{name}.json')
-    for path in (md, js):
-        if osp.exists(path) and not args.overwrite:
-            raise SystemExit(f'{path} exists; pass --overwrite to replace it')
+    md, js = (check_output_path(osp.join(args.out, f'{name}.{ext}'), args.overwrite, 'result file')
+              for ext in ('md', 'json'))
     cfg = Config.fromfile(args.config)
     model, head = build_model(cfg, args)
     ds_cfg = cfg.test_dataloader.dataset
