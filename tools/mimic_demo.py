@@ -185,21 +185,33 @@ class MainJob:
         if kind == 'cache' or m.name in self.args.force:
             return False
         work_dir = self.work_dir(m, seed)
-        final = self.final_ckpt(m, work_dir)
-        if final is None:
-            return False
-        if kind == 'train':
-            return osp.isfile(osp.join(work_dir, 'train_time.json'))
+        final = self.trained_ckpt(m, work_dir)
+        if final is None or kind == 'train':
+            return final is not None
         if self.args.force_eval:
             return False
-        for split in ('test', 'val') if self.scored_on_val(m) else ('test', ):
-            path = osp.join(work_dir, f'{split}_metrics.json')
-            try:
-                if json.load(open(path)).get('checkpoint') != final:
-                    return False
-            except (OSError, ValueError):
-                return False
-        return True
+        try:
+            return all(self.saved_metrics(work_dir, split, final) is not None
+                       for split in (('test', 'val') if self.scored_on_val(m) else ('test', )))
+        except (ValueError, KeyError):  # an unreadable metrics file: the stage will say so
+            return False
+
+    def trained_ckpt(self, m: BenchmarkModel, work_dir: str) -> Optional[str]:
+        """The final checkpoint of a training that finished in ``work_dir`` (its time
+        recorded), else None."""
+        final = self.final_ckpt(m, work_dir)
+        if final is not None and osp.isfile(osp.join(work_dir, 'train_time.json')):
+            return final
+        return None
+
+    @staticmethod
+    def saved_metrics(work_dir: str, split: str, ckpt: str) -> Optional[Dict[str, float]]:
+        """The metrics an earlier run saved for ``ckpt`` on ``split``, else None."""
+        out_json = osp.join(work_dir, f'{split}_metrics.json')
+        if not osp.isfile(out_json):
+            return None
+        saved = json.load(open(out_json))
+        return saved['metrics'] if saved.get('checkpoint') == ckpt else None
 
     def remaining_s(self, stages: Sequence[tuple]) -> float:
         total = 0.0
@@ -306,8 +318,8 @@ class MainJob:
             shutil.rmtree(work_dir)
         cfg = self.config_of(m, seed)
         started = self.check_stamp(work_dir, cfg, m.name)
-        final = self.final_ckpt(m, work_dir) if started else None
-        if final is not None and osp.isfile(osp.join(work_dir, 'train_time.json')):
+        final = self.trained_ckpt(m, work_dir) if started else None
+        if final is not None:
             log(f'{m.name} (seed {seed}): reusing {final}')
             self.ckpts[f'{m.name}@{seed}'] = final
             return final
@@ -347,10 +359,9 @@ class MainJob:
         work_dir = self.work_dir(m, seed)
         out_json = osp.join(work_dir, f'{split}_metrics.json')
         ckpt = self.ckpts[f'{m.name}@{seed}']
-        if osp.isfile(out_json) and not self.args.force_eval:
-            saved = json.load(open(out_json))
-            if saved.get('checkpoint') == ckpt:
-                return saved['metrics']
+        saved = None if self.args.force_eval else self.saved_metrics(work_dir, split, ckpt)
+        if saved is not None:
+            return saved
         cfg = self.config_of(m, seed, for_training=False)
         # the same detections bit for bit, the RPN's predict step from its best 1000 anchors
         # per level where that provably equals the full step (benchmarks/fast_rpn_head.py)

@@ -1,5 +1,4 @@
 """mmdet's ``RPNHead`` whose predict step takes the exact cheap pass of :mod:`.proposals`."""
-import copy
 from typing import List, Optional
 
 import torch
@@ -59,8 +58,8 @@ class FastExactRPNHead(RPNHead):
         if score_factors is not None or not with_nms or exporting:
             return self.full_predict_by_feat(cls_scores, bbox_preds, score_factors,
                                              batch_img_metas, cfg, rescale, with_nms)
-        cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
-        if not isinstance(cfg, ConfigDict):
+        cfg = self.test_cfg if cfg is None else cfg
+        if not isinstance(cfg, ConfigDict):  # rpn_proposals reads it by attribute, never writes
             cfg = ConfigDict(cfg)
         return rpn_proposals(self, cls_scores, bbox_preds, batch_img_metas=batch_img_metas,
                              cfg=cfg, candidates=self.proposal_candidates, rescale=rescale)
