@@ -1,14 +1,14 @@
 """The mimic proposals' exact cheap pass on real images: how often it proves itself, what it saves.
 
     python benchmarks/mimic_proposals.py CONFIG STUDENT_CKPT [--scale 2.0] [--images 100]
-        [--candidates 500 1000 2000] [--out DIR] [--name NAME] [--overwrite]
+        [--candidates 500 1000 500,1000] [--out DIR] [--name NAME] [--overwrite]
 
 An RPN-only student makes its mimic RoIs from its own predict step (``mimic_cfg.proposal``: the
 top ``nms_pre`` anchors, decoded, NMS 0.7, the best ``max_per_img`` kept). The distiller runs
 that step on the best ``mimic_cfg.proposal_candidates`` anchors first and keeps the result only
 where it provably equals the full step (``mmmimic.models.dense_heads.proposals``); otherwise the
-image is recomputed in full. On real training images and a trained student, for each candidate
-count this measures:
+image is recomputed in full (a ladder such as ``500,1000`` tries its rungs in turn). On real
+training images and a trained student, for each setting this measures:
 
 - ``proven``: images whose cheap pass was kept (no recompute);
 - ``identical``: images whose proposals equal the full step's (boxes and scores, bit for bit;
@@ -43,7 +43,7 @@ from mmengine.structures import InstanceData  # noqa: E402
 
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from mmmimic.models.dense_heads.proposals import rpn_proposals  # noqa: E402
+from mmmimic.models.dense_heads.proposals import candidate_ladder, rpn_proposals  # noqa: E402
 from mmmimic.utils.checks import check_output_path  # noqa: E402
 from mmmimic.utils.checkpoint import STUDENT_PREFIX, load_state_dict  # noqa: E402
 
@@ -57,11 +57,20 @@ def parse_args():
     parser.add_argument('--scale', type=float, default=1.0, help='resize the frames by this')
     parser.add_argument('--images', type=int, default=100,
                         help='N training images, evenly spaced over the split')
-    parser.add_argument('--candidates', type=int, nargs='+', default=[500, 1000, 2000])
+    parser.add_argument('--candidates', type=ladder, nargs='+', default=[500, 1000, 2000],
+                        help='settings to compare; a comma-separated ladder (500,1000) tries '
+                        'its rungs in turn')
     parser.add_argument('--out', default='benchmarks/results/mimic_proposals')
     parser.add_argument('--name', default=None, help='name of this run in the output files')
     parser.add_argument('--overwrite', action='store_true')
     return parser.parse_args()
+
+
+def ladder(text):
+    """``'1000'`` -> 1000, ``'500,1000'`` -> (500, 1000) (checked by candidate_ladder)."""
+    rungs = tuple(int(k) for k in text.split(','))
+    candidate_ladder(rungs, '--candidates')
+    return rungs[0] if len(rungs) == 1 else rungs
 
 
 def build_distiller(cfg, args):
@@ -107,7 +116,7 @@ def measure(model, dataset, indices, candidates):
     original = rpn.predict_by_feat
 
     def counting(*args, **kwargs):
-        calls.append(1)
+        calls.append(kwargs['cfg'].get('nms_pre'))
         return original(*args, **kwargs)
 
     rpn.predict_by_feat = counting
@@ -128,7 +137,8 @@ def measure(model, dataset, indices, candidates):
             start = time.perf_counter()
             results[k] = rpn_proposals(rpn, *rpn_outs, metas, cfg, candidates=k)[0]
             stats[k]['seconds'].append(time.perf_counter() - start)
-            stats[k]['proven'] += int(len(calls) == 1)
+            if k is not None:  # proven: no call with the full settings
+                stats[k]['proven'] += int(cfg.get('nms_pre') not in calls)
         full = results[None]
         for k in settings:
             stats[k]['identical'] += int(torch.equal(results[k].bboxes, full.bboxes)
@@ -180,8 +190,9 @@ def main():
         '| candidates | proven (no recompute) | identical to the full step | ms / image | '
         'vs full |', '|---|---:|---:|---:|---:|']
     for r in rows:
-        label = f'full (nms_pre {proposal.get("nms_pre")})' if r['candidates'] is None \
-            else str(r['candidates'])
+        k = r['candidates']
+        label = f'full (nms_pre {proposal.get("nms_pre")})' if k is None \
+            else ' then '.join(map(str, k)) if isinstance(k, tuple) else str(k)
         proven = '-' if r['proven'] is None else f'{r["proven"]:.1%}'
         lines.append(f'| {label} | {proven} | {r["identical"]:.1%} | {r["ms"]:.2f} | '
                      f'{r["ratio"]:.2f} |')

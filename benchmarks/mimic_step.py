@@ -3,6 +3,7 @@
     python benchmarks/mimic_step.py [--config CFG] [--height 1000 --width 1333] [--iters 3]
     python benchmarks/mimic_step.py --cache [--iters 2]   # cached vs live vs scratch ratios
     python benchmarks/mimic_step.py --served-from-cache [--frame 480 640] ...  # breakdown, cached
+    python benchmarks/mimic_step.py --from-run work_dirs/mimic_demo/seed0/xs-mimic-1-2  # real
 
 Builds the distiller of ``--config`` (default: the Caltech 1/2-Inception mimic config; the teacher
 gets random weights from a temporary checkpoint unless ``--teacher-ckpt`` is given: timing does
@@ -11,6 +12,9 @@ pedestrian-like boxes, and times each part of ``FeatureMimicDistiller.loss`` by 
 methods it calls. The "mimic machinery" is what the student's GT training alone would not run:
 the student's proposal predict step, assign + sample, connector and loss (forward and backward).
 Then it times Eq. 4 on the step's real maps and RoIs, vectorised vs one RoI at a time.
+``--from-run STAGE_DIR`` times the same breakdown on real training batches of a finished main-job
+stage instead: its ``stage_config.py``, its last checkpoint (trained heads, so the proposal step
+proves itself as often as in training), its data pipeline and its teacher cache.
 Numbers are wall-clock seconds on whatever machine runs it; CPU numbers are noisy.
 
 ``--cache``: for each of ``CACHE_CASES`` (Caltech 1/2-Inception, cross-scale 1/2-Inception,
@@ -83,6 +87,10 @@ def parse_args():
                         'frame is served as a stride-aligned crop, as vtest entries are)')
     parser.add_argument('--proposal-candidates', type=int, default=None,
                         help='mimic_cfg.proposal_candidates (0: the exact cheap pass off)')
+    parser.add_argument('--from-run', metavar='STAGE_DIR',
+                        help='breakdown on real batches of a finished main-job stage (its '
+                        'stage_config.py, trained checkpoint, data and teacher cache), e.g. '
+                        'work_dirs/mimic_demo/seed0/xs-mimic-1-2')
     parser.add_argument('--proposal', type=json.loads, default=None,
                         help='JSON dict merged into mimic_cfg.proposal, e.g. \'{"nms_pre": 1000}\'')
     args = parser.parse_args()
@@ -158,6 +166,36 @@ def build_model(args):
         model.mimic_cfg.proposal_candidates = args.proposal_candidates or None
     model.train()
     return model
+
+
+def build_from_run(args):
+    """The distiller of a finished main-job stage with its trained weights (student RPN
+    head scores like in training, so the proposal step costs what it really costs), and an
+    endless iterator over its real training batches (pipeline, crops, flips, cache keys)."""
+    from mmengine.runner import Runner, load_checkpoint
+    cfg = Config.fromfile(osp.join(args.from_run, 'stage_config.py'))
+    args.config = osp.join(args.from_run, 'stage_config.py')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).to(args.device)
+    with open(osp.join(args.from_run, 'last_checkpoint')) as f:
+        ckpt = f.read().strip()
+    load_checkpoint(model, ckpt, map_location=args.device, logger='silent')
+    if getattr(args, 'proposal', None):
+        model.mimic_cfg.proposal.update(args.proposal)
+    if getattr(args, 'proposal_candidates', None) is not None:
+        model.mimic_cfg.proposal_candidates = args.proposal_candidates or None
+    model.train()
+    loader_cfg = copy.deepcopy(cfg.train_dataloader)
+    loader_cfg['num_workers'] = 0  # the step's own cost, not a worker's
+    loader_cfg.pop('persistent_workers', None)
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+
+    def batches():
+        while True:
+            for data in loader:
+                data = model.data_preprocessor(data, True)
+                yield data['inputs'], data['data_samples']
+    return model, batches()
 
 
 def time_eq4(pred, target, rois, stride, reps):
@@ -297,7 +335,14 @@ def main():
     register_all_modules()
     if args.cache:
         return main_cache(args)
-    model = build_model(args)
+    if args.from_run:
+        model, batches = build_from_run(args)
+        cached = model.teacher_cache is not None
+    else:
+        model = build_model(args)
+        inputs, samples = make_batch(args.batch, args.height, args.width, args.device)
+        batches = iter(lambda: (inputs, samples), None)
+        cached = args.served_from_cache
     timer = MethodTimer(args.device)
     rpn = model.student_rpn
     connector_fwd, mimic_loss_fwd = model.connector.forward, model.mimic_loss.forward  # unwrapped
@@ -308,11 +353,11 @@ def main():
     # recompute (wrapping predict_by_feat alone would leave the proof's cost unattributed)
     timer.wrap(fmd, 'rpn_proposals', MIMIC_PARTS[0])
     timer.wrap(model, 'sample_rois', MIMIC_PARTS[1])
-    inputs, samples = make_batch(args.batch, args.height, args.width, args.device)
-    if args.served_from_cache:
+    if args.served_from_cache and not args.from_run:
         frame_hw = tuple(args.frame) if args.frame else (args.height, args.width)
         attach_filled_cache(model, inputs, samples, tempfile.mkdtemp(), frame_hw)
         model.teacher.to('meta')  # the cached step never runs the teacher
+    if cached:
         timer.wrap(fmd, 'cached_teacher_feats', 'teacher map from cache')
     else:
         timer.wrap(model, 'extract_teacher_feat', 'teacher fwd (no_grad)')
@@ -323,6 +368,7 @@ def main():
 
     totals = defaultdict(float)
     for it in range(args.warmup + args.iters):
+        inputs, samples = next(batches)
         timer.times.clear()
         sync(args.device)
         t0 = time.perf_counter()
@@ -356,8 +402,9 @@ def main():
     step = totals['step total (fwd + bwd + SGD)']
     mimic_cost = sum(totals[k] for k in MIMIC_PARTS)
     report = dict(
-        config=args.config, device=args.device, input=[args.batch, 3, args.height, args.width],
-        served_from_cache=bool(args.served_from_cache), proposal=dict(model.mimic_cfg.proposal),
+        config=args.config, from_run=args.from_run, device=args.device,
+        input=list(inputs.shape), served_from_cache=bool(cached),
+        proposal=dict(model.mimic_cfg.proposal),
         proposal_candidates=model.mimic_cfg.proposal_candidates,
         threads=torch.get_num_threads(), iters=args.iters,
         breakdown_s={k: round(v, 5) for k, v in totals.items()},
@@ -369,7 +416,7 @@ def main():
 
     print(f'mimic step on {args.device}, input {report["input"]}, {args.iters} timed iterations '
           f'({torch.get_num_threads()} threads), teacher map '
-          f'{"from the cache" if args.served_from_cache else "from the live teacher"}, '
+          f'{"from the cache" if cached else "from the live teacher"}, '
           f'proposals {report["proposal"]}, cheap pass on {report["proposal_candidates"]} '
           'candidates')
     for k, v in totals.items():

@@ -182,7 +182,10 @@ class MainJob:
     def stage_done(self, kind: str, m: Optional[BenchmarkModel], seed: Optional[int]) -> bool:
         """Whether a train / eval stage finished in an earlier run and will be reused (the
         ETA leaves it out; the stage itself still checks its config stamp)."""
-        if kind == 'cache' or m.name in self.args.force:
+        if kind == 'cache':  # a finished fill (the stage still checks the cache's identity)
+            from mmmimic.models.distillers.teacher_cache import cache_marked_complete
+            return cache_marked_complete(self.cache_cfg()['dir'])
+        if m.name in self.args.force:
             return False
         work_dir = self.work_dir(m, seed)
         final = self.trained_ckpt(m, work_dir)
@@ -363,8 +366,8 @@ class MainJob:
         if saved is not None:
             return saved
         cfg = self.config_of(m, seed, for_training=False)
-        # the same detections bit for bit, the RPN's predict step from its best 1000 anchors
-        # per level where that provably equals the full step (benchmarks/fast_rpn_head.py)
+        # the same detections bit for bit, the RPN's predict step from its best 500 (then 1000)
+        # anchors per level where that provably equals the full step (benchmarks/fast_rpn_head.py)
         use_fast_exact_rpn(cfg.model)
         cfg.test_dataloader.dataset.ann_file = SPLIT_LISTS[split]
         if split == 'test':

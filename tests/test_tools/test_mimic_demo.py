@@ -89,11 +89,12 @@ def test_mimic_demo_end_to_end(repo_root, tmp_path):
     proc = run(cmd, repo_root, env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert proc.stdout.count('reusing') == 2 + 2 * 9
-    # ... and its ETA knows it: every training and scoring stage is announced as reused, and
-    # only the cache stage (checked by opening the store) is left in the estimate
-    assert proc.stdout.count('(finished before: reused;') == 2 * (2 + 2 * 9)
+    # ... and its ETA knows it: every training and scoring stage and the complete cache are
+    # announced as reused, and nothing is left in the estimate
+    assert proc.stdout.count('(finished before: reused;') == 2 * (2 + 2 * 9) + 1
     assert 'stage 1/41: train teacher (seed 0, 2 iterations) (finished before: reused; all ' \
-        'remaining stages ~' in proc.stdout
+        'remaining stages ~0.0 min)' in proc.stdout
+    assert 'teacher-feature cache (finished before: reused;' in proc.stdout
     # another teacher schedule over the same output folder: stopped, naming the stage
     stale = [c if c != '2' or i != cmd.index('--teacher-iters') + 1 else '3'
              for i, c in enumerate(cmd)]

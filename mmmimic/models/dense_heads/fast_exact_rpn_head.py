@@ -1,5 +1,5 @@
 """mmdet's ``RPNHead`` whose predict step takes the exact cheap pass of :mod:`.proposals`."""
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import ConfigDict
@@ -9,7 +9,9 @@ from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
 from mmdet.utils import InstanceList, OptConfigType
 
-from .proposals import rpn_proposals
+from .proposals import candidate_ladder, rpn_proposals
+
+Candidates = Union[None, int, Sequence[int]]
 
 
 @MODELS.register_module()
@@ -29,16 +31,15 @@ class FastExactRPNHead(RPNHead):
     score factors and tracing / ONNX export take mmdet's step unchanged.
 
     Args:
-        proposal_candidates: anchors per level of the cheap pass; ``None``/``0``: off.
+        proposal_candidates: anchors per level of the cheap pass, or a strictly increasing
+            ladder of them: the default ``(500, 1000)`` tries 500, then 1000 for the images
+            the first pass cannot prove, then the full step; ``None``/``0``: off.
         *args, **kwargs: ``RPNHead``'s.
     """
 
-    def __init__(self, *args, proposal_candidates: Optional[int] = 1000, **kwargs) -> None:
+    def __init__(self, *args, proposal_candidates: Candidates = (500, 1000), **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if proposal_candidates is not None and (not isinstance(proposal_candidates, int)
-                                                or proposal_candidates < 0):
-            raise ValueError('FastExactRPNHead: proposal_candidates must be None or an integer '
-                             f'>= 0, got {proposal_candidates!r}')
+        candidate_ladder(proposal_candidates, 'FastExactRPNHead: proposal_candidates')
         self.proposal_candidates = proposal_candidates
 
     def full_predict_by_feat(self, *args, **kwargs) -> InstanceList:
@@ -65,7 +66,7 @@ class FastExactRPNHead(RPNHead):
                              cfg=cfg, candidates=self.proposal_candidates, rescale=rescale)
 
 
-def use_fast_exact_rpn(model_cfg, proposal_candidates: Optional[int] = 1000) -> int:
+def use_fast_exact_rpn(model_cfg, proposal_candidates: Candidates = (500, 1000)) -> int:
     """Turn every ``RPNHead`` of a model config (a detector's ``rpn_head``, a distiller's
     ``student`` / ``teacher``) into :class:`FastExactRPNHead`, in place; the same outputs and
     checkpoints, a faster predict step (e.g. to score trained models).

@@ -21,7 +21,7 @@ sorts are not stable), so the cheap pass could keep the other one of two tied, o
 (seen on 1-2 of 160 real frames before this check).
 """
 import copy
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import ConfigDict
@@ -39,19 +39,66 @@ def _level_scores(rpn_head, cls_score: Tensor) -> Tensor:
     return scores.reshape(-1)
 
 
-def fast_path_applies(cfg: ConfigDict, candidates: Optional[int]) -> bool:
-    """Whether ``cfg`` (an RPN predict cfg) can take the exact fast path with ``candidates``."""
-    if not candidates or candidates <= 0:
+def candidate_ladder(candidates: Union[None, int, Sequence[int]],
+                     what: str = 'proposal_candidates') -> Tuple[int, ...]:
+    """``candidates`` as a tuple of strictly increasing positive counts (the cheap pass's rungs).
+
+    ``None`` / ``0`` / ``()``: no cheap pass (an empty tuple). An integer is a one-rung ladder.
+
+    Raises:
+        ValueError: naming ``what``, for anything else (negative, unsorted, repeated, not int).
+    """
+    if candidates is None or (isinstance(candidates, int) and not isinstance(candidates, bool)
+                              and candidates == 0):
+        return ()
+    rungs = (candidates, ) if isinstance(candidates, int) else candidates
+    try:
+        rungs = tuple(rungs)
+    except TypeError:
+        rungs = None
+    if (rungs is None or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0
+                                 for k in rungs)
+            or any(a >= b for a, b in zip(rungs, rungs[1:]))):
+        raise ValueError(f'{what} must be None, 0, a positive integer or a strictly increasing '
+                         f'sequence of them (e.g. (500, 1000)), got {candidates!r}')
+    return rungs
+
+
+def fast_path_applies(cfg: ConfigDict, candidates: Union[None, int, Sequence[int]]) -> bool:
+    """Whether ``cfg`` (an RPN predict cfg) can take the exact fast path with ``candidates``
+    (its first rung, for a ladder)."""
+    rungs = candidate_ladder(candidates)
+    if not rungs:
         return False
     nms = cfg.get('nms') or {}
     nms_pre = cfg.get('nms_pre', -1)
     return (nms.get('type', 'nms') == 'nms' and cfg.get('max_per_img', -1) > 0
-            and (nms_pre <= 0 or candidates < nms_pre))
+            and (nms_pre <= 0 or rungs[0] < nms_pre))
+
+
+def _proven(rpn_head, result: InstanceData, cls_scores: Sequence[Tensor], cfg: ConfigDict,
+            candidates: int) -> bool:
+    """Whether one image's cheap-pass ``result`` on ``candidates`` anchors per level is provably
+    the full step's (``cls_scores``: that image's ``(C, H, W)`` score map per level)."""
+    if len(result) < cfg.max_per_img:
+        return False
+    levels = [_level_scores(rpn_head, c.detach()) for c in cls_scores]
+    last = result.scores[-1]
+    # the best score left out of the cheap pass on each truncated level
+    left_out = [scores.topk(candidates + 1).values[-1] for scores in levels
+                if scores.numel() > candidates]
+    if left_out and not bool(last > torch.stack(left_out).max()):
+        return False
+    # Equal scores among the candidates that can reach the result: NMS visits them in an order
+    # that depends on the list they sit in (sorting is not stable), so which of two tied,
+    # overlapping boxes survives may differ from the full step's choice
+    contenders = torch.cat([scores[scores >= last] for scores in levels])
+    return torch.unique(contenders).numel() == contenders.numel()
 
 
 def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
                   batch_img_metas: List[dict], cfg: ConfigDict,
-                  candidates: Optional[int] = None, rescale: bool = False,
+                  candidates: Union[None, int, Sequence[int]] = None, rescale: bool = False,
                   predict: Optional[Callable[..., List[InstanceData]]] = None
                   ) -> List[InstanceData]:
     """``rpn_head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=..., cfg=cfg,
@@ -63,7 +110,9 @@ def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[T
         cls_scores, bbox_preds: the head's outputs, one ``(B, ...)`` tensor per level.
         batch_img_metas: the images' metas.
         cfg: the predict settings (``nms_pre``, ``max_per_img``, ``nms``, ``min_bbox_size``).
-        candidates: anchors per level of the cheap pass; ``None``/``0``: always the full step.
+        candidates: anchors per level of the cheap pass, or a strictly increasing ladder of
+            them (e.g. ``(500, 1000)``: the images the 500-candidate pass cannot prove try 1000,
+            the rest take the full step); ``None``/``0``: always the full step.
         rescale: boxes in the original image's pixels (``scale_factor``), as mmdet's.
         predict: the full predict step (default: the head's ``full_predict_by_feat`` if it has
             one, else its ``predict_by_feat``), called with the keyword arguments above.
@@ -74,41 +123,39 @@ def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[T
     if predict is None:
         predict = getattr(rpn_head, 'full_predict_by_feat', None) or rpn_head.predict_by_feat
 
-    def run(cls: Sequence[Tensor], box: Sequence[Tensor], img_metas: List[dict],
-            run_cfg: ConfigDict) -> List[InstanceData]:
-        return predict(cls, box, batch_img_metas=img_metas, cfg=run_cfg, rescale=rescale)
+    def run(images: List[int], run_cfg: ConfigDict) -> List[InstanceData]:
+        if len(images) == len(batch_img_metas):
+            cls, box, metas = cls_scores, bbox_preds, batch_img_metas
+        else:
+            cls, box = [c[images] for c in cls_scores], [b[images] for b in bbox_preds]
+            metas = [batch_img_metas[i] for i in images]
+        return predict(cls, box, batch_img_metas=metas, cfg=run_cfg, rescale=rescale)
 
     per_level = [c[0].numel() // rpn_head.cls_out_channels for c in cls_scores]
-    if (not fast_path_applies(cfg, candidates) or max(per_level) <= candidates
-            # fewer candidates than proposals wanted (e.g. a Faster R-CNN student's 2000 training
-            # proposals): the cheap pass could never prove itself
-            or candidates * len(per_level) < cfg.max_per_img):
-        return run(cls_scores, bbox_preds, batch_img_metas, cfg)
-    fast_cfg = copy.deepcopy(cfg)
-    fast_cfg.nms_pre = candidates
-    fast = run(cls_scores, bbox_preds, batch_img_metas, fast_cfg)
-    redo = []
-    for i, result in enumerate(fast):
-        if len(result) < cfg.max_per_img:
-            redo.append(i)
-            continue
-        levels = [_level_scores(rpn_head, c[i].detach()) for c in cls_scores]
-        last = result.scores[-1]
-        # the best score left out of the cheap pass on each truncated level
-        left_out = [scores.topk(candidates + 1).values[-1] for scores in levels
-                    if scores.numel() > candidates]
-        if left_out and not bool(last > torch.stack(left_out).max()):
-            redo.append(i)
-            continue
-        # Equal scores among the candidates that can reach the result: NMS visits them in an
-        # order that depends on the list they sit in (sorting is not stable), so which of two
-        # tied, overlapping boxes survives may differ from the full step's choice
-        contenders = torch.cat([scores[scores >= last] for scores in levels])
-        if torch.unique(contenders).numel() < contenders.numel():
-            redo.append(i)
-    if redo:
-        full = run([c[redo] for c in cls_scores], [b[redo] for b in bbox_preds],
-                   [batch_img_metas[i] for i in redo], cfg)
-        for i, result in zip(redo, full):
-            fast[i] = result
-    return fast
+    rungs = candidate_ladder(candidates) if fast_path_applies(cfg, candidates) else ()
+    nms_pre = cfg.get('nms_pre', -1)
+    rungs = [k for k in rungs
+             if k < max(per_level) and (nms_pre <= 0 or k < nms_pre)
+             # fewer candidates than proposals wanted (e.g. a Faster R-CNN student's 2000
+             # training proposals): the cheap pass could never prove itself
+             and k * len(per_level) >= cfg.max_per_img]
+    if not rungs:
+        return run(list(range(len(batch_img_metas))), cfg)
+    results: List[Optional[InstanceData]] = [None] * len(batch_img_metas)
+    todo = list(range(len(batch_img_metas)))
+    for k in rungs:
+        fast_cfg = copy.deepcopy(cfg)
+        fast_cfg.nms_pre = k
+        left = []
+        for i, result in zip(todo, run(todo, fast_cfg)):
+            if _proven(rpn_head, result, [c[i] for c in cls_scores], cfg, k):
+                results[i] = result
+            else:
+                left.append(i)
+        todo = left
+        if not todo:
+            break
+    if todo:
+        for i, result in zip(todo, run(todo, cfg)):
+            results[i] = result
+    return results

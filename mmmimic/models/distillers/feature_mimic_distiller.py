@@ -25,19 +25,21 @@ from mmmimic.utils.checkpoint import load_state_dict
 from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
-from ..dense_heads.proposals import rpn_proposals
+from ..dense_heads.proposals import candidate_ladder, rpn_proposals
 from .teacher_cache import build_distiller_cache, cached_teacher_feats
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
 # negatives by IoU with the ground truth as in Fast R-CNN; RoIs only from the student's proposals.
 # ``proposal=None``: the proposals the student's RPN gives in its own step (a two-stage student's
 # ``train_cfg.rpn_proposal``, else the RPN's ``test_cfg``, i.e. its predict step).
-# ``proposal_candidates``: the predict step runs on the best this-many anchors per level first and
-# keeps that result only where it provably equals the full step's (proposals.py); ``None``: off.
-# 1000 was chosen by benchmarks/mimic_proposals.py (docs/distiller.md, "Speed").
+# ``proposal_candidates``: the predict step runs on the best 500 anchors per level first, then on
+# the best 1000 for the images that pass cannot prove, and keeps a result only where it provably
+# equals the full step's (proposals.py); ``None``: off. Chosen by benchmarks/mimic_proposals.py
+# (docs/distiller.md, "Speed"): 500 proves itself on nearly every image of a small map, 1000 on
+# more of a large one.
 DEFAULT_MIMIC_CFG = dict(
     proposal=None,
-    proposal_candidates=1000,
+    proposal_candidates=(500, 1000),
     assigner=dict(
         type='MaxIoUAssigner',
         pos_iou_thr=0.5,
@@ -167,7 +169,8 @@ class FeatureMimicDistiller(BaseDetector):
         mimic_cfg: ``proposal`` (post-processing of the student RPN for the mimic proposals;
             default: a two-stage student's ``train_cfg.rpn_proposal``, else the RPN's own
             ``test_cfg``), ``proposal_candidates`` (anchors per level of the exact cheap pass
-            of :func:`~mmmimic.models.dense_heads.proposals.rpn_proposals`; ``None``: off),
+            of :func:`~mmmimic.models.dense_heads.proposals.rpn_proposals`, or a strictly
+            increasing ladder of them, default ``(500, 1000)``; ``None``: off),
             ``assigner`` and ``sampler`` (mmdet task utils), merged recursively
             into ``DEFAULT_MIMIC_CFG`` (:func:`merge_mimic_cfg`: give only the fields that
             change; ``_delete_=True`` replaces a default dict as a whole).
@@ -258,6 +261,7 @@ class FeatureMimicDistiller(BaseDetector):
                                 f'needs a two-stage {name} with a roi_head, got '
                                 f'{type(net).__name__}')
         mimic_cfg = merge_mimic_cfg(mimic_cfg)
+        candidate_ladder(mimic_cfg.proposal_candidates, 'mimic_cfg.proposal_candidates')
         if mimic_cfg.proposal is None:
             student_train_cfg = self.student.train_cfg or {}
             mimic_cfg.proposal = copy.deepcopy(

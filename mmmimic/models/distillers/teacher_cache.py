@@ -125,6 +125,23 @@ def cache_identity(teacher_cfg: dict, teacher_ckpt: str, teacher_feature: int,
     return identity
 
 
+def cache_marked_complete(dir: str) -> bool:
+    """Whether the LMDB store in ``dir`` exists and its fill finished (read-only peek, no
+    identity check: opening the cache for use checks that). For progress estimates."""
+    dir = os.fspath(dir)
+    if lmdb is None or not osp.isfile(osp.join(dir, 'data.mdb')):
+        return False
+    try:
+        env = lmdb.open(dir, readonly=True, lock=False, readahead=False)
+    except lmdb.Error:
+        return False
+    try:
+        with env.begin() as txn:
+            return txn.get(_COMPLETE_KEY) is not None
+    finally:
+        env.close()
+
+
 def cache_key(img_path: str, flip_direction: Optional[str], shape: Sequence[int]) -> str:
     """The entry key: image path, flip state (``'none'`` or the direction), resized ``h x w``."""
     return f'{img_path}|{flip_direction or "none"}|{int(shape[0])}x{int(shape[1])}'

@@ -4,7 +4,8 @@ import torch
 from mmengine.config import ConfigDict
 
 from mmdet.registry import MODELS
-from mmmimic.models.dense_heads.proposals import fast_path_applies, rpn_proposals
+from mmmimic.models.dense_heads.proposals import (candidate_ladder, fast_path_applies,
+                                                  rpn_proposals)
 
 ANCHORS = dict(type='AnchorGenerator', scales=[2, 4, 8], ratios=[0.5, 1.0, 2.0], strides=[16])
 
@@ -84,6 +85,49 @@ def test_an_image_the_cheap_pass_cannot_prove_is_recomputed_alone():
     fast = rpn_proposals(head, cls, box, metas(2, shape), predict_cfg(), candidates=1000)
     assert_same(fast, full)
     assert spy.calls == [(1000, 2), (6000, 1)]  # only image 1 takes the full step
+
+
+def test_a_ladder_tries_its_rungs_in_turn_on_the_images_left():
+    head = rpn_head()
+    cls, box = head_outputs([(40, 50)], batch=3)
+    # image 1: 576 boosted candidates stretched over the image (NMS keeps one of them): 500
+    # candidates give 105 proposals, 1000 give 300, provably the full step's; image 2: 1296 such
+    # candidates, so neither rung finds 300
+    cls[0][1, :, 10:18, 10:18] += 3.
+    box[0][1, 2::4, 10:18, 10:18] = 3.  # dw
+    box[0][1, 3::4, 10:18, 10:18] = 3.  # dh
+    cls[0][2, :, 10:22, 10:22] += 6.
+    box[0][2, 2::4, 10:22, 10:22] = 3.
+    box[0][2, 3::4, 10:22, 10:22] = 3.
+    shape = (640, 800)
+    full = head.predict_by_feat(cls, box, batch_img_metas=metas(3, shape), cfg=predict_cfg())
+    by_rung = {k: head.predict_by_feat(cls, box, batch_img_metas=metas(3, shape),
+                                       cfg=predict_cfg(nms_pre=k)) for k in (500, 1000)}
+    assert [len(r) for r in by_rung[500]][:2] == [300, 105]  # the premise
+    assert len(by_rung[1000][1]) == 300 and len(by_rung[1000][2]) < 300
+    spy = Spy(head)
+    fast = rpn_proposals(head, cls, box, metas(3, shape), predict_cfg(), candidates=(500, 1000))
+    assert_same(fast, full)
+    assert spy.calls == [(500, 3), (1000, 2), (6000, 1)]
+    spy.calls.clear()  # a rung the map cannot cut (>= its 18000 anchors) is skipped
+    fast = rpn_proposals(head, cls, box, metas(3, shape), predict_cfg(nms_pre=-1),
+                         candidates=(500, 1000, 18000, 20000))
+    assert_same(fast, head.predict_by_feat(cls, box, batch_img_metas=metas(3, shape),
+                                           cfg=predict_cfg(nms_pre=-1)))
+    assert spy.calls[:2] == [(500, 3), (1000, 2)] and spy.calls[2][0] == -1
+
+
+@pytest.mark.parametrize('candidates,rungs', [(None, ()), (0, ()), ((), ()), (1000, (1000, )),
+                                              ([500, 1000], (500, 1000))])
+def test_candidate_ladder(candidates, rungs):
+    assert candidate_ladder(candidates) == rungs
+
+
+@pytest.mark.parametrize('bad', [-1, (1000, 500), (500, 500), (0, 500), 2.5, True, '1000',
+                                 (500, None)])
+def test_bad_ladders_are_refused_by_name(bad):
+    with pytest.raises(ValueError, match=r'mimic_cfg\.proposal_candidates must be'):
+        candidate_ladder(bad, 'mimic_cfg.proposal_candidates')
 
 
 def test_fewer_survivors_than_max_per_img_force_the_full_step():

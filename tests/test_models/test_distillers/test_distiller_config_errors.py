@@ -36,6 +36,17 @@ def test_unknown_mimic_cfg_key_names_it_and_the_valid_keys(teacher_ckpt):
     assert "['assigner', 'proposal', 'proposal_candidates', 'sampler']" in message
 
 
+@pytest.mark.parametrize('candidates', [(1000, 500), -5, 'all'])
+def test_bad_proposal_candidates_are_refused_naming_the_key(teacher_ckpt, candidates):
+    with pytest.raises(ValueError, match=r'mimic_cfg\.proposal_candidates must be'):
+        build_distiller(teacher_ckpt, mimic_cfg=dict(proposal_candidates=candidates))
+
+
+def test_a_candidate_ladder_builds(teacher_ckpt):
+    model = build_distiller(teacher_ckpt, mimic_cfg=dict(proposal_candidates=(500, 1000)))
+    assert tuple(model.mimic_cfg.proposal_candidates) == (500, 1000)
+
+
 @pytest.mark.parametrize('weight', [-1.0, -1e-9, math.nan, math.inf, '1.0'])
 def test_bad_mimic_loss_weight_is_refused_naming_the_key(teacher_ckpt, weight):
     with pytest.raises(ValueError) as err:

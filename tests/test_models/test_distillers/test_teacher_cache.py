@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from mmdet.registry import DATASETS, MODELS
 from mmmimic.models.distillers.teacher_cache import (
-    CacheError, TeacherFeatureCache, cache_identity, cache_key, compare_maps,
+    CacheError, TeacherFeatureCache, cache_identity, cache_key, cache_marked_complete, compare_maps,
     fill_teacher_cache, make_recipe_computer, plan_cache_pipeline)
 
 from mimic_test_utils import TEACHER_CFG, make_teacher_ckpt
@@ -302,7 +302,8 @@ def test_interrupted_fill_resumes_and_never_leaves_half_entries(teacher_env, fil
     cache, _, stats = fill(teacher_env, tmp_path / 'r', tiny_coco, train_pipeline(),
                            stop_after=5)
     assert stats['stopped'] and stats['written'] == 5 and len(cache.keys()) == 5
-    assert not cache.complete
+    assert not cache.complete and not cache_marked_complete(str(tmp_path / 'r'))
+    assert cache_marked_complete(filled['path']) and not cache_marked_complete(str(tmp_path))
 
     # a transaction that fails after writing its key leaves nothing readable
     def failing():
