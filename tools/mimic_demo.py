@@ -573,7 +573,12 @@ def precondition(job: MainJob, val: Dict) -> Dict:
     headline = [n for n in students if BY_NAME[n].block == 'cross-scale']
     margins = {n: students[n] - teacher for n in students}
     met = bool(headline) and all(margins[n] >= PRECONDITION_POINTS for n in headline)
-    return dict(teacher_val_mr2=teacher, students_val_mr2=students, margins=margins, met=met)
+    # the same-input block is judged student by student: a scratch student at the teacher's own
+    # input can come close to the teacher, leaving that comparison nothing to test
+    short = [n for n in students
+             if BY_NAME[n].block == 'same-input' and margins[n] < PRECONDITION_POINTS]
+    return dict(teacher_val_mr2=teacher, students_val_mr2=students, margins=margins, met=met,
+                same_input_not_met=short)
 
 
 def intervals(job: MainJob, results: Dict, records: Dict) -> List[Dict]:
@@ -638,6 +643,11 @@ def write_report(job: MainJob, rows, pre, ivs, wall_s) -> str:
         lines.append(f'**The teacher is NOT at least {PRECONDITION_POINTS:.0f} points better '
                      'than every cross-scale scratch student on validation: this run cannot '
                      'test the paper\'s claim** (there is no gap for mimic to close).')
+    for n in pre.get('same_input_not_met', []):
+        lines.append('')
+        lines.append(f'**Same-input block: the teacher is only {pre["margins"][n]:.1f} points '
+                     f'better than the {BY_NAME[n].label} on validation (less than '
+                     f'{PRECONDITION_POINTS:.0f}): that comparison cannot test the claim.**')
     lines += ['', f'Seeds {list(args.seeds)} (mean ± sample std over seeds); mimic and scratch '
               'students are paired on each seed (same data order, crops and flips, same initial '
               'weights for the parts they share). Students: '

@@ -102,3 +102,27 @@ def test_mimic_demo_end_to_end(repo_root, tmp_path):
     assert proc.returncode == 1
     assert 'holds a teacher run of another config' in proc.stdout
     assert '--force teacher' in proc.stdout
+
+
+def test_precondition_judges_the_same_input_students_one_by_one(repo_root):
+    sys.path.insert(0, osp.join(repo_root, 'tools'))
+    try:
+        import mimic_demo
+    finally:
+        sys.path.pop(0)
+    mr2 = mimic_demo.MR2
+
+    class Job:
+        class args:
+            seeds = [0, 1]
+
+    val = {'teacher': {0: {mr2: 26.0}},
+           'xs-scratch-1-2': {0: {mr2: 60.0}, 1: {mr2: 61.0}},
+           'scratch-1-2': {0: {mr2: 27.0}, 1: {mr2: 29.8}},  # 2.4 points behind the teacher
+           'scratch-1-4': {0: {mr2: 43.0}, 1: {mr2: 44.2}}}
+    pre = mimic_demo.precondition(Job, val)
+    assert pre['met']  # the headline (cross-scale) block can test the claim
+    assert pre['same_input_not_met'] == ['scratch-1-2']
+    assert abs(pre['margins']['scratch-1-2'] - 2.4) < 1e-9
+    val['xs-scratch-1-2'] = {0: {mr2: 29.0}, 1: {mr2: 30.0}}
+    assert not mimic_demo.precondition(Job, val)['met']
