@@ -148,6 +148,15 @@ def make_batch(batch, height, width, device, seed=0):
     return inputs, samples
 
 
+def apply_proposal_options(model, args):
+    """``--proposal`` / ``--proposal-candidates`` into the distiller's ``mimic_cfg``; train mode."""
+    if getattr(args, 'proposal', None):
+        model.mimic_cfg.proposal.update(args.proposal)
+    if getattr(args, 'proposal_candidates', None) is not None:
+        model.mimic_cfg.proposal_candidates = args.proposal_candidates or None
+    model.train()
+
+
 def build_model(args):
     torch.manual_seed(0)  # the same random heads in every run: NMS cost depends on the scores
     cfg = Config.fromfile(args.config).model
@@ -160,11 +169,7 @@ def build_model(args):
         torch.save({'state_dict': MODELS.build(teacher_cfg).state_dict()}, ckpt)
     cfg.teacher_ckpt = ckpt
     model = MODELS.build(cfg).to(args.device)
-    if getattr(args, 'proposal', None):
-        model.mimic_cfg.proposal.update(args.proposal)
-    if getattr(args, 'proposal_candidates', None) is not None:
-        model.mimic_cfg.proposal_candidates = args.proposal_candidates or None
-    model.train()
+    apply_proposal_options(model, args)
     return model
 
 
@@ -180,11 +185,7 @@ def build_from_run(args):
     with open(osp.join(args.from_run, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     load_checkpoint(model, ckpt, map_location=args.device, logger='silent')
-    if getattr(args, 'proposal', None):
-        model.mimic_cfg.proposal.update(args.proposal)
-    if getattr(args, 'proposal_candidates', None) is not None:
-        model.mimic_cfg.proposal_candidates = args.proposal_candidates or None
-    model.train()
+    apply_proposal_options(model, args)
     loader_cfg = copy.deepcopy(cfg.train_dataloader)
     loader_cfg['num_workers'] = 0  # the step's own cost, not a worker's
     loader_cfg.pop('persistent_workers', None)
