@@ -59,7 +59,7 @@ def main(argv=None):
     mimic = BY_NAME[f'{prefix}mimic-{args.width}']
     variants = {'scratch': scratch}
     for w in args.weights:  # the main job's own lambda1: its own mimic runs, reused
-        variants[f'mimic_w{w:g}'] = mimic if w == demo_args.mimic_weight else \
+        variants[f'mimic_w{w:g}'] = mimic if w == job.weight_of(mimic) else \
             replace(mimic, name=f'{mimic.name}_w{w:g}')
     sweep_dir = osp.join(demo_args.out, 'mimic_sweep')
     sweep = MainJob(demo_args, models=[teacher, *variants.values()], root=sweep_dir,

@@ -52,7 +52,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmmimic.benchmark import (BY_NAME, COMPARISONS, PRESETS, SPLIT_LISTS,  # noqa: E402
+from mmmimic.benchmark import (BY_NAME, COMPARISONS, MODELS, PRESETS, SPLIT_LISTS,  # noqa: E402
                                TEST_SET, VAL_EVALUATOR, BenchmarkModel, models_of, speed_config,
                                speed_configs, student_init_state, vtest_train_config)
 from mmmimic.datasets.caltech_converter import convert_caltech  # noqa: E402
@@ -91,9 +91,15 @@ class Eta:
         self.data = json.load(open(path)) if osp.isfile(path) else {}
 
     def record(self, key: str, value: float) -> None:
+        # merged into what is on disk (a sweep and the main job may share the output folder)
+        # and written whole (a reader never sees half a file)
+        if osp.isfile(self.path):
+            self.data = {**json.load(open(self.path)), **self.data}
         self.data[key] = value
-        with open(self.path, 'w') as f:
+        tmp = f'{self.path}.{os.getpid()}.tmp'
+        with open(tmp, 'w') as f:
             json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)
 
     def train_s(self, m: BenchmarkModel, iters: int) -> float:
         per_it = self.data.get(f'train/{m.name}')
@@ -121,11 +127,12 @@ class MainJob:
                  mimic_weights: Optional[Dict[str, float]] = None) -> None:
         """``models`` (default: the blocks' models), ``root`` (where the per-seed runs go;
         default ``args.out``; teachers and the cache stay in ``args.out``) and per-model mimic
-        weights (default ``args.mimic_weight``) let a validation sweep reuse the stages."""
+        weights (over ``args.mimic_weights``, then ``args.mimic_weight``) let a validation sweep
+        reuse the stages."""
         self.args = args
         self.models = list(models) if models is not None else models_of(args.blocks)
         self.root = root or args.out
-        self.mimic_weights = dict(mimic_weights or {})
+        self.mimic_weights = {**getattr(args, 'mimic_weights', {}), **(mimic_weights or {})}
         self.names = [m.name for m in self.models]
         self.eta = Eta(osp.join(args.out, 'timings.json'))
         self.ckpts: Dict[str, str] = {}  # '<name>@<seed>' -> trained checkpoint
@@ -258,9 +265,13 @@ class MainJob:
             args.workers, teacher_ckpt=teacher_ckpt,
             val_interval=args.teacher_val_interval if m.name == 'teacher' else None,
             init_ckpt=init, stage1_ckpt=stage1,
-            mimic_weight=self.mimic_weights.get(m.name, args.mimic_weight) if m.mimic else None,
+            mimic_weight=self.weight_of(m) if m.mimic else None,
             teacher_cache=cache)
         return cfg
+
+    def weight_of(self, m: BenchmarkModel) -> float:
+        """The mimic loss weight (lambda1) mimic model ``m`` trains with."""
+        return self.mimic_weights.get(m.name, self.args.mimic_weight)
 
     def init_ckpt(self, m: BenchmarkModel, seed: int) -> str:
         """The paired initial weights of ``m`` for ``seed`` (written on first use): the group's
@@ -621,6 +632,16 @@ def _iv(iv) -> str:
     return f'[{iv.lo:+.1f}, {iv.hi:+.1f}]' if iv.ok else f'({iv.note})'
 
 
+def weights_text(job: MainJob) -> str:
+    """The mimic weights of the run's mimic models, e.g. ``10 (xs-mimic-1-2, ...); 0.1
+    (mimic-1-2)``."""
+    by_weight: Dict[float, List[str]] = {}
+    for m in job.models:
+        if m.mimic:
+            by_weight.setdefault(job.weight_of(m), []).append(m.name)
+    return '; '.join(f'{w:g} ({", ".join(names)})' for w, names in by_weight.items())
+
+
 def write_report(job: MainJob, rows, pre, ivs, wall_s) -> str:
     args = job.args
     by_block: Dict[str, List[Dict]] = {}
@@ -655,7 +676,7 @@ def write_report(job: MainJob, rows, pre, ivs, wall_s) -> str:
               'half-input students see them at 160x192); stage 2: '
               f'{args.stage2_iters} more; teacher: up to {args.teacher_iters} iterations, '
               f'checkpoint chosen on validation MR-2 (every {args.teacher_val_interval}). Mimic '
-              f'weight lambda1 = {args.mimic_weight} (chosen on validation). Test: every test '
+              f'weight lambda1: {weights_text(job)} (chosen on validation). Test: every test '
               'frame, whole 640x480 frames, Caltech Reasonable. Speed-up: CPU latency at '
               f'{args.speed_shape} frames, each model at its own input, over the teacher of its '
               'kind.', '']
@@ -730,7 +751,11 @@ def parse_args(argv=None):
                         help='validate the teacher every N iterations (best checkpoint kept)')
     parser.add_argument('--stage2-iters', type=int, help='stage-2 iterations')
     parser.add_argument('--mimic-weight', type=float,
-                        help='lambda1 (default: the value chosen on validation, see PRESETS)')
+                        help='lambda1 of every mimic student (default: the preset\'s values, '
+                             'chosen on validation, see PRESETS)')
+    parser.add_argument('--mimic-weights', nargs='+', default=[], metavar='MODEL=LAMBDA1',
+                        help='lambda1 of single mimic models, over --mimic-weight and the '
+                             'preset (e.g. mimic-1-4=1)')
     parser.add_argument('--no-cache', action='store_true',
                         help='run the live teacher instead of the teacher-feature cache')
     parser.add_argument('--cache-max-gb', type=float, default=20.0)
@@ -752,10 +777,26 @@ def parse_args(argv=None):
     args.argv = list(argv if argv is not None else sys.argv[1:])
     args.preset = 'quick' if args.quick else 'default'
     preset = PRESETS[args.preset]
+    # --mimic-weight sets every mimic student; without it the preset's exceptions apply
+    weights = dict(preset['mimic_weights']) if args.mimic_weight is None else {}
     for key in ('seeds', 'iters', 'teacher_iters', 'teacher_val_interval', 'stage2_iters',
                 'mimic_weight'):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
+    mimic_names = [m.name for m in MODELS if m.mimic]
+    for item in args.mimic_weights:
+        name, _, value = item.partition('=')
+        if name not in mimic_names:
+            parser.error(f'--mimic-weights {item}: {name!r} is not a mimic model '
+                         f'(one of {", ".join(mimic_names)})')
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            parser.error(f'--mimic-weights {item}: {value!r} is not a number')
+    for name, w in [('--mimic-weight', args.mimic_weight), *weights.items()]:
+        if not w >= 0:
+            parser.error(f'lambda1 must be >= 0: {name} = {w}')
+    args.mimic_weights = weights
     args.blocks = ('teacher', *(args.blocks or [b for b in preset['blocks'] if b != 'teacher']))
     if 'stage2' in args.blocks and 'cross-scale' not in args.blocks:
         parser.error('--blocks stage2 needs cross-scale (stage 2 starts from its RPNs)')

@@ -132,13 +132,18 @@ PRESETS = {
     # 160x192). ``iters``: stage-1 students; ``stage2_iters``: stage 2 on top (every stage-2 model
     # has iters + stage2_iters in total); ``teacher_iters``: the RPN teacher, validated every
     # ``teacher_val_interval`` iterations, the best checkpoint kept. Run times: README.md.
-    # ``mimic_weight``: lambda1, chosen on the validation split by benchmarks/vtest_mimic_sweep.py
-    # (benchmarks/results/vtest_mimic_sweep/sweep.md: cross-scale 1/2 student, seeds 0 and 1,
-    # mean validation MR-2 scratch 60.4, lambda1 0.1 54.7, 1 60.8, 10 52.2).
+    # ``mimic_weight``: lambda1 of every mimic student, chosen on the validation split by
+    # benchmarks/vtest_mimic_sweep.py (benchmarks/results/vtest_mimic_sweep/sweep.md: cross-scale
+    # 1/2 student, seeds 0 and 1, mean validation MR-2 scratch 60.4, lambda1 0.1 54.7, 1 60.8,
+    # 10 52.2). ``mimic_weights``: per-model exceptions, each chosen on validation by the same
+    # script for its own block (``--block same-input``; sweep_same-input_<width>.md).
     'quick': dict(seeds=(0, 1, 2), iters=600, teacher_iters=1500, teacher_val_interval=250,
-                  stage2_iters=0, mimic_weight=10.0, blocks=('teacher', 'cross-scale')),
+                  stage2_iters=0, mimic_weight=10.0, mimic_weights={},
+                  blocks=('teacher', 'cross-scale')),
     'default': dict(seeds=(0, 1, 2, 3, 4), iters=600, teacher_iters=1500,
                     teacher_val_interval=250, stage2_iters=400, mimic_weight=10.0,
+                    # same-input 1/2: scratch 31.0, lambda1 0.1 22.8, 1 29.3, 10 54.4
+                    mimic_weights={'mimic-1-2': 0.1},
                     blocks=('teacher', 'cross-scale', 'same-input', 'stage2')),
 }
 #: the validation / test parts of the vtest release (build_vtest: set00 train, set01 val, set02

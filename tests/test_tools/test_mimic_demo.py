@@ -126,3 +126,43 @@ def test_precondition_judges_the_same_input_students_one_by_one(repo_root):
     assert abs(pre['margins']['scratch-1-2'] - 2.4) < 1e-9
     val['xs-scratch-1-2'] = {0: {mr2: 29.0}, 1: {mr2: 30.0}}
     assert not mimic_demo.precondition(Job, val)['met']
+
+
+def test_mimic_weights_per_model(repo_root, tmp_path):
+    """The preset's per-model lambda1 reaches that model's training config only; --mimic-weight
+    sets every mimic student; --mimic-weights overrides single models and refuses bad ones."""
+    import pytest
+    sys.path.insert(0, osp.join(repo_root, 'tools'))
+    try:
+        import mimic_demo
+    finally:
+        sys.path.pop(0)
+    from mmmimic.benchmark import BY_NAME, PRESETS
+
+    def weights(*argv):
+        job = mimic_demo.MainJob(mimic_demo.parse_args(['--out', str(tmp_path), *argv]))
+        return {m.name: job.weight_of(m) for m in job.models if m.mimic}, job
+
+    default = PRESETS['default']
+    got, job = weights()
+    assert got['xs-mimic-1-2'] == got['xs-mimic-1-4'] == default['mimic_weight']
+    assert got['s2-twostage-1-2'] == default['mimic_weight']
+    for name, w in default['mimic_weights'].items():
+        assert got[name] == w
+    assert set(default['mimic_weights']) <= set(got)
+    assert '(mimic-1-2)' in mimic_demo.weights_text(job)
+    job.ckpts['teacher@0'] = 'teacher.pth'
+    cfg = job.config_of(BY_NAME['mimic-1-2'], 0, for_training=False)
+    assert cfg.model.mimic_loss.loss_weight == default['mimic_weights']['mimic-1-2']
+
+    got, _ = weights('--mimic-weight', '2')  # every mimic student, preset exceptions dropped
+    assert set(got.values()) == {2.0}
+    got, _ = weights('--mimic-weight', '2', '--mimic-weights', 'mimic-1-4=0.5')
+    assert got['mimic-1-4'] == 0.5 and got['mimic-1-2'] == 2.0
+    got, _ = weights('--quick', '--mimic-weights', 'xs-mimic-1-4=1')
+    assert got == {'xs-mimic-1-2': PRESETS['quick']['mimic_weight'], 'xs-mimic-1-4': 1.0}
+    for bad, words in ((['--mimic-weights', 'scratch-1-2=1'], "'scratch-1-2' is not a mimic"),
+                       (['--mimic-weights', 'mimic-1-2=x'], "'x' is not a number"),
+                       (['--mimic-weights', 'mimic-1-2=-1'], 'lambda1 must be >= 0')):
+        with pytest.raises(SystemExit):
+            mimic_demo.parse_args(bad)
