@@ -583,7 +583,8 @@ def precondition(job: MainJob, val: Dict) -> Dict:
         students[name] = float(np.mean([v[MR2] for v in per_seed.values()]))
     headline = [n for n in students if BY_NAME[n].block == 'cross-scale']
     margins = {n: students[n] - teacher for n in students}
-    met = bool(headline) and all(margins[n] >= PRECONDITION_POINTS for n in headline)
+    # None: the run has no cross-scale (headline) block to judge
+    met = all(margins[n] >= PRECONDITION_POINTS for n in headline) if headline else None
     # the same-input block is judged student by student: a scratch student at the teacher's own
     # input can come close to the teacher, leaving that comparison nothing to test
     short = [n for n in students
@@ -656,7 +657,10 @@ def write_report(job: MainJob, rows, pre, ivs, wall_s) -> str:
              f'{pre["teacher_val_mr2"]:.1f}; scratch students (mean over seeds): ' +
              ', '.join(f'{BY_NAME[n].label} {v:.1f}' for n, v in pre['students_val_mr2'].items())
              + '.', '']
-    if pre['met']:
+    if pre['met'] is None:
+        lines.append('This run has no cross-scale (headline) block; the same-input students are '
+                     'judged one by one below.')
+    elif pre['met']:
         lines.append(f'The teacher is at least {PRECONDITION_POINTS:.0f} points better than '
                      'every cross-scale scratch student on validation: this run can test the '
                      'claim.')
@@ -669,6 +673,10 @@ def write_report(job: MainJob, rows, pre, ivs, wall_s) -> str:
         lines.append(f'**Same-input block: the teacher is only {pre["margins"][n]:.1f} points '
                      f'better than the {BY_NAME[n].label} on validation (less than '
                      f'{PRECONDITION_POINTS:.0f}): that comparison cannot test the claim.**')
+    for n, margin in pre['margins'].items():
+        if BY_NAME[n].block == 'same-input' and n not in pre.get('same_input_not_met', []):
+            lines += ['', f'Same-input block: the teacher is {margin:.1f} points better than the '
+                      f'{BY_NAME[n].label} on validation: that comparison can test the claim.']
     lines += ['', f'Seeds {list(args.seeds)} (mean ± sample std over seeds); mimic and scratch '
               'students are paired on each seed (same data order, crops and flips, same initial '
               'weights for the parts they share). Students: '

@@ -125,7 +125,11 @@ def test_precondition_judges_the_same_input_students_one_by_one(repo_root):
     assert pre['same_input_not_met'] == ['scratch-1-2']
     assert abs(pre['margins']['scratch-1-2'] - 2.4) < 1e-9
     val['xs-scratch-1-2'] = {0: {mr2: 29.0}, 1: {mr2: 30.0}}
-    assert not mimic_demo.precondition(Job, val)['met']
+    assert mimic_demo.precondition(Job, val)['met'] is False
+    # a run without the cross-scale block has no headline verdict, only the per-student one
+    del val['xs-scratch-1-2']
+    pre = mimic_demo.precondition(Job, val)
+    assert pre['met'] is None and pre['same_input_not_met'] == ['scratch-1-2']
 
 
 def test_mimic_weights_per_model(repo_root, tmp_path):
@@ -150,7 +154,8 @@ def test_mimic_weights_per_model(repo_root, tmp_path):
     for name, w in default['mimic_weights'].items():
         assert got[name] == w
     assert set(default['mimic_weights']) <= set(got)
-    assert '(mimic-1-2)' in mimic_demo.weights_text(job)
+    assert mimic_demo.weights_text(job) == \
+        '10 (xs-mimic-1-2, xs-mimic-1-4, s2-twostage-1-2); 0.1 (mimic-1-2, mimic-1-4)'
     job.ckpts['teacher@0'] = 'teacher.pth'
     cfg = job.config_of(BY_NAME['mimic-1-2'], 0, for_training=False)
     assert cfg.model.mimic_loss.loss_weight == default['mimic_weights']['mimic-1-2']
