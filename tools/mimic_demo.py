@@ -88,14 +88,18 @@ class Eta:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.data = json.load(open(path)) if osp.isfile(path) else {}
+        self.data = self.on_disk()
+
+    def on_disk(self) -> Dict[str, float]:
+        if not osp.isfile(self.path):
+            return {}
+        with open(self.path) as f:
+            return json.load(f)
 
     def record(self, key: str, value: float) -> None:
         # merged into what is on disk (a sweep and the main job may share the output folder)
         # and written whole (a reader never sees half a file)
-        if osp.isfile(self.path):
-            self.data = {**json.load(open(self.path)), **self.data}
-        self.data[key] = value
+        self.data = {**self.on_disk(), **self.data, key: value}
         tmp = f'{self.path}.{os.getpid()}.tmp'
         with open(tmp, 'w') as f:
             json.dump(self.data, f, indent=1)
@@ -668,13 +672,14 @@ def write_report(job: MainJob, rows, pre, ivs, wall_s) -> str:
         lines.append(f'**The teacher is NOT at least {PRECONDITION_POINTS:.0f} points better '
                      'than every cross-scale scratch student on validation: this run cannot '
                      'test the paper\'s claim** (there is no gap for mimic to close).')
-    for n in pre.get('same_input_not_met', []):
-        lines.append('')
-        lines.append(f'**Same-input block: the teacher is only {pre["margins"][n]:.1f} points '
-                     f'better than the {BY_NAME[n].label} on validation (less than '
-                     f'{PRECONDITION_POINTS:.0f}): that comparison cannot test the claim.**')
-    for n, margin in pre['margins'].items():
-        if BY_NAME[n].block == 'same-input' and n not in pre.get('same_input_not_met', []):
+    for n, margin in pre['margins'].items():  # the same-input students, one by one
+        if BY_NAME[n].block != 'same-input':
+            continue
+        if n in pre['same_input_not_met']:
+            lines += ['', f'**Same-input block: the teacher is only {margin:.1f} points better '
+                      f'than the {BY_NAME[n].label} on validation (less than '
+                      f'{PRECONDITION_POINTS:.0f}): that comparison cannot test the claim.**']
+        else:
             lines += ['', f'Same-input block: the teacher is {margin:.1f} points better than the '
                       f'{BY_NAME[n].label} on validation: that comparison can test the claim.']
     lines += ['', f'Seeds {list(args.seeds)} (mean ± sample std over seeds); mimic and scratch '

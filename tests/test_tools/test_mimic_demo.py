@@ -132,7 +132,7 @@ def test_precondition_judges_the_same_input_students_one_by_one(repo_root):
     assert pre['met'] is None and pre['same_input_not_met'] == ['scratch-1-2']
 
 
-def test_mimic_weights_per_model(repo_root, tmp_path):
+def test_mimic_weights_per_model(repo_root, tmp_path, capsys):
     """The preset's per-model lambda1 reaches that model's training config only; --mimic-weight
     sets every mimic student; --mimic-weights overrides single models and refuses bad ones."""
     import pytest
@@ -171,3 +171,4 @@ def test_mimic_weights_per_model(repo_root, tmp_path):
                        (['--mimic-weights', 'mimic-1-2=-1'], 'lambda1 must be >= 0')):
         with pytest.raises(SystemExit):
             mimic_demo.parse_args(bad)
+        assert words in capsys.readouterr().err
