@@ -18,7 +18,7 @@ The benchmark's blocks (README "The main job"):
 """
 import copy
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence
 
 #: repository root: the configs below are relative to it
@@ -117,6 +117,16 @@ MODELS = (
                    speed_config=_V + 'rfcn_inception-1-2-deconv_vtest-half.py'),
 )
 BY_NAME: Dict[str, BenchmarkModel] = {m.name: m for m in MODELS}
+#: candidates for the RPN teacher, compared on the validation split by
+#: benchmarks/vtest_teacher_sweep.py (the winner is ``teacher``'s config): the full-size frames
+#: (``teacher`` itself) and the frames upscaled x2 (the paper's Sec. 3.5 teacher sees a ~1000 px
+#: short side), each trained and checkpoint-selected the same way. Validation MR-2 of the kept
+#: checkpoint (1500 iterations, benchmarks/results/vtest_teacher_sweep/): full 26.0, x2 52.3
+TEACHER_CANDIDATES = {
+    'full': BY_NAME['teacher'],
+    'x2': replace(BY_NAME['teacher'], name='teacher-x2', config=_V + 'rpn_inception_vtest-x2.py',
+                  label='Inception RPN (teacher), frames upscaled x2'),
+}
 #: the model pairs the report compares: (block, width) -> (mimic, scratch with the same network,
 #: the other control); the interval table is built from these
 COMPARISONS = (
