@@ -14,7 +14,8 @@ then scores each on every validation frame (Caltech Reasonable MR-2, AP at IoU 0
     python benchmarks/vtest_mimic_sweep.py --block same-input --weights 0.1 1 10 --seeds 0 1
 
 Writes ``<out>/mimic_sweep/sweep.{md,json}`` (``sweep_<block>_<width>`` for any other block or
-width than the cross-scale 1/2 student) and, with ``--commit-to``, a copy to commit (the
+width than the cross-scale 1/2 student; ``_<teacher folder>`` appended for a ``--teacher`` other
+than the full-size one) and, with ``--commit-to``, a copy to commit (the
 chosen value goes into ``mmmimic/benchmark/vtest.py::PRESETS``). The rule: the lowest mean
 validation MR-2 over the seeds.
 """
@@ -48,7 +49,7 @@ def main(argv=None):
     import mmmimic  # noqa: F401
     prepare_data(demo_args)
     job = MainJob(demo_args)
-    teacher = BY_NAME['teacher']
+    teacher = job.teacher  # the preset's or --teacher's candidate
     job.train(teacher, demo_args.seeds[0])
     teacher_val = job.evaluate(teacher, demo_args.seeds[0], 'val')[MR2]
     if job.use_cache:
@@ -76,7 +77,8 @@ def main(argv=None):
             results.setdefault(name, {})[seed] = {k: metrics[k] for k in (MR2, AP50)
                                                   if k in metrics}
             log(f'{name} seed {seed}: val MR-2 {metrics[MR2]:.1f}')
-    lines = [f'Validation split, {args.block} {args.width} student, '
+    lines = [f'Validation split, {args.block} {args.width} student, teacher '
+             f'{demo_args.teacher!r} ({teacher.config}), '
              f'{demo_args.iters} iterations, seeds {list(demo_args.seeds)}; teacher val MR-2 '
              f'{teacher_val:.1f} (checkpoint chosen on validation). Test split not read.', '',
              '| variant | val MR-2 (%) per seed | mean MR-2 | mean AP50 (%) |',
@@ -93,10 +95,13 @@ def main(argv=None):
               f'wall time {(time.time() - t0) / 60:.1f} min.']
     table = '\n'.join(lines)
     print(table)
-    out = dict(teacher_val_mr2=teacher_val, results=results, means=means, chosen=best,
+    out = dict(teacher=demo_args.teacher, teacher_val_mr2=teacher_val, results=results,
+               means=means, chosen=best,
                weights=args.weights, iters=demo_args.iters, seeds=list(demo_args.seeds))
     stem = 'sweep' if (args.block, args.width) == ('cross-scale', '1-2') else \
         f'sweep_{args.block}_{args.width}'
+    if teacher.run_dir:  # another teacher candidate than the full-size one: its own files
+        stem += f'_{teacher.run_dir}'
     out.update(block=args.block, width=args.width)
     for folder in filter(None, (sweep_dir, args.commit_to)):
         os.makedirs(folder, exist_ok=True)

@@ -1,12 +1,15 @@
 """Choose the main job's RPN teacher on the VALIDATION split of the vtest benchmark.
 
-The candidates (``mmmimic.benchmark.TEACHER_CANDIDATES``) differ in the input the teacher sees:
+The candidates (``mmmimic.benchmark.TEACHER_CANDIDATES``) differ in what the teacher sees while
+it trains (the network is the same; the anchors follow the input scale):
 
 * ``full``: the main job's own teacher, the full-width Inception RPN on the full-size 640x480
   frames (its run is the main job's, reused);
 * ``x2``: the same network on the frames upscaled x2 (1280x960: the paper's Sec. 3.5 teacher sees
   a ~1000 px short side), anchors doubled with the people, trained on 320x384 crops of the
-  upscaled frames (the same cost per iteration).
+  upscaled frames (the same cost per iteration);
+* ``jitter``: the full-size frames with scale jitter (x0.8-1.25) and photometric distortion
+  before the same crops and flips (tested on the plain full-size frames).
 
 Each candidate trains with the main job's teacher stage (``tools/mimic_demo.py``: same schedule,
 seed, data and output folder), is validated every ``--teacher-val-interval`` iterations on every
@@ -19,8 +22,8 @@ validation split. The rule: the candidate whose kept checkpoint has the lowest v
 Writes ``<out>/teacher_sweep/teacher_sweep.{md,json,png}`` (the PNG: validation MR-2 against
 iteration per candidate) and, with ``--commit-to``, a copy to commit. Every main-job option
 (``--out``, ``--teacher-iters``, ``--video``, ...) is accepted. When a candidate other than
-``full`` wins, the main job's teacher (and with it the students' input sizes) has to move to it:
-the choice is reported, not applied.
+``full`` wins, the main job's teacher has to move to it (for ``x2`` the students' input sizes and
+the cache with it) and every stage after it be re-run: the choice is reported, not applied.
 """
 import argparse
 import glob
@@ -107,11 +110,11 @@ def main(argv=None):
         metrics = job.evaluate(m, seed, 'val')
         curve = validation_curve(job.work_dir(m, seed), demo_args.teacher_val_interval)
         curves[name] = curve
-        rows[name] = dict(model=m.name, config=m.config, checkpoint=osp.basename(ckpt),
-                          kept_iter=kept_iteration(ckpt), val_mr2=metrics[MR2],
-                          val_ap50=metrics.get(AP50), curve=curve,
+        rows[name] = dict(run_dir=m.run_dir or m.name, config=m.config,
+                          checkpoint=osp.basename(ckpt), kept_iter=kept_iteration(ckpt),
+                          val_mr2=metrics[MR2], val_ap50=metrics.get(AP50), curve=curve,
                           train_minutes=train_minutes(job.work_dir(m, seed)))
-        log(f'{name} ({m.name}): kept iteration {rows[name]["kept_iter"]}, val MR-2 '
+        log(f'{name} ({m.config}): kept iteration {rows[name]["kept_iter"]}, val MR-2 '
             f'{metrics[MR2]:.1f}')
     chosen = min(rows, key=lambda n: rows[n]['val_mr2'])
     interval = demo_args.teacher_val_interval
@@ -127,7 +130,8 @@ def main(argv=None):
                      f'{", ".join(f"{v:.1f}" for _, v in r["curve"])} | {r["kept_iter"]} | '
                      f'{r["val_mr2"]:.1f} | {ap} | {r["train_minutes"]:.0f} min |')
     lines += ['', f'Chosen (lowest validation MR-2 of the kept checkpoint): {chosen} '
-              f'({rows[chosen]["val_mr2"]:.1f}). Sweep wall time '
+              f'({rows[chosen]["val_mr2"]:.1f}). Candidates\' training + validations '
+              f'{sum(r["train_minutes"] for r in rows.values()):.0f} min in all; this run '
               f'{(time.time() - t0) / 60:.1f} min (finished runs reused).']
     table = '\n'.join(lines)
     print(table)

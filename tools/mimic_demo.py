@@ -4,9 +4,10 @@ One command builds the pedestrian benchmark from OpenCV's sample video ``vtest.a
 model-independent labels, written as a Caltech-format release and converted with the same
 converter a Caltech user runs), then
 
-1. trains the teacher, the full-width Inception RPN on the full-size 640x480 frames (chosen over
-   the frames upscaled x2 on validation by ``benchmarks/vtest_teacher_sweep.py``), validating
-   every few hundred iterations and keeping the checkpoint with the best validation MR-2;
+1. trains the teacher, the full-width Inception RPN on the full-size 640x480 frames (``--teacher``
+   picks another candidate; ``benchmarks/vtest_teacher_sweep.py`` compares them on validation),
+   validating every few hundred iterations and keeping the checkpoint with the best validation
+   MR-2;
 2. fills the teacher-feature cache (the teacher's map of every training frame and flip), so a
    mimic run costs about what a scratch run costs;
 3. per seed, trains the students of each block from paired initial weights (the same seed, data
@@ -54,8 +55,9 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmmimic.benchmark import (BY_NAME, COMPARISONS, MODELS, PRESETS, SPLIT_LISTS,  # noqa: E402
-                               TEST_SET, VAL_EVALUATOR, BenchmarkModel, models_of, speed_config,
-                               speed_configs, student_init_state, vtest_train_config)
+                               TEACHER_CANDIDATES, TEST_SET, VAL_EVALUATOR, BenchmarkModel,
+                               models_of, speed_config, speed_configs, student_init_state,
+                               vtest_train_config)
 from mmmimic.datasets.caltech_converter import convert_caltech  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -135,7 +137,8 @@ class MainJob:
         weights (over ``args.mimic_weights``, then ``args.mimic_weight``) let a validation sweep
         reuse the stages."""
         self.args = args
-        self.models = list(models) if models is not None else models_of(args.blocks)
+        self.models = list(models) if models is not None else \
+            models_of(args.blocks, args.teacher)
         self.root = root or args.out
         self.mimic_weights = {**getattr(args, 'mimic_weights', {}), **(mimic_weights or {})}
         self.names = [m.name for m in self.models]
@@ -161,10 +164,33 @@ class MainJob:
     def seeds_of(self, m: BenchmarkModel) -> List[int]:
         return list(self.args.seeds) if m.seeded else [self.args.seeds[0]]
 
+    @property
+    def teacher(self) -> BenchmarkModel:
+        """The RPN teacher of this run (the first, in a teacher sweep)."""
+        return next((m for m in self.models if self.is_rpn_teacher(m)), BY_NAME['teacher'])
+
+    def depends_on_teacher(self, m: BenchmarkModel) -> bool:
+        """Whether ``m``'s training reads the RPN teacher: the teacher itself, the mimic
+        students, the R-FCN teacher and the stage-2 models fine-tuned from a mimic student."""
+        return self.is_rpn_teacher(m) or any(
+            dep is not None and self.depends_on_teacher(BY_NAME[dep])
+            for dep in (m.teacher, m.init_from))
+
+    def run_name(self, m: BenchmarkModel) -> str:
+        """The folder name of ``m``'s runs and result files. A model that depends on a teacher
+        candidate other than ``full`` carries that candidate's folder as a suffix
+        (``xs-mimic-1-2_teacher-jitter``), so one output folder keeps the runs of every teacher
+        and its scratch students serve them all."""
+        name = m.run_dir or m.name
+        suffix = self.teacher.run_dir
+        if suffix and not self.is_rpn_teacher(m) and self.depends_on_teacher(m):
+            return f'{name}_{suffix}'
+        return name
+
     def work_dir(self, m: BenchmarkModel, seed: int) -> str:
         if m.seeded:
-            return osp.join(self.root, f'seed{seed}', m.name)
-        return osp.join(self.args.out, 'shared', m.name)
+            return osp.join(self.root, f'seed{seed}', self.run_name(m))
+        return osp.join(self.args.out, 'shared', self.run_name(m))
 
     def plan(self) -> List[tuple]:
         """Every stage in order: ``(kind, model, seed)``; kind: train / cache / eval."""
@@ -259,7 +285,10 @@ class MainJob:
 
     # --------------------------------------------------------------- configs
     def cache_cfg(self) -> dict:
-        return dict(dir=osp.join(self.args.out, 'teacher_cache'), dtype='float16',
+        # one cache per teacher candidate (the full-size teacher's keeps the plain name)
+        teacher = next(m for m in self.models if self.is_rpn_teacher(m))
+        name = 'teacher_cache' if teacher.run_dir is None else f'teacher_cache_{teacher.run_dir}'
+        return dict(dir=osp.join(self.args.out, name), dtype='float16',
                     max_gb=self.args.cache_max_gb, verify=2, missing='error')
 
     def config_of(self, m: BenchmarkModel, seed: int, for_training: bool = True):
@@ -395,7 +424,7 @@ class MainJob:
         if split == 'test':
             for ev in cfg.test_evaluator:
                 if ev['type'] == 'CaltechMRMetric':
-                    ev.update(save_result_files=True, algorithm=m.name,
+                    ev.update(save_result_files=True, algorithm=self.run_name(m),
                               outfile_prefix=self.results_root(m, seed))
         else:
             cfg.test_evaluator = copy.deepcopy(VAL_EVALUATOR)
@@ -416,7 +445,7 @@ class MainJob:
         return osp.join(osp.dirname(self.work_dir(m, seed)), 'results')
 
     def result_dir(self, m: BenchmarkModel, seed: int) -> str:
-        return osp.join(self.results_root(m, seed), 'res', m.name)
+        return osp.join(self.results_root(m, seed), 'res', self.run_name(m))
 
     # --------------------------------------------------------------- main
     def run(self) -> Dict:
@@ -747,7 +776,8 @@ def plot_curves(job: MainJob, records: Dict) -> str:
                                settings=('Reasonable', ), sets=(TEST_SET, ),
                                img_list=osp.join(job.args.data_dir, SPLIT_LISTS['test']),
                                names=names)
-    curves = [(BY_NAME[n].label, r['Reasonable']['fppi'], r['Reasonable']['miss_rate'],
+    labels = {m.name: m.label for m in job.models}
+    curves = [(labels[n], r['Reasonable']['fppi'], r['Reasonable']['miss_rate'],
                r['Reasonable']['MR-2']) for n, r in scored.items()]
     return plot_mr_fppi(curves, osp.join(job.args.out, 'mr_fppi.png'),
                         title=f'vtest.avi test frames, Reasonable (seed {seed})')
@@ -766,6 +796,9 @@ def parse_args(argv=None):
     parser.add_argument('--blocks', nargs='+', choices=['cross-scale', 'same-input', 'stage2'],
                         help='override the preset\'s blocks (the teacher is always trained)')
     parser.add_argument('--iters', type=int, help='stage-1 student iterations')
+    parser.add_argument('--teacher', choices=list(TEACHER_CANDIDATES),
+                        help='the RPN teacher (default: the preset\'s; candidates compared on '
+                             'validation by benchmarks/vtest_teacher_sweep.py)')
     parser.add_argument('--teacher-iters', type=int, help='teacher iterations')
     parser.add_argument('--teacher-val-interval', type=int,
                         help='validate the teacher every N iterations (best checkpoint kept)')
@@ -799,8 +832,8 @@ def parse_args(argv=None):
     preset = PRESETS[args.preset]
     # --mimic-weight sets every mimic student; without it the preset's exceptions apply
     weights = dict(preset['mimic_weights']) if args.mimic_weight is None else {}
-    for key in ('seeds', 'iters', 'teacher_iters', 'teacher_val_interval', 'stage2_iters',
-                'mimic_weight'):
+    for key in ('seeds', 'iters', 'teacher', 'teacher_iters', 'teacher_val_interval',
+                'stage2_iters', 'mimic_weight'):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
     mimic_names = [m.name for m in MODELS if m.mimic]

@@ -1,6 +1,7 @@
-"""benchmarks/vtest_teacher_sweep.py on a 32-frame synthetic walker video: both teacher
-candidates (full-size and upscaled x2 frames) trained for 2 iterations, validated after each,
-their kept checkpoints re-scored on the validation split, and the choice written."""
+"""benchmarks/vtest_teacher_sweep.py on a 32-frame synthetic walker video: every teacher
+candidate (full-size frames, upscaled x2, scale jitter + photometric distortion) trained for 2
+iterations, validated after each, their kept checkpoints re-scored on the validation split, and
+the choice written."""
 import json
 import os
 import os.path as osp
@@ -17,6 +18,9 @@ def test_candidates_differ_only_in_the_input():
     from mmengine.config import Config
     full, x2 = TEACHER_CANDIDATES['full'], TEACHER_CANDIDATES['x2']
     assert full is BY_NAME['teacher']  # the main job's own teacher, its run reused
+    # every candidate is 'the teacher' to the students; each trains in its own folder
+    assert {m.name for m in TEACHER_CANDIDATES.values()} == {'teacher'}
+    assert len({m.run_dir for m in TEACHER_CANDIDATES.values()}) == len(TEACHER_CANDIDATES)
     a, b = (Config.fromfile(m.config) for m in (full, x2))
     assert a.model.backbone == b.model.backbone and a.model.rpn_head.anchor_generator.strides == \
         b.model.rpn_head.anchor_generator.strides
@@ -31,6 +35,15 @@ def test_candidates_differ_only_in_the_input():
     for loader in ('val_dataloader', 'test_dataloader'):
         sizes = [t['scale'] for t in b[loader].dataset.pipeline if t['type'] == 'Resize']
         assert sizes == [(1280, 960)], loader
+    # the augmented candidate: the plain teacher's network, crops and test frames, and only
+    # training-time scale jitter and photometric distortion added
+    c = Config.fromfile(TEACHER_CANDIDATES['jitter'].config)
+    assert c.model == a.model
+    plain = [t['type'] for t in a.train_dataloader.dataset.pipeline]
+    jitter = [t['type'] for t in c.train_dataloader.dataset.pipeline]
+    assert [t for t in jitter if t not in ('RandomResize', 'PhotoMetricDistortion')] == plain
+    for loader in ('val_dataloader', 'test_dataloader'):
+        assert c[loader].dataset.pipeline == a[loader].dataset.pipeline, loader
 
 
 @pytest.mark.slow
@@ -48,8 +61,9 @@ def test_teacher_sweep_end_to_end(repo_root, tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     result = json.load(open(osp.join(commit, 'teacher_sweep.json')))
     rows = result['candidates']
-    assert set(rows) == {'full', 'x2'}
-    assert {r['model'] for r in rows.values()} == {'teacher', 'teacher-x2'}
+    assert set(rows) == {'full', 'x2', 'jitter'}
+    assert {n: r['run_dir'] for n, r in rows.items()} == {
+        'full': 'teacher', 'x2': 'teacher-x2', 'jitter': 'teacher-jitter'}
     for name, r in rows.items():
         curve = dict(r['curve'])
         assert sorted(curve) == [1, 2], name  # a validation after each iteration
@@ -63,13 +77,13 @@ def test_teacher_sweep_end_to_end(repo_root, tmp_path):
     assert 'configs/vtest/rpn_inception_vtest-x2.py' in table
     assert osp.getsize(osp.join(commit, 'teacher_sweep.png')) > 1000
     # the test split was never scored
-    for name in ('teacher', 'teacher-x2'):
+    for name in ('teacher', 'teacher-x2', 'teacher-jitter'):
         files = os.listdir(osp.join(out, 'shared', name))
         assert 'val_metrics.json' in files and 'test_metrics.json' not in files, name
 
-    # a re-run reuses both candidates
+    # a re-run reuses every candidate
     proc = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert proc.stdout.count('reusing') == 2
+    assert proc.stdout.count('reusing') == 3
     assert json.load(open(osp.join(commit, 'teacher_sweep.json')))['candidates'] == rows

@@ -172,3 +172,69 @@ def test_mimic_weights_per_model(repo_root, tmp_path, capsys):
         with pytest.raises(SystemExit):
             mimic_demo.parse_args(bad)
         assert words in capsys.readouterr().err
+
+
+def test_teacher_candidate_choice(repo_root, tmp_path, capsys):
+    """--teacher puts a TEACHER_CANDIDATES entry in the teacher's place: its config and run
+    folder, its own teacher-feature cache, its checkpoint in every mimic student's config, and
+    its own folders for everything that reads it; the scratch students do not change; an
+    unknown candidate is refused."""
+    import pytest
+    sys.path.insert(0, osp.join(repo_root, 'tools'))
+    try:
+        import mimic_demo
+    finally:
+        sys.path.pop(0)
+    from mmmimic.benchmark import BY_NAME, PRESETS, TEACHER_CANDIDATES
+
+    def job(*argv):
+        return mimic_demo.MainJob(mimic_demo.parse_args(['--out', str(tmp_path), *argv]))
+
+    plain = job()
+    assert plain.args.teacher == PRESETS['default']['teacher'] == 'full'
+    teacher = plain.models[0]
+    assert teacher is BY_NAME['teacher']
+    assert plain.work_dir(teacher, 0) == osp.join(str(tmp_path), 'shared', 'teacher')
+    assert plain.cache_cfg()['dir'] == osp.join(str(tmp_path), 'teacher_cache')
+
+    jitter = job('--teacher', 'jitter')
+    teacher = jitter.models[0]
+    assert teacher is TEACHER_CANDIDATES['jitter'] and teacher.name == 'teacher'
+    assert [m.name for m in jitter.models] == [m.name for m in plain.models]
+    assert jitter.is_rpn_teacher(teacher) and jitter.iters_of(teacher) == 1500
+    run = osp.join(str(tmp_path), 'shared', 'teacher-jitter')
+    assert jitter.work_dir(teacher, 0) == run
+    assert jitter.cache_cfg()['dir'] == osp.join(str(tmp_path), 'teacher_cache_teacher-jitter')
+    cfg = jitter.config_of(teacher, 0)
+    assert cfg.work_dir == run and cfg.train_cfg.val_interval == 250
+    assert [t['type'] for t in cfg.train_dataloader.dataset.pipeline][2] == 'RandomResize'
+    jitter.ckpts['teacher@0'] = osp.join(run, 'best.pth')
+    mimic = jitter.config_of(BY_NAME['xs-mimic-1-2'], 0, for_training=False)
+    assert mimic.model.teacher_ckpt == osp.join(run, 'best.pth')
+    # the scratch students' configs are the plain run's (their runs are shared)
+    for name in ('xs-scratch-1-2', 's2-scratch-1-2', 'scratch-1-4'):
+        if BY_NAME[name].init_from:
+            for j in (plain, jitter):
+                j.ckpts[f'{BY_NAME[name].init_from}@0'] = 'stage1.pth'
+        a, b = (j.config_of(BY_NAME[name], 0, for_training=False) for j in (plain, jitter))
+        assert a.pretty_text == b.pretty_text, name
+    # one output folder keeps both teachers' runs: what reads the teacher gets its own folder,
+    # the scratch students are shared
+    root = str(tmp_path)
+    for name, seed, plain_dir, jitter_dir in (
+            ('xs-mimic-1-2', 1, 'seed1/xs-mimic-1-2', 'seed1/xs-mimic-1-2_teacher-jitter'),
+            ('mimic-1-4', 0, 'seed0/mimic-1-4', 'seed0/mimic-1-4_teacher-jitter'),
+            ('xs-scratch-1-2', 1, 'seed1/xs-scratch-1-2', 'seed1/xs-scratch-1-2'),
+            ('teacher-rfcn', 0, 'shared/teacher-rfcn', 'shared/teacher-rfcn_teacher-jitter'),
+            ('s2-mimic-1-2', 0, 'seed0/s2-mimic-1-2', 'seed0/s2-mimic-1-2_teacher-jitter'),
+            ('s2-twostage-1-2', 0, 'seed0/s2-twostage-1-2',
+             'seed0/s2-twostage-1-2_teacher-jitter'),
+            ('s2-scratch-1-2', 0, 'seed0/s2-scratch-1-2', 'seed0/s2-scratch-1-2')):
+        m = BY_NAME[name]
+        assert plain.work_dir(m, seed) == osp.join(root, plain_dir), name
+        assert jitter.work_dir(m, seed) == osp.join(root, jitter_dir), name
+        assert jitter.result_dir(m, seed) == osp.join(
+            root, osp.dirname(jitter_dir), 'results', 'res', osp.basename(jitter_dir)), name
+    with pytest.raises(SystemExit):
+        mimic_demo.parse_args(['--teacher', 'huge'])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
