@@ -286,8 +286,8 @@ class MainJob:
     # --------------------------------------------------------------- configs
     def cache_cfg(self) -> dict:
         # one cache per teacher candidate (the full-size teacher's keeps the plain name)
-        teacher = next(m for m in self.models if self.is_rpn_teacher(m))
-        name = 'teacher_cache' if teacher.run_dir is None else f'teacher_cache_{teacher.run_dir}'
+        run_dir = self.teacher.run_dir
+        name = 'teacher_cache' if run_dir is None else f'teacher_cache_{run_dir}'
         return dict(dir=osp.join(self.args.out, name), dtype='float16',
                     max_gb=self.args.cache_max_gb, verify=2, missing='error')
 
