@@ -5,6 +5,7 @@ from typing import Optional
 
 import torch.nn as nn
 
+from mmmimic.fileio import check_output_path  # noqa: F401  (re-exported)
 from .checkpoint import load_state_dict
 
 
@@ -30,27 +31,6 @@ def check_fresh_work_dir(work_dir: str, resume: bool) -> None:
             f'work dir {work_dir} already holds checkpoints of an earlier run ({shown}); a new '
             'run would overwrite them. Continue it with --resume, pick another --work-dir, or '
             'pass --overwrite to start over.')
-
-
-def check_output_path(path: str, overwrite: bool, what: str = 'output file') -> str:
-    """Refuse to overwrite an existing ``path`` unless ``overwrite``; its folder must exist.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-        IsADirectoryError: ``path`` is a folder.
-        FileNotFoundError: the folder ``path`` would be written into does not exist.
-    """
-    if osp.isdir(path):
-        raise IsADirectoryError(f'{what} {path} is a folder; give a file name')
-    if osp.exists(path) and not overwrite:
-        raise FileExistsError(f'{what} {path} already exists; pass --overwrite to replace it')
-    folder = osp.dirname(osp.abspath(path))
-    if not osp.isdir(folder):
-        raise FileNotFoundError(f'the folder of {what} {path} does not exist: {folder}')
-    return path
 
 
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:
