@@ -48,10 +48,12 @@ did. :func:`install` registers the loader as mmengine's scheme for local paths, 
 ``resume``, ``load_checkpoint`` and ``init_cfg=dict(type='Pretrained')`` all go through it.
 """
 import copyreg
+import io
 import math
 import os
 import os.path as osp
 import pickle
+import pickletools
 import re
 import zipfile
 from typing import Any, List, Tuple
@@ -92,6 +94,11 @@ def _canonical_dtype(dtype: Any) -> np.dtype:
     return np.dtype(dtype.str)
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
 def _checked_dtype(spec: Any, align: bool = False, copy: bool = True) -> np.dtype:
     """Stand-in for the ``numpy.dtype(spec, align, copy)`` records of numpy's pickles."""
     if not isinstance(spec, str):
@@ -109,7 +116,17 @@ def _checked_scalar(dtype: Any, data: Any = None) -> Any:
 
 
 class _LoadedArray(np.ndarray):
-    """What a pickled ``numpy.ndarray`` is rebuilt as; checked before numpy sees the data."""
+    """What a pickled ``numpy.ndarray`` is rebuilt as; checked before numpy sees the data.
+
+    It can only be made by :func:`_checked_reconstruct` (an empty array, then the checked BUILD):
+    a NEWOBJ record ``ndarray.__new__(shape, dtype, buffer)`` would skip every check (an object
+    array over forged pointers, or any amount of memory from a few bytes), so ``__new__``
+    refuses.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> '_LoadedArray':
+        _refuse(f'refused numpy.ndarray.__new__{_short(args)}: arrays may only be rebuilt '
+                'through numpy\'s _reconstruct record and its checked state')
 
     def __setstate__(self, state: Any) -> None:
         if not (isinstance(state, tuple) and len(state) == 5):
@@ -204,27 +221,192 @@ def _safe_globals() -> List[Tuple[Any, str]]:
     return entries
 
 
+#: nesting depth the post-load walk accepts (mmengine's checkpoints nest fewer than 10 levels)
+MAX_DEPTH = 200
+
+
 def _finalize(obj: Any) -> Any:
-    """Turn the stand-in types back into plain numpy arrays / HistoryBuffers, in place."""
-    if isinstance(obj, _LoadedArray):
-        return obj.view(np.ndarray)
-    if isinstance(obj, _LoadedHistoryBuffer):
-        obj.__class__ = HistoryBuffer
-        obj._log_history = _finalize(obj._log_history)
-        obj._count_history = _finalize(obj._count_history)
-        return obj
-    if isinstance(obj, np.dtype):
-        return _canonical_dtype(obj)
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            obj[key] = _finalize(value)
-        return obj
-    if isinstance(obj, list):
-        obj[:] = [_finalize(v) for v in obj]
-        return obj
-    if type(obj) is tuple:  # not torch.Size or other tuple subclasses
-        return tuple(_finalize(v) for v in obj)
-    return obj
+    """Turn the stand-in types back into plain numpy arrays / HistoryBuffers, in place.
+
+    Each container is visited once (shared and self-containing references are not walked
+    again), and nesting deeper than :data:`MAX_DEPTH` is refused, so a small file cannot make
+    the walk take exponential time or overflow the stack.
+    """
+    done = {}
+
+    def walk(obj: Any, depth: int) -> Any:
+        if isinstance(obj, _LoadedArray):
+            return obj.view(np.ndarray)
+        if isinstance(obj, np.dtype):
+            return _canonical_dtype(obj)
+        if not isinstance(obj, (dict, list, _LoadedHistoryBuffer)) and type(obj) is not tuple:
+            return obj  # tensors, numbers, strings, torch.Size and other tuple subclasses
+        if id(obj) in done:
+            return done[id(obj)]
+        if depth > MAX_DEPTH:
+            _refuse(f'refused a record nested deeper than {MAX_DEPTH} levels: checkpoints of '
+                    'weights are a few levels deep')
+        if isinstance(obj, _LoadedHistoryBuffer):
+            done[id(obj)] = obj
+            obj.__class__ = HistoryBuffer
+            obj._log_history = walk(obj._log_history, depth + 1)
+            obj._count_history = walk(obj._count_history, depth + 1)
+        elif isinstance(obj, dict):
+            done[id(obj)] = obj
+            for key, value in obj.items():
+                obj[key] = walk(value, depth + 1)
+        elif isinstance(obj, list):
+            done[id(obj)] = obj
+            obj[:] = [walk(v, depth + 1) for v in obj]
+        else:  # a plain tuple: rebuilt (a tuple cannot contain itself)
+            done[id(obj)] = tuple(walk(v, depth + 1) for v in obj)
+        return done[id(obj)]
+
+    return walk(obj, 0)
+
+
+# Callables of torch's own allow-list that allocate memory for integer arguments:
+# ``bytearray(n)`` and the legacy tensor classes (``torch.FloatTensor(n)``).
+_ALLOCATING = re.compile(r'^(?:builtins|__builtin__)\.bytearray$|^torch\.(?:cuda\.)?\w*Tensor$')
+_INT_OPS = {'INT', 'BININT', 'BININT1', 'BININT2', 'LONG', 'LONG1', 'LONG4'}
+_STR_OPS = {'STRING', 'BINSTRING', 'SHORT_BINSTRING', 'UNICODE', 'BINUNICODE',
+            'SHORT_BINUNICODE', 'BINUNICODE8'}
+_MARK = object()
+
+
+def _storage_itemsize(name: str) -> int:
+    """Bytes per element of a storage class named in a persistent id (16 when unknown)."""
+    short = name.rsplit('.', 1)[-1]
+    for dtype, storage in torch.storage._dtype_to_storage_type_map().items():
+        if storage == short:
+            return dtype.itemsize
+    return 1 if short == 'UntypedStorage' else 16
+
+
+def _ints(value: Any, depth: int = 0) -> List[int]:
+    """The integers in a scanned argument (nested tuples to 3 levels)."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == 'int':
+        return [value[1]]
+    if isinstance(value, list) and depth < 3:
+        return [n for v in value for n in _ints(v, depth + 1)]
+    return []
+
+
+def _scan_records(stream: Any, budget: int) -> None:
+    """Read one pickle's opcodes (nothing is run) and refuse the records that ask for more memory
+    than the file can hold: ``bytearray(n)`` / ``torch.FloatTensor(n)`` with sizes beyond
+    ``budget`` bytes, and storages whose element count exceeds what the file stores.
+
+    A small symbolic stack follows literals, globals, tuples and the memo; everything else is
+    an opaque value.
+    """
+    stack, memo = [], {}
+
+    def pop_mark():
+        items = []
+        while stack and stack[-1] is not _MARK:
+            items.append(stack.pop())
+        if stack:
+            stack.pop()
+        return items[::-1]
+
+    for op, arg, pos in pickletools.genops(stream):
+        name = op.name
+        if name in _INT_OPS:
+            stack.append(('int', int(arg)))
+        elif name in _STR_OPS:
+            stack.append(('str', arg))
+        elif name == 'GLOBAL':
+            stack.append(('global', arg.replace(' ', '.')))
+        elif name == 'STACK_GLOBAL':
+            attr, module = stack.pop() if stack else None, stack.pop() if stack else None
+            both = isinstance(module, tuple) and isinstance(attr, tuple)
+            stack.append(('global', f'{module[1]}.{attr[1]}' if both else '?'))
+        elif name == 'MARK':
+            stack.append(_MARK)
+        elif name == 'TUPLE':
+            stack.append(pop_mark())
+        elif name in ('TUPLE1', 'TUPLE2', 'TUPLE3'):
+            n = int(name[-1])
+            items = stack[-n:] if len(stack) >= n else []
+            del stack[-n:]
+            stack.append(list(items))
+        elif name == 'EMPTY_TUPLE':
+            stack.append([])
+        elif name in ('PUT', 'BINPUT', 'LONG_BINPUT'):
+            memo[arg] = stack[-1] if stack else None
+        elif name == 'MEMOIZE':
+            memo[len(memo)] = stack[-1] if stack else None
+        elif name in ('GET', 'BINGET', 'LONG_BINGET'):
+            stack.append(memo.get(arg))
+        elif name in ('REDUCE', 'NEWOBJ', 'NEWOBJ_EX'):
+            if name == 'NEWOBJ_EX' and stack:
+                stack.pop()  # kwargs
+            args = stack.pop() if stack else None
+            func = stack.pop() if stack else None
+            if isinstance(func, tuple) and func[0] == 'global' and _ALLOCATING.match(func[1]):
+                per_item = 1 if func[1].endswith('bytearray') else 8  # at most 8 per tensor item
+                wanted = math.prod(_ints(args)) * per_item if _ints(args) else 0
+                if wanted > budget:
+                    _refuse(f'refused {func[1]}{_short(tuple(_ints(args)))} at byte {pos}: '
+                            f'it asks for {wanted} bytes, more than the file holds ({budget})')
+            stack.append(None)
+        elif name in ('BINPERSID', 'PERSID'):
+            pid = stack.pop() if name == 'BINPERSID' and stack else None
+            if isinstance(pid, list) and len(pid) >= 5 and pid[0] == ('str', 'storage') and \
+                    isinstance(pid[1], tuple) and pid[1][0] == 'global':
+                numel = _ints(pid[4])
+                wanted = numel[0] * _storage_itemsize(pid[1][1]) if numel else 0
+                if wanted > budget:
+                    key = pid[2][1] if isinstance(pid[2], tuple) else '?'
+                    _refuse(f'refused storage record {key} at byte {pos}: {numel[0]} elements of '
+                            f'{pid[1][1]} need {wanted} bytes, more than the file holds '
+                            f'({budget})')
+            stack.append(None)
+        elif name == 'POP':
+            del stack[-1:]
+        elif name == 'POP_MARK':
+            pop_mark()
+        elif name == 'DUP':
+            stack.append(stack[-1] if stack else None)
+        elif name in ('APPEND', 'BUILD'):
+            del stack[-1:]
+        elif name == 'SETITEM':
+            del stack[-2:]
+        elif name in ('APPENDS', 'SETITEMS', 'ADDITEMS'):
+            pop_mark()
+        elif name in ('LIST', 'DICT', 'FROZENSET', 'OBJ', 'INST'):
+            pop_mark()
+            stack.append(None)
+        elif name in ('STOP', 'PROTO', 'FRAME'):
+            pass
+        else:  # other pushes: None, bools, floats, bytes, empty containers, ...
+            stack.append(None)
+
+
+def _scan_file(filename: str) -> None:
+    """Run :func:`_scan_records` over the pickles of a zip or legacy checkpoint."""
+    budget = osp.getsize(filename)
+    if zipfile.is_zipfile(filename):
+        with zipfile.ZipFile(filename) as archive:
+            damaged = archive.testzip()  # every record against its CRC-32 (torch writes them)
+            if damaged is not None:
+                raise RuntimeError(f'record {damaged} fails its CRC-32 check: the file was '
+                                   'changed or damaged after it was written')
+            for info in archive.infolist():
+                if info.filename.endswith('data.pkl') and info.filename.count('/') == 1:
+                    if info.file_size > budget:
+                        _refuse(f'refused record {info.filename}: it claims {info.file_size} '
+                                f'bytes, more than the file holds ({budget})')
+                    with archive.open(info) as fh:
+                        _scan_records(io.BytesIO(fh.read()), budget)
+        return
+    with open(filename, 'rb') as fh:
+        # legacy: magic number, protocol, sys info, the object, the storage keys
+        for _ in range(5):
+            if not fh.peek(1):
+                break
+            _scan_records(fh, budget)
 
 
 _REFUSAL = re.compile(r'(Unsupported global: GLOBAL \S+|Trying to load unsupported GLOBAL \S+|'
@@ -265,8 +447,20 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
     if trust_checkpoints():
         return torch.load(filename, map_location=map_location, weights_only=False)
     try:
+        _scan_file(filename)
         with torch.serialization.safe_globals(_safe_globals()):
             ckpt = torch.load(filename, map_location=map_location, weights_only=True)
+        return _finalize(ckpt)
+    except UnsafeCheckpointError as e:  # the record scan or the post-load walk
+        raise UnsafeCheckpointError(f'refused to load checkpoint {filename}: {e}') from None
+    except RecursionError:
+        raise UnsafeCheckpointError(
+            f'refused to load checkpoint {filename}: its records nest too deeply to read '
+            '(RecursionError); checkpoints of weights are a few levels deep') from None
+    except MemoryError:
+        raise UnsafeCheckpointError(
+            f'refused to load checkpoint {filename}: a record asks for more memory than this '
+            'machine has (MemoryError)') from None
     except pickle.UnpicklingError as e:
         if _REFUSAL.search(str(e)):
             raise UnsafeCheckpointError(_explain_refusal(filename, e)) from None
@@ -283,7 +477,6 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
             IndexError, KeyError, TypeError) as e:
         raise RuntimeError(f'cannot read checkpoint {filename}: it is not a torch checkpoint or '
                            f'it is truncated ({type(e).__name__}: {e})') from None
-    return _finalize(ckpt)
 
 
 def _load_from_local(filename: str, map_location: Any = None) -> Any:

@@ -1,4 +1,5 @@
-from .checkpoint import (STUDENT_PREFIX, extract_state_dict, load_state_dict,  # noqa: F401
+from .checkpoint import (STUDENT_PREFIX, UNCHECKED_WEIGHTS_ENV, check_weight_values,  # noqa: F401
+                         extract_state_dict, load_state_dict,
                          read_checkpoint)
 from .checks import (check_checkpoint_matches_model, check_config_path,  # noqa: F401
                      check_fresh_work_dir, check_output_path,
