@@ -4,6 +4,7 @@ Each ``write_*`` function writes one file at ``path`` whose loading with full un
 ``marker`` (or hangs / corrupts memory, as said), so a test can prove both that the payload is
 real (trusted loading runs it) and that mmmimic's loader refuses it.
 """
+import copyreg
 import io
 import os
 import pickle
@@ -142,3 +143,68 @@ MARKER_PAYLOADS = {
     'zip_eval': write_zip_eval,
     'zip_getattr_chain': write_zip_getattr_chain,
 }
+
+
+class NewObj:
+    """Pickles as one NEWOBJ record ``cls.__new__(cls, *args)``, skipping ``cls``'s checks."""
+
+    def __init__(self, cls, *args):
+        self._cls, self.args = cls, args
+
+    @property
+    def __class__(self):  # pickle insists that NEWOBJ's class be the object's class
+        return self._cls
+
+    def __reduce__(self):
+        return copyreg.__newobj__, (self._cls, *self.args)
+
+
+def with_meta_entry(path: str, value) -> None:
+    ckpt = _genuine_checkpoint()
+    ckpt['meta']['x'] = value
+    torch.save(ckpt, path)
+
+
+def write_newobj_object_array(path: str) -> None:
+    """``ndarray.__new__((2,), 'O', 16 bytes)``: an object array over forged pointers."""
+    with_meta_entry(path, NewObj(np.ndarray, (2, ), 'O', b'A' * 16))
+
+
+#: NEWOBJ / REDUCE records of a ~1.5 kB file that each ask for 1 GiB
+MEMORY_PAYLOADS = {
+    'newobj_array_1gib': lambda: NewObj(np.ndarray, (2**27, ), 'f8'),
+    'bytearray_1gib': lambda: Call(bytearray, 2**30),
+    'float_tensor_1gib': lambda: Call(torch.FloatTensor, 2**28),
+}
+
+
+def write_legacy_storage_claim(path: str, numel: int = 2**28) -> None:
+    """A legacy checkpoint whose storage record claims ``numel`` floats (the file holds 3)."""
+    genuine = io.BytesIO()
+    torch.save({'state_dict': OrderedDict(w=torch.arange(3.))}, genuine,
+               _use_new_zipfile_serialization=False)
+    data = genuine.getvalue()
+    assert data.count(b'K\x03Nt') == 1  # BININT1 3, NONE, TUPLE: the storage's element count
+    with open(path, 'wb') as f:
+        f.write(data.replace(b'K\x03Nt', b'J' + struct.pack('<i', numel) + b'Nt'))
+
+
+def shared_fan_out(levels: int = 30, width: int = 10) -> list:
+    """``levels`` levels of ``width`` references to one list: width**levels paths, a few kB."""
+    value = [1]
+    for _ in range(levels):
+        value = [value] * width
+    return value
+
+
+def deep_nesting(depth: int = 5000) -> list:
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def self_containing() -> list:
+    value = [1]
+    value.append(value)
+    return value

@@ -15,7 +15,10 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-from checkpoint_payloads import (MARKER_PAYLOADS, write_numpy_object_forgery,
+from checkpoint_payloads import (MARKER_PAYLOADS, MEMORY_PAYLOADS, with_meta_entry,
+                                 deep_nesting, self_containing, shared_fan_out,
+                                 write_legacy_storage_claim, write_newobj_object_array,
+                                 write_numpy_object_forgery,
                                  write_torchscript_loop)
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
@@ -241,3 +244,99 @@ def test_missing_file_and_folder_name_the_path(tmp_path):
 def test_loader_is_mmengines_local_scheme():
     import mmmimic  # noqa: F401
     assert CheckpointLoader._schemes[''].__module__ == 'mmmimic.compat.checkpoint'
+
+
+# --- Records that crash, ask for memory, or make the walk explode -------------------------------
+
+_TRUSTED_PROBE = ('import sys, torch\n'
+                  'ckpt = torch.load(sys.argv[1], weights_only=False)\n'
+                  'x = ckpt["meta"]["x"]\n'
+                  'print(getattr(x, "nbytes", None) or len(x))\n'
+                  'print(repr(x)[:40])\n')
+
+
+def _verdict(path, timeout=120):
+    proc = _run(_LOADER, [path], timeout=timeout)
+    assert proc.returncode == 0, f'loader process died ({proc.returncode}): {proc.stderr[-2000:]}'
+    return json.loads(proc.stdout.strip().splitlines()[-1])[path]
+
+
+def test_newobj_object_array_is_refused_not_a_crash(tmp_path):
+    path = str(tmp_path / 'newobj.pth')
+    write_newobj_object_array(path)
+    assert _run(_TRUSTED_PROBE, [path], timeout=120).returncode == -11  # real: a segfault
+    verdict = _verdict(path)
+    assert not verdict['loaded'] and verdict['type'] == 'UnsafeCheckpointError'
+    assert f'refused to load checkpoint {path}' in verdict['msg']
+    assert "refused numpy.ndarray.__new__((2,), 'O'" in verdict['msg']
+
+
+@pytest.mark.parametrize('name,offending', [
+    ('newobj_array_1gib', "refused numpy.ndarray.__new__((134217728,), 'f8')"),
+    ('bytearray_1gib', 'refused __builtin__.bytearray(1073741824,) at byte'),
+    ('float_tensor_1gib', 'refused torch.FloatTensor(268435456,) at byte'),
+])
+def test_records_asking_for_more_memory_than_the_file_holds_are_refused(tmp_path, name,
+                                                                         offending):
+    path = str(tmp_path / f'{name}.pth')
+    with_meta_entry(path, MEMORY_PAYLOADS[name]())
+    assert os.path.getsize(path) < 4096
+    trusted = _run(_TRUSTED_PROBE, [path], timeout=120)
+    assert int(trusted.stdout.splitlines()[0]) == 2**30  # real: 1 GiB from a few kB
+    verdict = _verdict(path)
+    assert not verdict['loaded'] and verdict['type'] == 'UnsafeCheckpointError'
+    assert f'refused to load checkpoint {path}' in verdict['msg'] and offending in verdict['msg']
+
+
+def test_legacy_storage_claiming_more_than_the_file_is_refused(tmp_path):
+    path = str(tmp_path / 'claim.pth')
+    write_legacy_storage_claim(path)
+    verdict = _verdict(path)
+    assert not verdict['loaded'] and verdict['type'] == 'UnsafeCheckpointError'
+    assert '268435456 elements of torch.FloatStorage need 1073741824 bytes, more than the file ' \
+           f'holds ({os.path.getsize(path)})' in verdict['msg']
+
+
+def test_shared_references_are_walked_once(tmp_path):
+    path = str(tmp_path / 'fan.pth')
+    with_meta_entry(path, shared_fan_out())
+    assert os.path.getsize(path) < 4096
+    # a walk that follows every path visits 10**30 lists; plain torch.load reads it at once
+    code = _LOADER.replace('load_checkpoint_file(path)',
+                           'x = load_checkpoint_file(path)["meta"]["x"]; '
+                           'assert x[0] is x[9] and x[0][0] is x[9][9]')
+    proc = _run(code, [path], timeout=60)
+    assert json.loads(proc.stdout.strip().splitlines()[-1])[path] == {'loaded': True}
+
+
+def test_deep_nesting_is_refused_naming_the_file(tmp_path):
+    path = str(tmp_path / 'deep.pth')
+    sys.setrecursionlimit(20000)
+    try:
+        with_meta_entry(path, deep_nesting())
+    finally:
+        sys.setrecursionlimit(1000)
+    verdict = _verdict(path)
+    assert not verdict['loaded'] and verdict['type'] == 'UnsafeCheckpointError'
+    assert f'refused to load checkpoint {path}: refused a record nested deeper than 200 ' \
+           'levels' in verdict['msg']
+
+
+def test_self_containing_list_loads(tmp_path):
+    path = str(tmp_path / 'self.pth')
+    with_meta_entry(path, self_containing())
+    x = load_checkpoint_file(path)['meta']['x']
+    assert x[0] == 1 and x[1] is x
+
+
+def test_bit_flipped_storage_is_refused_naming_the_record(tmp_path):
+    path = str(tmp_path / 'flipped.pth')
+    torch.save({'state_dict': OrderedDict(w=torch.arange(1000.))}, path)
+    data = bytearray(open(path, 'rb').read())
+    at = data.index(torch.arange(1000.).numpy().tobytes()[400:408])
+    data[at] ^= 1
+    open(path, 'wb').write(bytes(data))
+    assert torch.load(path, weights_only=True)['state_dict']['w'][100] != 100.  # real: accepted
+    with pytest.raises(RuntimeError, match=f'cannot read checkpoint {path}: record '
+                       r'flipped/data/0 fails its CRC-32 check'):
+        load_checkpoint_file(path)
