@@ -19,16 +19,31 @@ images); ``train1x`` sets 00-05, every 30th frame from frame 29 (4250); ``test``
 30th frame from frame 29 (4024). Frames are 0-based and sampled below the vbb's ``nFrame``.
 
 Re-running skips frames whose image and annotation already exist, if they were converted from
-the same source video: ``sources.json`` records, per video, the size and SHA-256 of its ``.vbb``
-and the size and SHA-256 of the first and last MiB of its ``.seq`` (content, not mtimes, so a
-copied release is recognised). A video whose source changed, or whose output has no record (a
-folder from an older converter), has its old frames deleted and is converted again. Files are
-written to a temporary name and renamed, so an interrupted run leaves no partial file.
+the same source video: ``sources.json`` records, per video, the size and SHA-256 of its ``.vbb``,
+and the size, the SHA-256 of the first and last MiB (:data:`SEQ_HASH_BYTES`) and the SHA-256 of
+every byte of its ``.seq`` (content, not mtimes, so a copied release is recognised). What a
+re-run compares:
+
+- by default, the ``.vbb`` (every byte) and the ``.seq``'s size and first and last MiB. The
+  bytes of the ``.seq`` between those two MiB are *not* read: a frame replaced in the middle of
+  the file by one of the same size is not noticed, and its old output is kept;
+- with ``verify=True`` (``--verify``), also the SHA-256 of the whole ``.seq``, against the one
+  recorded at conversion: every byte is read (about the time of one read of the release). A
+  record without that hash (written by an older converter) cannot be verified, so its video is
+  converted again.
+
+A video whose source changed, or whose output has no record (a folder from an older converter),
+has its old frames deleted and is converted again. Output files are not hashed: an output image
+edited after the conversion is not noticed. Every file is written through
+:func:`mmmimic.fileio.atomic_output` (a temporary file in the same folder, renamed when
+complete), so an interrupted run leaves neither a partial file nor a ``.part``.
 
 Every frame is checked before it is written (:func:`~mmmimic.datasets.caltech_io.check_frame`:
-JPEG start/end markers, then a 1/8-scale decode), every vbb box must be finite with a
-non-negative size, and every label one word (the bbGt format is space-separated). Bad input
-stops the run with the file, frame and object at fault; frames written before stay valid.
+JPEG start/end markers, then a 1/8-scale decode), every vbb box must be finite with a positive
+size (a visible part: non-negative), every label a string of one word (the bbGt format is
+space-separated) and every id, ``occl`` and ``nFrame`` an integer number
+(:func:`~mmmimic.datasets.caltech_io.read_vbb`). Bad input stops the run with the file, frame
+and object at fault; frames written before stay valid.
 
 Only numpy, scipy, cv2 and tqdm: importable without torch or mmdet.
 """
@@ -40,22 +55,22 @@ import warnings
 from collections import OrderedDict, defaultdict
 from typing import Dict, List, Optional, Sequence
 
+from mmmimic.fileio import atomic_write_bytes
 from .caltech_io import (FRAME_PRESETS, SeqReader, check_frame, parse_img_id, parse_video_name,
-                         read_vbb, write_bbgt)
+                         read_image_list, read_vbb, write_bbgt)
 
 #: the fingerprint file written into the output folder
 SOURCES_FILE = 'sources.json'
-#: bytes hashed at each end of a .seq file for its fingerprint
+#: bytes hashed at each end of a .seq file for its quick fingerprint (the bytes between are
+#: compared only with ``verify=True``, through the SHA-256 of the whole file)
 SEQ_HASH_BYTES = 1 << 20
 #: ``frame_check`` values of :func:`convert_caltech`
 FRAME_CHECKS = ('decode', 'markers', 'none')
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = path + '.part'
-    with open(tmp, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
+def _write_own_output(path: str, data: bytes) -> None:
+    """Write one of the converter's own outputs (replaced on a re-run: that is the resume)."""
+    atomic_write_bytes(path, data, overwrite=True, what='converter output')
 
 
 def find_videos(src_root: str, sets: Sequence[int]) -> List[Dict]:
@@ -95,15 +110,58 @@ def _sha256(path: str, ranges: Optional[Sequence[tuple]] = None) -> str:
     return h.hexdigest()
 
 
-def source_fingerprint(seq: str, vbb: str) -> Dict[str, Dict]:
-    """What identifies a video's source files: sizes and content hashes (see module doc)."""
+def source_fingerprint(seq: str, vbb: str, full: bool = False) -> Dict[str, Dict]:
+    """What identifies a video's source files: sizes and content hashes (see module doc).
+
+    Args:
+        seq, vbb: the video's files.
+        full: also ``seq['sha256']``, the SHA-256 of every byte of the ``.seq``.
+
+    Returns:
+        ``{'seq': {'size', 'sha256_ends'[, 'sha256']}, 'vbb': {'size', 'sha256'}}``; the
+        ``.vbb`` is always hashed whole, the ``.seq`` at its first and last
+        :data:`SEQ_HASH_BYTES` (``sha256_ends``).
+    """
     seq_size = osp.getsize(seq)
     head = min(SEQ_HASH_BYTES, seq_size)
     tail = min(SEQ_HASH_BYTES, seq_size - head)
-    return dict(
+    fingerprint = dict(
         seq=dict(size=seq_size,
                  sha256_ends=_sha256(seq, [(0, head), (seq_size - tail, tail)])),
         vbb=dict(size=osp.getsize(vbb), sha256=_sha256(vbb)))
+    if full:
+        fingerprint['seq']['sha256'] = _sha256(seq)
+    return fingerprint
+
+
+def _quick_part(record) -> Optional[tuple]:
+    """The fields of a fingerprint that a default re-run compares (None: not a fingerprint)."""
+    try:
+        return (record['seq']['size'], record['seq']['sha256_ends'], record['vbb']['size'],
+                record['vbb']['sha256'])
+    except (KeyError, TypeError):
+        return None
+
+
+def _source_change(record, quick: Dict, seq: str, verify: bool) -> Optional[str]:
+    """Why the output recorded as ``record`` does not come from this source (None: it does).
+
+    With ``verify``, ``quick['seq']['sha256']`` is set to the whole file's hash."""
+    if record is None:
+        return 'without a source record (older converter or other tool)'
+    if _quick_part(record) != _quick_part(quick):
+        return 'converted from a different source'
+    if not verify:
+        return None
+    quick['seq']['sha256'] = _sha256(seq)
+    recorded = record['seq'].get('sha256')
+    if recorded is None:
+        return ('converted without a hash of the whole .seq (older converter), so --verify '
+                'cannot check them')
+    if recorded != quick['seq']['sha256']:
+        return ('converted from a different source (--verify: the SHA-256 of the whole .seq '
+                'differs from the one recorded, although its size and first and last MiB match)')
+    return None
 
 
 def _load_sources(out_dir: str) -> Dict[str, Dict]:
@@ -123,7 +181,7 @@ def _load_sources(out_dir: str) -> Dict[str, Dict]:
 
 def _save_sources(out_dir: str, videos: Dict[str, Dict]) -> None:
     text = json.dumps(dict(format=1, videos=videos), indent=1, sort_keys=True)
-    _atomic_write(osp.join(out_dir, SOURCES_FILE), text.encode())
+    _write_own_output(osp.join(out_dir, SOURCES_FILE), text.encode())
 
 
 def _existing_outputs(img_dir: str, ann_dir: str) -> Dict[tuple, List[str]]:
@@ -150,6 +208,9 @@ def check_vbb_labels(vbb: str, frames: Sequence[Sequence[Dict]]) -> None:
     for f, objs in enumerate(frames):
         for j, o in enumerate(objs):
             lbl = o['lbl']
+            if not isinstance(lbl, str):
+                raise ValueError(f'{vbb}: frame {f} (0-based), object {j} (id {o["id"]}): label '
+                                 f'{lbl!r} is not a string')
             if not lbl or any(c.isspace() for c in lbl):
                 raise ValueError(f'{vbb}: frame {f} (0-based), object {j} (id {o["id"]}): label '
                                  f'{lbl!r} is not one word; bbGt annotation files separate '
@@ -192,7 +253,8 @@ def convert_caltech(src_root: str,
                     presets: Sequence[str] = ('train10x', 'test'),
                     sets: Optional[Sequence[int]] = None,
                     progress: bool = True,
-                    frame_check: str = 'decode') -> Dict[str, Dict[int, Dict[str, int]]]:
+                    frame_check: str = 'decode',
+                    verify: bool = False) -> Dict[str, Dict[int, Dict[str, int]]]:
     """Extract the frames and annotations of ``presets`` (see the module docstring).
 
     Args:
@@ -204,15 +266,19 @@ def convert_caltech(src_root: str,
         progress: show a tqdm progress bar.
         frame_check: ``decode`` (JPEG markers + a 1/8-scale decode of every written frame),
             ``markers`` (start/end markers only) or ``none``.
+        verify: compare the SHA-256 of every byte of each ``.seq`` with the one recorded at
+            its conversion (default: its size and first and last MiB only; see the module
+            docstring); a video that differs is converted again.
 
     Returns:
         ``{preset: {set: {'images', 'with_person', 'persons', 'written'}}}``: images listed,
         images with at least one ``person`` box, ``person`` boxes, images newly written.
 
     Raises:
-        ValueError: a truncated/corrupt .seq or frame, a file that is not a vbb, a NaN/negative
-            vbb box, a label with a space, a badly named video, or ``sets`` outside the presets
-            (names the file, frame and object at fault).
+        ValueError: a truncated/corrupt .seq or frame, a file that is not a vbb, a NaN, zero-size
+            or inverted vbb box, a label that is not one word of text, a non-integer id, a badly
+            named video, or ``sets`` outside the presets (names the file, frame and object at
+            fault).
         FileNotFoundError: the source is not a folder, a preset finds no video, or a video lacks
             its .vbb.
         NotADirectoryError: the output path (or its ``images``/``annotations``) is a file.
@@ -257,16 +323,17 @@ def convert_caltech(src_root: str,
         for v in plan.values():
             key = f'set{v["set"]:02d}/V{v["video"]:03d}'
             fingerprint = source_fingerprint(v['seq'], v['vbb'])
-            if sources.get(key) != fingerprint:
+            why = _source_change(sources.get(key), fingerprint, v['seq'], verify)
+            if why is not None:
                 stale = existing.get((v['set'], v['video']), [])
                 if stale:
-                    why = ('converted from a different source' if key in sources else
-                           'without a source record (older converter or other tool)')
                     warnings.warn(f'{out_dir}: {len(stale)} output files of {key} were {why}; '
                                   f'deleting them and converting {v["seq"]} again')
                     for path in stale:
                         os.remove(path)
                     replaced.add((v['set'], v['video']))
+                if 'sha256' not in fingerprint['seq']:  # recorded for a later --verify
+                    fingerprint['seq']['sha256'] = _sha256(v['seq'])
                 sources[key] = fingerprint
                 _save_sources(out_dir, sources)
             prefix = f'set{v["set"]:02d}_V{v["video"]:03d}_I'
@@ -285,9 +352,8 @@ def convert_caltech(src_root: str,
                     if frame_check != 'none':
                         check_frame(data, f'{v["seq"]}: frame {f} (0-based)',
                                     decode=frame_check == 'decode')
-                    _atomic_write(img_path, data)
-                    write_bbgt(ann_path + '.part', v['objects'][f])
-                    os.replace(ann_path + '.part', ann_path)
+                    _write_own_output(img_path, data)
+                    write_bbgt(ann_path, v['objects'][f], overwrite=True)
                     written.add(img_id)
                 bar.update(1)
             if reader is not None:
@@ -304,7 +370,8 @@ def convert_caltech(src_root: str,
                     c['written'] += img_id in written
                     ids[p].append(img_id)
     for p in presets:
-        _atomic_write(osp.join(out_dir, p + '.txt'), ''.join(i + '\n' for i in ids[p]).encode())
+        _write_own_output(osp.join(out_dir, p + '.txt'),
+                          ''.join(i + '\n' for i in ids[p]).encode())
     if replaced:
         _drop_stale_lists(out_dir, presets, replaced)
     return counts
@@ -317,8 +384,7 @@ def _drop_stale_lists(out_dir: str, presets: Sequence[str], replaced: set) -> No
         path = osp.join(out_dir, p + '.txt')
         if p in presets or not osp.isfile(path):
             continue
-        with open(path) as f:
-            listed = {parse_img_id(line.strip())[:2] for line in f if line.strip()}
+        listed = {parse_img_id(i)[:2] for i in read_image_list(path)}
         if listed & replaced:
             os.remove(path)
             warnings.warn(f'{path} listed frames of re-converted videos and was removed; '

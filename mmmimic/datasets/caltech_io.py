@@ -15,8 +15,23 @@ add ``ign`` (0/1) and ``ang`` (degrees).
 Also the naming conventions shared by the converter, the dataset and the scoring code (image ids
 ``setXX_VYYY_I%05d``, video files ``VYYY.seq``/``VYYY.vbb``, frame sampling presets).
 
-Every reader raises ``ValueError`` naming the file and what is wrong with it. numpy and scipy only
-(cv2 for the optional frame decode check): importable without torch or mmdet.
+Every reader raises ``ValueError`` naming the file and what is wrong with it (the line of a text
+file, the frame and object of a vbb). Every file a user receives is untrusted, so the readers
+refuse what would otherwise be read as something else without a word:
+
+- numbers that are not plain ASCII decimals: Python's ``int()``/``float()`` read ``3_0`` and
+  ``\u0663\u0660`` (Arabic-Indic digits) as 30; image ids and video names take ASCII digits only;
+- boxes of zero or negative width or height (detections and ground-truth ``pos``), and visible
+  boxes (``posv``) of negative width or height; negative ``x``/``y`` are accepted (the official
+  annotations have boxes cut by the image border);
+- bbGt ``occ``/``ign`` columns other than 0/1, a vbb label that is not a string, a vbb id,
+  ``occl`` or ``nFrame`` that is not an integer number;
+- an image list that names an image twice.
+
+Every writer goes through :func:`mmmimic.fileio.atomic_output`: a temporary file in the target's
+folder, renamed when complete, so an interrupted write leaves neither a partial file nor a
+``.part``. numpy and scipy only (cv2 for the optional frame decode check): importable without
+torch or mmdet.
 """
 import os
 import os.path as osp
@@ -25,6 +40,8 @@ import struct
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from mmmimic.fileio import atomic_output
 
 SEQ_MAGIC = 0xFEED
 SEQ_HEADER_SIZE = 1024
@@ -42,10 +59,43 @@ BBGT_HEADER = '% bbGt version='
 BBGT_NUM_TOKENS = {0: 5, 1: 10, 2: 11, 3: 12}
 
 
-#: ``setXX_VYYY_I%05d``: set, video and 0-based frame index of a Caltech image id
-CALTECH_IMG_ID = re.compile(r'^set(\d+)_V(\d+)_I(\d+)$')
+#: ``setXX_VYYY_I%05d``: set, video and 0-based frame index of a Caltech image id (ASCII digits
+#: only: a str pattern's ``\d`` would also match other scripts' digits)
+CALTECH_IMG_ID = re.compile(r'^set(\d+)_V(\d+)_I(\d+)$', re.ASCII)
 #: ``VYYY.seq`` / ``VYYY.vbb`` / ``VYYY.txt``: a video of a set folder
-CALTECH_VIDEO_NAME = re.compile(r'^V(\d+)\.(seq|vbb|txt)$')
+CALTECH_VIDEO_NAME = re.compile(r'^V(\d+)\.(seq|vbb|txt)$', re.ASCII)
+#: a number of a text file: ASCII digits, optional sign, point and exponent, or nan/inf (refused
+#: later with their own message). ``float()`` alone also takes ``3_0`` and non-ASCII digits.
+NUMBER = re.compile(r'[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)',
+                    re.ASCII | re.IGNORECASE)
+
+
+def parse_number(token: str, where: str, line: Optional[str] = None) -> float:
+    """``float(token)`` for a plain ASCII decimal number; anything else is refused.
+
+    Args:
+        token: the text of one number.
+        where: names the file and line in the message (``'path:12'``).
+        line: the whole line, quoted in the message.
+
+    Raises:
+        ValueError: ``'<where>: non-numeric value '3_0' in '<line>' (Python's float() would
+            read it as 30.0: ...)'``.
+    """
+    if NUMBER.fullmatch(token) is not None:
+        return float(token)
+    try:
+        read_as = f"; Python's float() would read it as {float(token)!r}, but only ASCII " \
+                  f"digits without underscores are accepted"
+    except ValueError:
+        read_as = ''
+    in_line = f' in {line.strip()!r}' if line is not None else ''
+    raise ValueError(f'{where}: non-numeric value {token!r}{in_line}{read_as}')
+
+
+def _box_text(box: Sequence[float]) -> str:
+    return '[' + ', '.join(_fmt(v) for v in box) + ']'
+
 
 #: frame sampling presets: sets, first 0-based frame, step (Caltech code 3.2.1 dbInfo)
 FRAME_PRESETS: Dict[str, Dict] = {
@@ -68,7 +118,7 @@ def parse_img_id(img_id: str) -> Tuple[int, int, int]:
     Raises:
         ValueError: the id does not follow the Caltech naming.
     """
-    m = CALTECH_IMG_ID.match(img_id)
+    m = CALTECH_IMG_ID.fullmatch(img_id)
     if m is None:
         raise ValueError(f'{img_id!r} is not a Caltech image id (setXX_VYYY_I%05d)')
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
@@ -80,11 +130,40 @@ def parse_video_name(path: str) -> int:
     Raises:
         ValueError: the file name is not ``V<digits>.<seq|vbb|txt>`` (names the file).
     """
-    m = CALTECH_VIDEO_NAME.match(osp.basename(path))
+    m = CALTECH_VIDEO_NAME.fullmatch(osp.basename(path))
     if m is None:
         raise ValueError(f'{path}: not a Caltech video file name (expected V<number>.seq / .vbb / '
                          f'.txt, e.g. V000.seq); rename or remove it')
     return int(m.group(1))
+
+
+def read_image_list(path: str) -> List[str]:
+    """The image ids of an image list (``test.txt``: one ``setXX_VYYY_I%05d`` per line).
+
+    Blank lines and surrounding spaces are ignored.
+
+    Raises:
+        ValueError: a line that is not a Caltech image id, or an id listed twice (it would be
+            scored twice); names the file, the line(s) and the id.
+    """
+    ids: List[str] = []
+    seen: Dict[str, int] = {}
+    with open(path, encoding='utf-8') as f:
+        for lineno, line in enumerate(f, start=1):
+            img_id = line.strip()
+            if not img_id:
+                continue
+            try:
+                parse_img_id(img_id)
+            except ValueError as e:
+                raise ValueError(f'{path}:{lineno}: {e}') from None
+            if img_id in seen:
+                raise ValueError(f'{path}:{lineno}: image {img_id} is listed twice (lines '
+                                 f'{seen[img_id]} and {lineno}); every image must be listed once, '
+                                 f'or it is scored twice')
+            seen[img_id] = lineno
+            ids.append(img_id)
+    return ids
 
 
 # --------------------------------------------------------------------------------------------------
@@ -94,7 +173,8 @@ def write_seq(path: str,
               jpeg_frames: Sequence[bytes],
               width: int,
               height: int,
-              fps: float = 30.0) -> None:
+              fps: float = 30.0,
+              overwrite: bool = True) -> None:
     """Write JPEG frames as a Norpix ``.seq`` file (version 3, image format 102).
 
     Each frame is stored as a uint32 size (its own 4 bytes included), the JPEG bytes and an
@@ -106,6 +186,8 @@ def write_seq(path: str,
         width: frame width in pixels.
         height: frame height in pixels.
         fps: frame rate stored in the header; timestamps are ``i / fps`` seconds.
+        overwrite: replace an existing ``path`` (False: refuse it). The file is written
+            atomically (:func:`mmmimic.fileio.atomic_output`).
     """
     header = bytearray(SEQ_HEADER_SIZE)
     struct.pack_into('<I', header, 0, SEQ_MAGIC)
@@ -121,7 +203,7 @@ def write_seq(path: str,
                      len(jpeg_frames), 0, true_size)
     struct.pack_into('<d', header, 584, float(fps))
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'wb') as f:
+    with atomic_output(path, overwrite, '.seq file') as tmp, open(tmp, 'wb') as f:
         f.write(header)
         for i, jpg in enumerate(jpeg_frames):
             t = i / fps
@@ -278,8 +360,34 @@ def check_frame(data: bytes, where: str, decode: bool = True) -> None:
 # --------------------------------------------------------------------------------------------------
 # .vbb
 # --------------------------------------------------------------------------------------------------
+def _describe(arr: np.ndarray) -> str:
+    kind = {'U': 'text', 'S': 'bytes', 'O': 'a cell/struct'}.get(arr.dtype.kind, arr.dtype.name)
+    return f'{arr.ravel()[:4].tolist()!r} ({kind})'
+
+
+def _numeric(value, what: str) -> np.ndarray:
+    """``value`` as a flat numeric array; text (which ``int()``/``float()`` would parse) and
+    cells are refused."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in 'biuf':
+        raise ValueError(f'{what} must be a number, got {_describe(arr)}')
+    return arr.ravel()
+
+
+def _mat_int(value, what: str, lo: int = 0, hi: Optional[int] = None) -> int:
+    """The integer held by a 1x1 numeric MATLAB value, within ``[lo, hi]``."""
+    arr = _numeric(value, what)
+    if arr.size != 1:
+        raise ValueError(f'{what} must be one number, got {arr.size}: {_describe(arr)}')
+    v = float(arr[0])
+    if not (np.isfinite(v) and v.is_integer() and v >= lo and (hi is None or v <= hi)):
+        rng = f'{lo}..{hi}' if hi is not None else f'>= {lo}'
+        raise ValueError(f'{what} must be an integer {rng}, got {arr[0]!r}')
+    return int(v)
+
+
 def _xywh(value, name: str, path: str) -> List[float]:
-    arr = np.asarray(value, dtype=np.float64).ravel()
+    arr = _numeric(value, f'{path}: {name}').astype(np.float64)
     if arr.size == 0:
         return [0.0, 0.0, 0.0, 0.0]
     if arr.size != 4:
@@ -287,7 +395,7 @@ def _xywh(value, name: str, path: str) -> List[float]:
     return arr.tolist()
 
 
-def write_vbb(path: str, frames: Sequence[Sequence[Dict]]) -> None:
+def write_vbb(path: str, frames: Sequence[Sequence[Dict]], overwrite: bool = True) -> None:
     """Write a vbb 1.4 annotation (MATLAB v5 ``.mat`` holding struct ``A``) with scipy.
 
     Args:
@@ -296,6 +404,7 @@ def write_vbb(path: str, frames: Sequence[Sequence[Dict]]) -> None:
             ``id`` (int >= 1, track id), ``lbl`` (``person``, ``people``, ``person?``,
             ``person-fa``), ``pos`` ``[l, t, w, h]``, ``posv`` (all zeros if none, may be
             omitted) and ``occl`` (0/1, may be omitted). Every object of one id has one label.
+        overwrite: replace an existing ``path`` (False: refuse it); written atomically.
     """
     from scipy.io import savemat
 
@@ -342,29 +451,48 @@ def write_vbb(path: str, frames: Sequence[Sequence[Dict]]) -> None:
                obj_lbl, obj_str, obj_end, np.zeros((1, max_obj)), np.array([[0.0]]),
                np.array([[0.0]]), np.array([[0.0]]))
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'wb') as fh:
+    with atomic_output(path, overwrite, '.vbb file') as tmp, open(tmp, 'wb') as fh:
         savemat(fh, {'A': A}, format='5')
 
 
-def _mat_str(value) -> str:
+def _mat_label(value, path: str, index: int) -> str:
+    """Entry ``index`` of ``objLbl``: a string (empty for an unused id). A number is refused:
+    ``str(7)`` would make it the label ``'7'``."""
     arr = np.asarray(value).ravel()
-    return str(arr[0]) if arr.size else ''
+    if arr.size == 0:
+        return ''
+    if arr.dtype.kind not in 'US' or arr.size != 1:
+        raise ValueError(f'{path}: the label of object id {index + 1} (objLbl entry {index}) is '
+                         f'not a string but {_describe(arr)}; a vbb label is a text such as '
+                         f"'person'")
+    lbl = arr[0]
+    return lbl.decode('latin-1') if isinstance(lbl, bytes) else str(lbl)
+
+
+def box_fault(box: Sequence[float], visible: bool = False) -> Optional[str]:
+    """What is wrong with an ``[l, t, w, h]`` box of a file, or None.
+
+    A box (``pos``, a detection) needs a finite ``w > 0`` and ``h > 0``: a zero-size box can
+    never be matched and an inverted one is not a box, so the evaluation would drop either
+    without a word. A visible part (``posv``) may be all zero (not annotated) or of zero size
+    (fully occluded), but not negative. Negative ``l``/``t`` are legitimate: boxes may start
+    outside the image.
+    """
+    if not all(np.isfinite(box)):
+        return 'NaN/inf coordinates'
+    if visible:
+        return 'a negative width or height' if box[2] < 0 or box[3] < 0 else None
+    return 'a zero or negative width or height' if box[2] <= 0 or box[3] <= 0 else None
 
 
 def _check_vbb_boxes(obj: Dict, path: str, frame: int, index: int) -> None:
-    """Refuse NaN/inf coordinates and a negative width or height (they would be written and
-    later dropped by the evaluation without a word). Negative ``l``/``t`` are legitimate: boxes
-    may start outside the image."""
+    """Refuse the boxes :func:`box_fault` refuses, naming the frame and object."""
     for key in ('pos', 'posv'):
         box = obj[key]
-        bad = None
-        if not all(np.isfinite(box)):
-            bad = 'NaN/inf coordinates'
-        elif box[2] < 0 or box[3] < 0:
-            bad = 'a negative width or height'
+        bad = box_fault(box, visible=key == 'posv')
         if bad:
             raise ValueError(f'{path}: frame {frame} (0-based), object {index} (id {obj["id"]}, '
-                             f'{obj["lbl"]!r}): {key} [l, t, w, h] = {box} has {bad}')
+                             f'{obj["lbl"]!r}): {key} [l, t, w, h] = {_box_text(box)} has {bad}')
 
 
 def read_vbb(path: str) -> List[List[Dict]]:
@@ -378,9 +506,10 @@ def read_vbb(path: str) -> List[List[Dict]]:
         0-based frame ``f``, in the file's order.
 
     Raises:
-        ValueError: the file is not a MATLAB file holding a vbb struct ``A``, or an object's
-            ``pos``/``posv`` has NaN/inf values or a negative width/height (names the frame and
-            object).
+        ValueError: the file is not a MATLAB file holding a vbb struct ``A``; a label that is
+            not a string (names the object id); an id, ``occl`` or ``nFrame`` that is not an
+            integer number; a ``pos`` with NaN/inf values or a width/height <= 0, or a ``posv``
+            with NaN/inf values or a negative width/height (names the frame and object).
     """
     from scipy.io import loadmat
 
@@ -403,8 +532,9 @@ def read_vbb(path: str) -> List[List[Dict]]:
     else:
         raise ValueError(f'{path}: not a vbb file (struct A has fields {names})')
     obj_lists = np.asarray(obj_lists).ravel()
-    labels = [_mat_str(v) for v in np.asarray(obj_lbl).ravel()]
-    n_frame = int(np.asarray(n_frame).ravel()[0]) if np.asarray(n_frame).size else len(obj_lists)
+    labels = [_mat_label(v, path, i) for i, v in enumerate(np.asarray(obj_lbl).ravel())]
+    n_frame = (_mat_int(n_frame, f'{path}: nFrame') if np.asarray(n_frame).size else
+               len(obj_lists))
     if n_frame != len(obj_lists):
         raise ValueError(f'{path}: nFrame={n_frame} but objLists has {len(obj_lists)} frames')
     frames: List[List[Dict]] = []
@@ -415,18 +545,21 @@ def read_vbb(path: str) -> List[List[Dict]]:
             missing = {'id', 'pos'} - set(objs.dtype.names)
             if missing:
                 raise ValueError(f'{path}: frame {f}: objects lack fields {sorted(missing)}')
-            for o in objs.ravel():
-                oid = int(np.asarray(o['id']).ravel()[0])
+            for j, o in enumerate(objs.ravel()):
+                where = f'{path}: frame {f} (0-based), object {j}'
+                oid = _mat_int(o['id'], f'{where}: id', lo=1)
                 if not 1 <= oid <= len(labels):
                     raise ValueError(f'{path}: frame {f}: object id {oid} has no label '
                                      f'(objLbl has {len(labels)})')
                 has = objs.dtype.names
+                where = f'{where} (id {oid})'
                 obj = dict(
                     id=oid,
                     lbl=labels[oid - 1],
-                    pos=_xywh(o['pos'], 'pos', path),
-                    posv=_xywh(o['posv'], 'posv', path) if 'posv' in has else [0.0] * 4,
-                    occl=int(np.asarray(o['occl']).ravel()[0]) if 'occl' in has else 0)
+                    pos=_xywh(o['pos'], f'frame {f} (0-based), object {j}: pos', path),
+                    posv=(_xywh(o['posv'], f'frame {f} (0-based), object {j}: posv', path)
+                          if 'posv' in has else [0.0] * 4),
+                    occl=_mat_int(o['occl'], f'{where}: occl', 0, 1) if 'occl' in has else 0)
                 _check_vbb_boxes(obj, path, f, len(out))
                 out.append(obj)
         frames.append(out)
@@ -441,7 +574,7 @@ def _fmt(v: float) -> str:
     return str(int(v)) if v.is_integer() else repr(v)
 
 
-def write_bbgt(path: str, objects: Sequence[Dict]) -> None:
+def write_bbgt(path: str, objects: Sequence[Dict], overwrite: bool = True) -> None:
     """Write one image's objects as a bbGt version 3 text file (toolbox ``bbGt('bbSave')``).
 
     Args:
@@ -449,6 +582,7 @@ def write_bbgt(path: str, objects: Sequence[Dict]) -> None:
         objects: dicts with ``lbl``, ``pos`` ``[l, t, w, h]`` and optionally ``occl`` (0),
             ``posv`` (zeros), ``ign`` (0), ``ang`` (0). Lines are ``lbl l t w h occ vl vt vw vh
             ign ang``; integral numbers are written as integers, others in shortest exact form.
+        overwrite: replace an existing ``path`` (False: refuse it); written atomically.
     """
     lines = [BBGT_HEADER + '3']
     for o in objects:
@@ -459,7 +593,7 @@ def write_bbgt(path: str, objects: Sequence[Dict]) -> None:
                 [o.get('ign', 0), o.get('ang', 0)])
         lines.append(' '.join([lbl] + [_fmt(v) for v in nums]))
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
+    with atomic_output(path, overwrite, 'bbGt file') as tmp, open(tmp, 'w') as f:
         f.write('\n'.join(lines) + '\n')
 
 
@@ -474,20 +608,22 @@ def read_bbgt(path: str) -> List[Dict]:
         older versions are 0).
 
     Raises:
-        ValueError: bad header, or a line with the wrong number of tokens or a non-number; the
+        ValueError: bad header; a line with the wrong number of tokens, a non-number (also
+            ``3_0`` or non-ASCII digits), a NaN/inf value, a ``pos`` of width or height <= 0,
+            a ``posv`` of negative width or height, or ``occ``/``ign`` other than 0/1; the
             message names the file and the line.
     """
-    with open(path) as f:
+    with open(path, encoding='utf-8') as f:
         text = f.read()
     lines = text.splitlines()
     if not lines or not lines[0].startswith(BBGT_HEADER):
         raise ValueError(f'{path}: not a bbGt file (first line must be "{BBGT_HEADER}<0-3>", '
                          f'got {lines[0][:40] if lines else "an empty file"!r})')
-    try:
-        version = int(lines[0][len(BBGT_HEADER):].strip())
-        num_tokens = BBGT_NUM_TOKENS[version]
-    except (ValueError, KeyError):
-        raise ValueError(f'{path}: unsupported bbGt version in {lines[0]!r}') from None
+    version = lines[0][len(BBGT_HEADER):].strip()
+    if version not in ('0', '1', '2', '3'):
+        raise ValueError(f'{path}: unsupported bbGt version in {lines[0]!r}')
+    version = int(version)
+    num_tokens = BBGT_NUM_TOKENS[version]
     objects = []
     for lineno, line in enumerate(lines[1:], start=2):
         tokens = line.split()
@@ -496,12 +632,19 @@ def read_bbgt(path: str) -> List[Dict]:
         if len(tokens) != num_tokens:
             raise ValueError(f'{path}:{lineno}: expected {num_tokens} tokens for bbGt version '
                              f'{version}, got {len(tokens)}: {line!r}')
-        try:
-            nums = [float(t) for t in tokens[1:]] + [0.0] * (12 - num_tokens)
-        except ValueError:
-            raise ValueError(f'{path}:{lineno}: non-numeric value in {line!r}') from None
+        nums = ([parse_number(t, f'{path}:{lineno}', line) for t in tokens[1:]] +
+                [0.0] * (12 - num_tokens))
         if not all(np.isfinite(nums)):
             raise ValueError(f'{path}:{lineno}: NaN/inf value in {line!r}')
+        for key, box in (('pos', nums[0:4]), ('posv', nums[5:9])):
+            bad = box_fault(box, visible=key == 'posv')
+            if bad:
+                raise ValueError(f'{path}:{lineno}: {tokens[0]!r} {key} [l, t, w, h] = '
+                                 f'{_box_text(box)} has {bad}')
+        for name, v in (('occ', nums[4]), ('ign', nums[9])):
+            if v not in (0, 1):
+                raise ValueError(f'{path}:{lineno}: {name} = {_fmt(v)} in {line!r}; it must be '
+                                 f'0 or 1')
         objects.append(
             dict(
                 lbl=tokens[0],
@@ -526,17 +669,18 @@ def bbgt_path(ann_dir: str, img_id: str) -> Optional[str]:
 # --------------------------------------------------------------------------------------------------
 # detection result files (res/<alg>/setXX/VYYY.txt)
 # --------------------------------------------------------------------------------------------------
-def write_result_file(path: str, rows: np.ndarray) -> None:
+def write_result_file(path: str, rows: np.ndarray, overwrite: bool = True) -> None:
     """Write one video's detections in the official layout: ``frame,x,y,w,h,score`` per line.
 
     Args:
         path: ``.../setXX/VYYY.txt``.
         rows: (n, 6) with the 1-based frame number first. Numbers are written in shortest exact
             form, so re-scoring the file gives the same result bit for bit.
+        overwrite: replace an existing ``path`` (False: refuse it); written atomically.
     """
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
+    with atomic_output(path, overwrite, 'result file') as tmp, open(tmp, 'w') as f:
         for r in rows.tolist():
             f.write(','.join([str(int(r[0]))] + [_fmt(v) for v in r[1:]]) + '\n')
 
@@ -549,22 +693,20 @@ def read_result_file(path: str) -> np.ndarray:
         detector that found nothing in the video).
 
     Raises:
-        ValueError: a line without 6 numbers, a NaN/inf value, or a frame number that is not a
-            positive integer (the toolbox's ``loadDt`` selects frames by ``ids == f`` with 1-based
-            ``f``, so frame 0 or 29.5 would be dropped without a word); names the file, the line
-            and the value.
+        ValueError: a line without 6 numbers, a non-number (also ``3_0`` or non-ASCII digits,
+            which Python reads as 30), a NaN/inf value, a frame number that is not a positive
+            integer (the toolbox's ``loadDt`` selects frames by ``ids == f`` with 1-based ``f``,
+            so frame 0 or 29.5 would be dropped without a word), or a box of width or height
+            <= 0 (dropped by the height filter, or matched as a resized box); names the file,
+            the line and the value. Negative ``x``/``y`` and any finite score are accepted.
     """
     rows = []
-    with open(path) as f:
+    with open(path, encoding='utf-8') as f:
         for lineno, line in enumerate(f, start=1):
             tokens = line.replace(',', ' ').split()
             if not tokens:
                 continue
-            try:
-                vals = [float(t) for t in tokens]
-            except ValueError:
-                raise ValueError(
-                    f'{path}:{lineno}: non-numeric value in {line.strip()!r}') from None
+            vals = [parse_number(t, f'{path}:{lineno}', line) for t in tokens]
             if len(vals) != 6:
                 raise ValueError(f'{path}:{lineno}: expected 6 numbers (frame,x,y,w,h,score), '
                                  f'got {len(vals)}')
@@ -573,5 +715,9 @@ def read_result_file(path: str) -> np.ndarray:
             if vals[0] < 1 or not vals[0].is_integer():
                 raise ValueError(f'{path}:{lineno}: frame {tokens[0]} is not a 1-based frame '
                                  f'number (an integer >= 1; image I00029 is frame 30)')
+            bad = box_fault(vals[1:5])
+            if bad:
+                raise ValueError(f'{path}:{lineno}: detection [x, y, w, h] = '
+                                 f'{_box_text(vals[1:5])} has {bad}; refusing to score it')
             rows.append(vals)
     return np.array(rows, dtype=np.float64).reshape(-1, 6)

@@ -60,8 +60,9 @@ def test_fingerprint_recorded_and_resume(tmp_path):
     assert sorted(videos) == ['set06/V000', 'set06/V001']
     seq, vbb = osp.join(src, 'set06', 'V000.seq'), osp.join(src, 'annotations', 'set06',
                                                             'V000.vbb')
-    assert videos['set06/V000'] == source_fingerprint(seq, vbb)
+    assert videos['set06/V000'] == source_fingerprint(seq, vbb, full=True)
     assert videos['set06/V000']['vbb']['size'] == osp.getsize(vbb)
+    assert set(videos['set06/V000']['seq']) == {'size', 'sha256_ends', 'sha256'}
     # a copy of the release (new paths and mtimes, same content) is the same source
     copy = str(tmp_path / 'copy')
     shutil.copytree(src, copy, copy_function=shutil.copyfile)
@@ -147,7 +148,8 @@ def test_corrupt_jpeg_frames_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize('pos,what', [([100, 100, float('nan'), 100], 'NaN/inf coordinates'),
-                                      ([100, 100, 41, -100], 'a negative width or height')])
+                                      ([100, 100, 41, -100],
+                                       'a zero or negative width or height')])
 def test_nan_or_negative_vbb_boxes_are_refused(tmp_path, pos, what):
     frames = _frames(extra={59: [dict(id=1, lbl='person', pos=[1, 2, 41, 100]),
                                  dict(id=2, lbl='people', pos=pos)]})
@@ -226,3 +228,125 @@ def test_cli_errors_and_light_import(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert 'set06' in proc.stdout and osp.isfile(tmp_path / 'o' / 'test.txt')
     assert proc.stdout.strip().splitlines()[-1] == '[]', proc.stdout + proc.stderr
+
+
+def _noisy_jpegs(n, seed=0, quality=90):
+    """Frames of ~70 kB each: a 60-frame .seq of ~4 MB, so frame 29 lies between the first and
+    the last MiB that the quick fingerprint hashes."""
+    rng = np.random.default_rng(seed)
+    return [cv2.imencode('.jpg', rng.integers(0, 256, (240, 320, 3), np.uint8),
+                         [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for _ in range(n)]
+
+
+def test_frame_replaced_mid_seq_at_the_same_size_needs_verify(tmp_path):
+    """Issue 24: a frame replaced in the middle of a .seq by one of the same size was not
+    reconverted (the fingerprint hashes the size and the first and last MiB only). The docs say
+    so, and --verify hashes every byte and converts the video again."""
+    jpgs = _noisy_jpegs(N_FRAMES)
+    src = make_release(tmp_path / 'src', jpgs=jpgs)
+    out = str(tmp_path / 'out')
+    assert convert_caltech(src, out, ['test'], progress=False)['test'][6]['written'] == 2
+    seq = osp.join(src, 'set06', 'V000.seq')
+    with cio.SeqReader(seq) as r:
+        offset, size = int(r._offsets[29]), int(r._sizes[29])
+    file_size = osp.getsize(seq)
+    assert (1 << 20) < offset and offset + size < file_size - (1 << 20)
+    # another picture, padded with zeros after its end marker to the same number of bytes
+    new = _noisy_jpegs(1, seed=1, quality=60)[0]
+    assert len(new) < size
+    new += bytes(size - len(new))
+    with open(seq, 'r+b') as f:
+        f.seek(offset)
+        f.write(new)
+    assert osp.getsize(seq) == file_size
+    img = osp.join(out, 'images', 'set06_V000_I00029.jpg')
+    # the default re-run compares the size and both ends: the stale frame is kept (documented)
+    assert convert_caltech(src, out, ['test'], progress=False)['test'][6]['written'] == 0
+    with open(img, 'rb') as f:
+        assert f.read() == jpgs[29]
+    # --verify hashes the whole file: the video is converted again from the new bytes
+    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    proc = subprocess.run([sys.executable, TOOL, src, out, '--presets', 'test', '--verify',
+                           '--no-progress'], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert ('4 output files of set06/V000 were converted from a different source (--verify: the '
+            'SHA-256 of the whole .seq differs from the one recorded' in proc.stderr)
+    with open(img, 'rb') as f:
+        assert f.read() == new
+    assert proc.stdout.splitlines()[-1].split()[-1] == '2'  # 'test all ... written'
+    # and verified again, nothing left to do
+    assert convert_caltech(src, out, ['test'], progress=False,
+                           verify=True)['test'][6]['written'] == 0
+
+
+def test_verify_reconverts_a_record_without_the_whole_file_hash(tmp_path):
+    """A record of an older converter (no hash of the whole .seq) cannot be verified."""
+    src = make_release(tmp_path / 'src')
+    out = str(tmp_path / 'out')
+    convert_caltech(src, out, ['test'], progress=False)
+    path = osp.join(out, SOURCES_FILE)
+    with open(path) as f:
+        record = json.load(f)
+    del record['videos']['set06/V000']['seq']['sha256']
+    with open(path, 'w') as f:
+        json.dump(record, f)
+    assert convert_caltech(src, out, ['test'], progress=False)['test'][6]['written'] == 0
+    with pytest.warns(UserWarning, match=r'converted without a hash of the whole \.seq \(older '
+                      r'converter\), so --verify cannot check them'):
+        counts = convert_caltech(src, out, ['test'], progress=False, verify=True)
+    assert counts['test'][6]['written'] == 2
+    with open(path) as f:
+        assert 'sha256' in json.load(f)['videos']['set06/V000']['seq']
+
+
+def test_converter_writes_through_the_atomic_writer(tmp_path):
+    """The converter wrote each frame to '<name>.part' (following a symlink planted there) and
+    renamed it; now it writes exclusive temporary files and leaves no '.part' behind."""
+    src = make_release(tmp_path / 'src')
+    out = tmp_path / 'out'
+    (out / 'images').mkdir(parents=True)
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('precious')
+    os.symlink(victim, out / 'images' / 'set06_V000_I00029.jpg.part')
+    convert_caltech(src, str(out), ['test'], progress=False)
+    assert victim.read_text() == 'precious'
+    with open(out / 'images' / 'set06_V000_I00029.jpg', 'rb') as f:
+        assert f.read() == _jpeg(29)
+    assert not osp.islink(out / 'images' / 'set06_V000_I00029.jpg')
+    made = [n for d in ('images', 'annotations') for n in os.listdir(out / d)]
+    assert sorted(n for n in made if n.endswith('.part')) == ['set06_V000_I00029.jpg.part']
+
+
+def _rewrite_vbb(path, edit):
+    import scipy.io
+    A = scipy.io.loadmat(path)['A']
+    edit(A[0, 0])
+    scipy.io.savemat(path, {'A': A})
+
+
+def test_numeric_vbb_label_is_refused(tmp_path):
+    """Issue 24: a number in objLbl became the label '7.0' (str of the number) and was
+    converted; now it is refused, naming the file and the object id."""
+    src = make_release(tmp_path / 'src')
+    vbb = osp.join(src, 'annotations', 'set06', 'V000.vbb')
+
+    def edit(A):
+        A['objLbl'][0, 0] = np.array([[7.0]])
+
+    _rewrite_vbb(vbb, edit)
+    with pytest.raises(ValueError, match=r'V000\.vbb: the label of object id 1 \(objLbl entry 0\) '
+                       r"is not a string but \[7\.0\] \(float64\); a vbb label is a text such "
+                       r"as 'person'"):
+        convert_caltech(src, str(tmp_path / 'out'), ['test'], progress=False)
+    assert not os.listdir(tmp_path / 'out' / 'annotations')
+
+
+def test_zero_size_vbb_box_is_refused(tmp_path):
+    frames = _frames(extra={59: [dict(id=1, lbl='person', pos=[1, 2, 41, 100]),
+                                 dict(id=2, lbl='people', pos=[100, 100, 0, 50])]})
+    src = make_release(tmp_path / 'src', frames=frames)
+    with pytest.raises(ValueError, match=r"V000\.vbb: frame 59 \(0-based\), object 1 \(id 2, "
+                       r"'people'\): pos \[l, t, w, h\] = \[100, 100, 0, 50\] has a zero or "
+                       r'negative width or height'):
+        convert_caltech(src, str(tmp_path / 'out'), ['test'], progress=False)

@@ -75,3 +75,14 @@ def test_parse_img_id():
     assert parse_img_id('set06_V001_I00029') == (6, 1, 29)
     with pytest.raises(ValueError, match='not a Caltech image id'):
         parse_img_id('000001')
+
+
+def test_inverted_box_is_refused_naming_file_and_line(root):
+    """Issue 24: an inverted bbGt box was loaded (and evaluated as an ignore region)."""
+    path = osp.join(root, 'annotations', 'set00_V000_I00005.txt')
+    with open(path, 'w') as f:
+        f.write('% bbGt version=3\npeople 1 1 5 5 0 0 0 0 0 0 0\nperson 50 60 -30 -60 0 0 0 0 0 0 '
+                '0\n')
+    with pytest.raises(ValueError, match=r"set00_V000_I00005\.txt:3: 'person' pos \[l, t, w, h\] "
+                                         r'= \[50, 60, -30, -60\] has a zero or negative width'):
+        CaltechPedestrianDataset(data_root=root, ann_file='train.txt', lazy_init=False)

@@ -17,7 +17,8 @@ Usage::
         --settings Reasonable All --out-dir work_dirs/caltech_plots
 
 prints a table of MR-2/MR-4 (%) per algorithm and setting and writes one PNG per setting with
-all algorithms' curves.
+all algorithms' curves. An existing plot is refused (before anything is scored) unless
+``--overwrite``; plots are written atomically (a temporary file renamed when complete).
 """
 import argparse
 import os
@@ -29,6 +30,12 @@ if __name__ == '__main__':  # numpy only: no torch, no mmdet (see mmmimic.LIGHT_
 
 from mmmimic.evaluation.functional import (format_mr_table, plot_mr_fppi,  # noqa: E402
                                            score_result_dirs)
+from mmmimic.fileio import check_output_path  # noqa: E402
+
+
+def plot_path(out_dir: str, setting: str) -> str:
+    """The plot file of one setting: ``<out_dir>/caltech_<setting>.png`` (``=`` -> ``-``)."""
+    return osp.join(out_dir, f'caltech_{setting.replace("=", "-")}.png')
 
 
 def main(argv=None) -> int:
@@ -45,22 +52,31 @@ def main(argv=None) -> int:
     parser.add_argument('--log-floor', type=float, default=None,
                         help='floor of the miss rates before the log (acfTest: 1e-10)')
     parser.add_argument('--out-dir', default='.', help='where the PNG plots go')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing plots (default: refuse them)')
     args = parser.parse_args(argv)
+    settings = list(dict.fromkeys(args.settings))  # a repeated setting is scored and plotted once
     try:
-        results = score_result_dirs(args.res_dirs, args.ann, args.settings, args.sets,
+        if osp.isdir(args.out_dir):  # refuse before the scoring, not after it
+            for s in settings:
+                check_output_path(plot_path(args.out_dir, s), args.overwrite, 'plot')
+        results = score_result_dirs(args.res_dirs, args.ann, settings, args.sets,
                                     args.img_list, args.skip, not args.no_resize, args.log_floor,
                                     args.names)
     except (ValueError, OSError, KeyError) as e:
         print(f'error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)
         return 1
     print(format_mr_table(results))
-    os.makedirs(args.out_dir, exist_ok=True)
-    for s in args.settings:
-        curves = [(alg, r[s]['fppi'], r[s]['miss_rate'], r[s]['MR-2'])
-                  for alg, r in results.items()]
-        out = plot_mr_fppi(curves, osp.join(args.out_dir, f'caltech_{s.replace("=", "-")}.png'),
-                           s)
-        print(f'plot: {out}')
+    try:
+        os.makedirs(args.out_dir, exist_ok=True)
+        for s in settings:
+            curves = [(alg, r[s]['fppi'], r[s]['miss_rate'], r[s]['MR-2'])
+                      for alg, r in results.items()]
+            out = plot_mr_fppi(curves, plot_path(args.out_dir, s), s, overwrite=args.overwrite)
+            print(f'plot: {out}')
+    except OSError as e:  # e.g. a plot that appeared while scoring, a full disk
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -32,6 +32,10 @@ def parse_args(argv=None):
     parser.add_argument('--frame-check', default='decode', choices=FRAME_CHECKS,
                         help='check of every written frame: JPEG markers + a 1/8-scale decode '
                         '(default, ~3 ms/frame), markers only, or none')
+    parser.add_argument('--verify', action='store_true',
+                        help='re-run: compare the SHA-256 of every byte of each .seq with the one '
+                        'recorded at its conversion (default: its size and first and last MiB '
+                        'only) and convert a video that differs again')
     parser.add_argument('--no-progress', action='store_true')
     return parser.parse_args(argv)
 
@@ -40,7 +44,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         counts = convert_caltech(args.src, args.out, args.presets, args.sets,
-                                 not args.no_progress, args.frame_check)
+                                 not args.no_progress, args.frame_check, args.verify)
     except (ValueError, OSError, KeyError) as e:
         print(f'error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)
         return 1

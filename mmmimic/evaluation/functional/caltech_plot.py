@@ -1,21 +1,29 @@
 """MR-vs-FPPI plots in the style of the Caltech benchmark figures (matplotlib, Agg backend)."""
+import os.path as osp
 from typing import Sequence, Tuple
 
 import numpy as np
+
+from mmmimic.fileio import atomic_output
 
 
 def plot_mr_fppi(curves: Sequence[Tuple[str, np.ndarray, np.ndarray, float]],
                  out_file: str,
                  title: str = 'Reasonable',
-                 mr_name: str = 'MR-2') -> str:
+                 mr_name: str = 'MR-2',
+                 overwrite: bool = True) -> str:
     """Plot miss rate against false positives per image (log-log), best curve first in the legend.
 
     Args:
         curves: ``(label, fppi, miss_rate, mr)`` per detector; ``mr`` (fraction) is shown in the
             legend as ``"<mr %> label"`` like dbEval.
-        out_file: the PNG to write.
+        out_file: the image to write (its extension gives the format, PNG by default);
+            written through :func:`mmmimic.fileio.atomic_output`, so an interrupted save
+            leaves no partial file.
         title: plot title (the experiment setting).
         mr_name: the summary shown in the legend.
+        overwrite: replace an existing ``out_file``; False refuses it (``FileExistsError``
+            naming it; ``tools/analysis_tools/caltech_eval.py`` without ``--overwrite``).
 
     Returns:
         ``out_file``.
@@ -43,6 +51,9 @@ def plot_mr_fppi(curves: Sequence[Tuple[str, np.ndarray, np.ndarray, float]],
     ax.grid(True, which='both', ls=':', lw=.5)
     ax.legend(loc='lower left', fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_file)
-    plt.close(fig)
+    try:
+        with atomic_output(out_file, overwrite, 'plot') as tmp:
+            fig.savefig(tmp, format=osp.splitext(out_file)[1][1:].lower() or 'png')
+    finally:
+        plt.close(fig)
     return out_file

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmmimic.datasets.caltech_io import (parse_img_id, parse_video_name, read_bbgt,
-                                         read_result_file, read_vbb)
+                                         read_image_list, read_result_file, read_vbb)
 from .caltech_eval import evaluate_caltech, get_setting
 
 
@@ -41,7 +41,8 @@ def load_ground_truth(ann: str,
         ann: a vbb root (``setXX/VYYY.vbb``) or a folder of bbGt files (``<id>.txt`` or
             ``<id>.jpg.txt``).
         sets: set numbers to evaluate.
-        img_list: bbGt folders only: a file of image ids (default: every file in the folder).
+        img_list: bbGt folders only: a file of image ids, each listed once (default: every
+            file in the folder).
         skip: vbb only: evaluate frames ``skip-1, 2*skip-1, ...`` (30 for the test set).
 
     Returns:
@@ -49,7 +50,10 @@ def load_ground_truth(ann: str,
 
     Raises:
         FileNotFoundError: no annotation of ``sets``, or a listed image without its file.
-        ValueError: a corrupt vbb/bbGt file, a badly named video or image id (names the file).
+        ValueError: a corrupt vbb/bbGt file (see :func:`~mmmimic.datasets.caltech_io.read_vbb`,
+            :func:`~mmmimic.datasets.caltech_io.read_bbgt`), a badly named video or image id, or
+            an image listed twice in ``img_list`` (names the file, and the line where there is
+            one).
     """
     frames, gts = [], []
     if any(osp.isdir(osp.join(ann, f'set{s:02d}')) for s in sets):
@@ -65,13 +69,15 @@ def load_ground_truth(ann: str,
                     gts.append(_gt_from_objects(objs[f]))
         return frames, gts
     if img_list is not None:
-        with open(img_list) as fh:
-            ids = [line.strip() for line in fh if line.strip()]
+        ids = read_image_list(img_list)
     else:
         ids = sorted({n[:-8] if n.endswith('.jpg.txt') else n[:-4]
                       for n in os.listdir(ann) if n.endswith('.txt')})
     for img_id in ids:
-        sid = parse_img_id(img_id)
+        try:
+            sid = parse_img_id(img_id)
+        except ValueError as e:
+            raise ValueError(f'{ann}: {e}') from None
         if sid[0] not in sets:
             continue
         path = osp.join(ann, img_id + '.txt')

@@ -1,4 +1,5 @@
 """Caltech Pedestrian log-average miss rate (MR-2 / MR-4) and AP as an mmengine metric."""
+import logging
 import os
 import os.path as osp
 from collections import defaultdict
@@ -40,7 +41,15 @@ class CaltechMRMetric(BaseMetric):
     heights and visible boxes, which mmdet's packed ``gt_instances`` do not carry.
 
     Detections: ``pred_instances`` (``bboxes`` xyxy in original image coordinates, as mmdet's
-    ``predict(rescale=True)`` returns them, and ``scores``), all of them (no score threshold).
+    ``predict(rescale=True)`` returns them, and ``scores``), all of them (no score threshold)
+    except boxes of zero or negative width or height (e.g. a box clipped to the image border):
+    those are dropped, and counted in a warning, because the result files (and their reader)
+    refuse them, and the scores must stay the same when the result files are scored offline.
+
+    Each image must be evaluated once: an image id seen twice (an image list that repeats it)
+    is refused. Plots and result files are written atomically (no partial file after an
+    interruption); a file already in ``outfile_prefix`` that this metric did not write itself
+    (an earlier evaluation's) is replaced with a warning naming how many.
 
     Reported keys, in %: ``caltech/<setting>_MR-2`` and ``..._MR-4`` (lower is better: use
     ``save_best='caltech/Reasonable_MR-2', rule='less'``), and ``caltech/<setting>_AP<iou>``
@@ -97,6 +106,7 @@ class CaltechMRMetric(BaseMetric):
         self.plot = plot
         self.save_result_files = save_result_files
         self.algorithm = algorithm
+        self._written = set()  # files this metric wrote: replaced without a word next time
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Keep each image's detections (xywh + score) and raw ground truth.
@@ -123,7 +133,9 @@ class CaltechMRMetric(BaseMetric):
                 raise ValueError(f'CaltechMRMetric: image {img_id} ({ds.get("img_path")}): {bad} '
                                  f'of {len(dt)} detections have NaN/inf boxes or scores; refusing '
                                  f'to score them')
-            self.results.append(dict(img_id=str(img_id), gt=load_caltech_gt(ann_path), dt=dt))
+            empty = (dt[:, 2] <= 0) | (dt[:, 3] <= 0)
+            self.results.append(dict(img_id=str(img_id), gt=load_caltech_gt(ann_path),
+                                     dt=dt[~empty], dropped=int(np.count_nonzero(empty))))
 
     def _out_dir(self) -> Optional[str]:
         if self.outfile_prefix is not None:
@@ -143,6 +155,18 @@ class CaltechMRMetric(BaseMetric):
             setting (``<iou>``: the setting's IoU threshold in %, 50 for ``Reasonable``).
         """
         logger = MMLogger.get_current_instance()
+        first: Dict[str, int] = {}
+        for i, r in enumerate(results):
+            j = first.setdefault(r['img_id'], i)
+            if j != i:
+                raise ValueError(f'CaltechMRMetric: image {r["img_id"]} was evaluated twice '
+                                 f'(images {j} and {i} of {len(results)}): the image list repeats '
+                                 f'it, and it would be scored twice')
+        dropped = sum(r.get('dropped', 0) for r in results)
+        if dropped:
+            print_log(f'CaltechMRMetric: dropped {dropped} detections of zero or negative width '
+                      f'or height (in {sum(bool(r.get("dropped")) for r in results)} images)',
+                      logger=logger, level=logging.WARNING)
         res = evaluate_caltech([r['gt'] for r in results], [r['dt'] for r in results],
                                self.settings, resize_dets=self.resize_dets,
                                log_floor=self.log_floor, border=self.border,
@@ -162,21 +186,35 @@ class CaltechMRMetric(BaseMetric):
         out_dir = self._out_dir()
         if out_dir is not None and (self.plot or self.save_result_files):
             os.makedirs(out_dir, exist_ok=True)
+            targets = []
+            if self.plot:
+                targets += [osp.join(out_dir, f'caltech_{name.replace("=", "-")}_mr_fppi.png')
+                            for name in res]
+            res_dir = osp.join(out_dir, 'res', self.algorithm)
+            if self.save_result_files:
+                targets += list(self.result_file_rows(results, res_dir))
+            earlier = [p for p in targets
+                       if osp.lexists(p) and osp.abspath(p) not in self._written]
             if self.plot:
                 for name, r in res.items():
                     safe = name.replace('=', '-')
                     f = plot_mr_fppi([(self.algorithm, r['fppi'], r['miss_rate'], r['MR-2'])],
-                                     osp.join(out_dir, f'caltech_{safe}_mr_fppi.png'), name)
+                                     osp.join(out_dir, f'caltech_{safe}_mr_fppi.png'), name,
+                                     overwrite=True)
+                    self._written.add(osp.abspath(f))
                     print_log(f'MR-FPPI curve saved to {f}', logger=logger)
             if self.save_result_files:
-                res_dir = osp.join(out_dir, 'res', self.algorithm)
-                self.write_result_files(results, res_dir)
+                self._written.update(self.write_result_files(results, res_dir))
                 print_log(f'result files saved to {res_dir}', logger=logger)
+            if earlier:
+                print_log(f'CaltechMRMetric: replaced {len(earlier)} existing files that this '
+                          f'run did not write (an earlier evaluation\'s?) in {out_dir}, e.g. '
+                          f'{earlier[0]}', logger=logger, level=logging.WARNING)
         return metrics
 
     @staticmethod
-    def write_result_files(results: List[dict], res_dir: str) -> None:
-        """Write ``res_dir/setXX/VYYY.txt`` (``frame,x,y,w,h,score``, frame 1-based).
+    def result_file_rows(results: List[dict], res_dir: str) -> Dict[str, np.ndarray]:
+        """``{res_dir/setXX/VYYY.txt: (n, 6) rows}`` of the results, by video.
 
         Raises:
             ValueError: an image id that is not ``setXX_VYYY_I%05d``.
@@ -186,6 +224,22 @@ class CaltechMRMetric(BaseMetric):
             s, v, f = parse_img_id(r['img_id'])
             dt = r['dt']
             videos[(s, v)].append(np.c_[np.full(len(dt), f + 1.), dt])
-        for (s, v), rows in sorted(videos.items()):
-            write_result_file(osp.join(res_dir, f'set{s:02d}', f'V{v:03d}.txt'),
-                              np.concatenate(rows))
+        return {osp.join(res_dir, f'set{s:02d}', f'V{v:03d}.txt'): np.concatenate(rows)
+                for (s, v), rows in sorted(videos.items())}
+
+    @staticmethod
+    def write_result_files(results: List[dict], res_dir: str) -> List[str]:
+        """Write ``res_dir/setXX/VYYY.txt`` (``frame,x,y,w,h,score``, frame 1-based), each
+        atomically, replacing an existing file.
+
+        Returns:
+            the absolute paths written.
+
+        Raises:
+            ValueError: an image id that is not ``setXX_VYYY_I%05d``.
+        """
+        written = []
+        for path, rows in CaltechMRMetric.result_file_rows(results, res_dir).items():
+            write_result_file(path, rows, overwrite=True)
+            written.append(osp.abspath(path))
+        return written

@@ -103,3 +103,110 @@ def test_register_all_modules_after_a_light_import():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ['CaltechMRMetric', 'CaltechPedestrianDataset']
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 24: result files, bbGt files and image lists are untrusted
+# ---------------------------------------------------------------------------------------------
+def _score(tmp_path, rows, ann=None, img_list=None, name='alg'):
+    res = tmp_path / 'res' / name
+    os.makedirs(res / 'set06', exist_ok=True)
+    (res / 'set06' / 'V000.txt').write_text(rows, encoding='utf-8')
+    ann = ann or _vbb_release(tmp_path / 'ann')
+    return score_result_dirs([str(res)], ann, ['Reasonable'], sets=[6],
+                             img_list=img_list)[name]['Reasonable']
+
+
+GOOD_ROWS = '30,100,100,41,100,.9\n60,0,0,41,100,.8\n'
+
+
+@pytest.mark.parametrize('row,box', [('30,141,200,-41,-100,.95', '[141, 200, -41, -100]'),
+                                     ('30,100,100,0,0,.95', '[100, 100, 0, 0]')])
+def test_degenerate_detections_are_refused_not_scored(tmp_path, row, box):
+    """Issue 24: an inverted or zero-size detection was dropped by the height filter without a
+    word (here MR-2 50 % -> 100 % when it replaces the TP); now the file and line are named."""
+    assert 100 * _score(tmp_path, GOOD_ROWS)['MR-2'] == pytest.approx(50)
+    with pytest.raises(ValueError) as e:
+        _score(tmp_path, GOOD_ROWS.replace('30,100,100,41,100,.9', row))
+    path = str(tmp_path / 'res' / 'alg' / 'set06' / 'V000.txt')
+    assert str(e.value) == (f'{path}:1: detection [x, y, w, h] = {box} has a zero or negative '
+                            f'width or height; refusing to score it')
+    # a box cut by the border (negative x) is scored as usual: here one more FP at frame 60
+    r = _score(tmp_path, GOOD_ROWS + '60,-20,-10,41,100,.85\n')
+    assert r['num_dets'] == 3 and 100 * r['MR-2'] == pytest.approx(50)
+
+
+@pytest.mark.parametrize('frame', ['3_0', '\u0663\u0660'])
+def test_frame_numbers_with_underscores_or_arabic_digits_are_refused(tmp_path, frame):
+    """Issue 24: both were read as frame 30 (a TP: MR-2 50 %)."""
+    with pytest.raises(ValueError, match=rf"set06/V000\.txt:1: non-numeric value '{frame}' in "
+                                         rf"'{frame},100,100,41,100,\.9'; Python's float\(\) "
+                                         r'would read it as 30\.0'):
+        _score(tmp_path, GOOD_ROWS.replace('30,', frame + ',', 1))
+
+
+def _bbgt_release(tmp_path):
+    bb = tmp_path / 'bbgt'
+    cio.write_bbgt(str(bb / 'set06_V000_I00029.txt'), [dict(lbl='person', pos=[100, 100, 41, 100])])
+    cio.write_bbgt(str(bb / 'set06_V000_I00059.txt'), [dict(lbl='person', pos=[300, 100, 41, 100])])
+    return str(bb)
+
+
+def test_repeated_image_list_ids_are_refused(tmp_path):
+    """Issue 24: a list naming an image twice scored it twice (3 images, MR-2 33.3 % instead
+    of 2 images, 50 %)."""
+    bb = _bbgt_release(tmp_path)
+    ok, dup = tmp_path / 'test.txt', tmp_path / 'dup.txt'
+    ok.write_text('set06_V000_I00029\nset06_V000_I00059\n')
+    dup.write_text('set06_V000_I00029\nset06_V000_I00059\nset06_V000_I00029\n')
+    r = _score(tmp_path, GOOD_ROWS, ann=bb, img_list=str(ok))
+    assert r['num_images'] == 2 and 100 * r['MR-2'] == pytest.approx(50)
+    with pytest.raises(ValueError) as e:
+        _score(tmp_path, GOOD_ROWS, ann=bb, img_list=str(dup))
+    assert str(e.value) == (f'{dup}:3: image set06_V000_I00029 is listed twice (lines 1 and 3); '
+                            f'every image must be listed once, or it is scored twice')
+
+
+def test_inverted_ground_truth_box_is_refused(tmp_path):
+    """Issue 24: an inverted bbGt box silently became an ignore region (1 gt instead of 2,
+    MR-2 50 % -> 100 %)."""
+    bb = _bbgt_release(tmp_path)
+    lst = tmp_path / 'test.txt'
+    lst.write_text('set06_V000_I00029\nset06_V000_I00059\n')
+    gt = osp.join(bb, 'set06_V000_I00029.txt')
+    with open(gt, 'w') as f:
+        f.write('% bbGt version=3\nperson 141 200 -41 -100 0 0 0 0 0 0 0\n')
+    with pytest.raises(ValueError) as e:
+        _score(tmp_path, GOOD_ROWS, ann=bb, img_list=str(lst))
+    assert str(e.value) == (f"{gt}:2: 'person' pos [l, t, w, h] = [141, 200, -41, -100] has a "
+                            f'zero or negative width or height')
+
+
+def _run_tool(tmp_path, *args):
+    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    tool = osp.join(ROOT, 'tools', 'analysis_tools', 'caltech_eval.py')
+    return subprocess.run([sys.executable, tool, *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_scoring_tool_refuses_existing_plots(tmp_path):
+    """Issue 24: caltech_eval.py replaced existing plots; now it refuses them, before scoring
+    anything, unless --overwrite, and writes through the atomic writer (no temporary file)."""
+    ann = _vbb_release(tmp_path / 'ann')
+    res = tmp_path / 'res' / 'alg'
+    cio.write_result_file(str(res / 'set06' / 'V000.txt'), [[30, 100, 100, 41, 100, .9]])
+    plots = tmp_path / 'plots'
+    plots.mkdir()
+    plot = plots / 'caltech_Reasonable.png'
+    plot.write_bytes(b'my own figure')
+    args = (res, '--ann', ann, '--sets', 6, '--out-dir', plots)
+    proc = _run_tool(tmp_path, *args)
+    assert proc.returncode == 1 and proc.stdout == ''  # refused before the scoring table
+    assert proc.stderr == (f'error: plot {plot} already exists; pass --overwrite to replace '
+                           f'it\n')
+    assert plot.read_bytes() == b'my own figure'
+    proc = _run_tool(tmp_path, *args, '--overwrite', '--settings', 'Reasonable', 'Reasonable')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].split() == ['alg', '50.00', '50.00']  # 1 of 2 found
+    assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert os.listdir(plots) == ['caltech_Reasonable.png']

@@ -1,5 +1,6 @@
 """CaltechMRMetric and ProposalRecallMetric called as mmengine metrics on data-sample dicts.
 (The full converter -> dataset -> metric path is tests/test_tools/test_caltech_pipeline.py.)"""
+import os
 import os.path as osp
 
 import numpy as np
@@ -114,3 +115,43 @@ def test_caltech_metric_validates_settings_at_build():
     metric = CaltechMRMetric(settings=['All', dict(name='tall', height_range=(90, 200),
                                                    vis_range=(.5, 1))])
     assert len(metric.settings) == 2
+
+
+def test_caltech_metric_refuses_an_image_evaluated_twice(tmp_path):
+    """Issue 24: an image list that repeats an image made the metric score it twice."""
+    ann = str(tmp_path / 'set06_V000_I00029.txt')
+    caltech_io.write_bbgt(ann, [dict(lbl='person', pos=[100, 100, 41, 100])])
+    metric = CaltechMRMetric(plot=False)
+    dets = [[100, 100, 41, 100, .9]]
+    metric.process({}, [_sample(ann, dets, 'set06_V000_I00029'),
+                        _sample(ann, [], 'set06_V000_I00059'),
+                        _sample(ann, dets, 'set06_V000_I00029')])
+    with pytest.raises(ValueError, match=r'CaltechMRMetric: image set06_V000_I00029 was evaluated '
+                                         r'twice \(images 0 and 2 of 3\): the image list repeats'):
+        metric.evaluate(3)
+
+
+def test_caltech_metric_drops_zero_size_boxes_so_result_files_stay_readable(tmp_path):
+    """A model box clipped to zero width is dropped (with a warning) rather than written into a
+    result file that the scorer refuses: online and offline scores stay equal."""
+    from mmmimic.evaluation.functional import score_result_dirs
+    ann_dir = tmp_path / 'ann'
+    ann = str(ann_dir / 'set06_V000_I00029.txt')
+    caltech_io.write_bbgt(ann, [dict(lbl='person', pos=[100, 100, 41, 100])])
+    metric = CaltechMRMetric(plot=False, outfile_prefix=str(tmp_path / 'out'),
+                             save_result_files=True, algorithm='clip')
+    metric.process({}, [_sample(ann, [[640, 100, 0, 100, .95], [100, 100, 41, 100, .9]],
+                                'set06_V000_I00029')])
+    out = metric.evaluate(1)
+    assert out['caltech/Reasonable_MR-2'] == 0
+    res = tmp_path / 'out' / 'res' / 'clip'
+    rows = caltech_io.read_result_file(str(res / 'set06' / 'V000.txt'))
+    np.testing.assert_allclose(rows, [[30, 100, 100, 41, 100, .9]], rtol=1e-6)
+    lst = tmp_path / 'test.txt'
+    lst.write_text('set06_V000_I00029\n')
+    offline = score_result_dirs([str(res)], str(ann_dir), img_list=str(lst), sets=[6])
+    assert 100 * offline['clip']['Reasonable']['MR-2'] == out['caltech/Reasonable_MR-2']
+    # the second evaluation replaces the metric's own files; no temporary file is left
+    metric.process({}, [_sample(ann, [[100, 100, 41, 100, .9]], 'set06_V000_I00029')])
+    metric.evaluate(1)
+    assert os.listdir(res / 'set06') == ['V000.txt']
