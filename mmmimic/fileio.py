@@ -65,6 +65,9 @@ def atomic_output(path: str, overwrite: bool = False,
     folder = osp.dirname(osp.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.part', dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets what open() would give
     try:
         try:
             yield tmp

@@ -59,6 +59,7 @@ from mmmimic.benchmark import (BY_NAME, COMPARISONS, MODELS, PRESETS, SPLIT_LIST
                                models_of, speed_config, speed_configs, student_init_state,
                                vtest_train_config)
 from mmmimic.datasets.caltech_converter import convert_caltech  # noqa: E402
+from mmmimic.fileio import atomic_write_text, check_output_path  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: the teacher must beat the scratch students on validation MR-2 by this much (points) for the
@@ -758,9 +759,12 @@ def write_report(job: MainJob, rows, pre, ivs, wall_s) -> str:
               'These are NOT Caltech numbers: one static campus scene, labels from the classical '
               'procedure of docs/vtest_labels.md.']
     report = '\n'.join(lines) + '\n'
-    with open(osp.join(args.out, 'report.md'), 'w') as f:
-        f.write(report)
+    atomic_write_text(osp.join(args.out, 'report.md'), report, args.overwrite, 'report')
     return report
+
+
+#: what a run writes at the end; an earlier run's are kept unless --overwrite
+REPORT_FILES = ('report.md', 'results.json', 'mr_fppi.png')
 
 
 def plot_curves(job: MainJob, records: Dict) -> str:
@@ -780,7 +784,8 @@ def plot_curves(job: MainJob, records: Dict) -> str:
     curves = [(labels[n], r['Reasonable']['fppi'], r['Reasonable']['miss_rate'],
                r['Reasonable']['MR-2']) for n, r in scored.items()]
     return plot_mr_fppi(curves, osp.join(job.args.out, 'mr_fppi.png'),
-                        title=f'vtest.avi test frames, Reasonable (seed {seed})')
+                        title=f'vtest.avi test frames, Reasonable (seed {seed})',
+                        overwrite=job.args.overwrite)
 
 
 # ----------------------------------------------------------------------------- main
@@ -826,6 +831,9 @@ def parse_args(argv=None):
     parser.add_argument('--force-data', action='store_true', help='rebuild the dataset')
     parser.add_argument('--force-eval', action='store_true', help='re-test every model')
     parser.add_argument('--force-speed', action='store_true', help='re-measure speed')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the report, results.json and mr_fppi.png of an earlier '
+                        'run in --out (refused otherwise, before any stage runs)')
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     args.preset = 'quick' if args.quick else 'default'
@@ -863,6 +871,8 @@ def parse_args(argv=None):
 def main(argv=None) -> Dict:
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    for name in REPORT_FILES:  # before hours of stages, not after them
+        check_output_path(osp.join(args.out, name), args.overwrite, 'study output')
     import mmmimic  # noqa: F401
     t_start = time.time()
     try:
@@ -882,8 +892,8 @@ def main(argv=None) -> Dict:
     summary = dict(args={k: v for k, v in vars(args).items()}, results=out['results'],
                    val=out['val'], speed=out['speed'], rows=rows, precondition=pre,
                    intervals=ivs, stage_seconds=job.stage_times, wall_seconds=wall)
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(summary, f, indent=1, default=str)
+    atomic_write_text(osp.join(args.out, 'results.json'),
+                      json.dumps(summary, indent=1, default=str), args.overwrite, 'results file')
     print(write_report(job, rows, pre, ivs, wall))
     log(f'done in {wall / 60:.1f} min; report: {args.out}/report.md')
     return summary

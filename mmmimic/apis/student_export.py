@@ -20,6 +20,7 @@ from typing import Tuple, Union
 import torch
 from mmengine.config import Config, ConfigDict
 
+from mmmimic.fileio import atomic_output, atomic_write_text
 from mmmimic.models.data_preprocessors.preprocessor_cfg import input_scale_of, preprocessor_type
 from mmmimic.utils import (STUDENT_PREFIX, check_config_path, check_output_path,
                            extract_state_dict, read_checkpoint)
@@ -100,9 +101,9 @@ def extract_student(config: str, checkpoint: str, out_dir: str, name: str = 'stu
         raise NotADirectoryError(f'output folder {out_dir} is a file')
     cfg_path = osp.join(out_dir, f'{name}.py')
     ckpt_path = osp.join(out_dir, f'{name}.pth')
-    for path in (cfg_path, ckpt_path):
-        if osp.exists(path) and not overwrite:
-            raise FileExistsError(f'{path} already exists; pass --overwrite to replace it')
+    if osp.isdir(out_dir):
+        for path in (cfg_path, ckpt_path):
+            check_output_path(path, overwrite)
     ckpt = read_checkpoint(checkpoint, what='mimic checkpoint')
     out = dict(state_dict=extract_state_dict(
         ckpt, checkpoint, prefix=STUDENT_PREFIX, require_prefix=True))
@@ -110,9 +111,9 @@ def extract_student(config: str, checkpoint: str, out_dir: str, name: str = 'stu
     if 'dataset_meta' in meta:
         out['meta'] = dict(dataset_meta=meta['dataset_meta'])
     os.makedirs(out_dir, exist_ok=True)
-    check_output_path(ckpt_path, overwrite)
-    cfg.dump(cfg_path)
-    tmp_path = ckpt_path + '.part'
-    torch.save(out, tmp_path)
-    os.replace(tmp_path, ckpt_path)
+    # through fresh temporary files in out_dir: a planted file or symlink is never written
+    # through, and an interrupted export leaves neither a half-written nor a .part file
+    with atomic_output(ckpt_path, overwrite) as tmp:
+        torch.save(out, tmp)
+    atomic_write_text(cfg_path, cfg.pretty_text, overwrite)
     return cfg_path, ckpt_path

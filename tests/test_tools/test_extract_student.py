@@ -152,3 +152,40 @@ def test_extracted_cross_scale_student_predicts_like_the_distiller(tmp_path):
         assert abs(float(got[0].pred_instances.bboxes[:, 2].max()) - 102.4) < 1e-3
     finally:
         torch.set_num_threads(threads)
+
+
+def _tiny_mimic_ckpt(tmp_path):
+    ckpt = str(tmp_path / 'mimic.pth')
+    torch.save(dict(state_dict={'student.backbone.w': torch.arange(3.)}), ckpt)
+    return ckpt
+
+
+def test_planted_part_symlink_is_not_followed(tmp_path):
+    """A ``student.pth.part`` symlink planted in the output folder does not redirect the write."""
+    ckpt, out = _tiny_mimic_ckpt(tmp_path), tmp_path / 'export'
+    out.mkdir()
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('precious')
+    (out / 'student.pth.part').symlink_to(victim)
+    _run_tool(MIMIC_CFG, ckpt, str(out))
+    assert victim.read_text() == 'precious'
+    assert torch.equal(torch.load(out / 'student.pth', weights_only=True)['state_dict']
+                       ['backbone.w'], torch.arange(3.))
+
+
+def test_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    ckpt, out = _tiny_mimic_ckpt(tmp_path), tmp_path / 'export'
+    real_save = torch.save
+
+    def interrupted_save(obj, path, *args, **kwargs):
+        with open(path, 'wb') as fh:
+            fh.write(b'half a checkpoint')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, 'save', interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        _run_tool(MIMIC_CFG, ckpt, str(out))
+    assert sorted(p.name for p in out.iterdir()) == []
+    monkeypatch.setattr(torch, 'save', real_save)
+    _run_tool(MIMIC_CFG, ckpt, str(out))  # the rerun needs no --overwrite
+    assert sorted(p.name for p in out.iterdir()) == ['student.pth', 'student.py']

@@ -8,6 +8,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from mmmimic.testing import write_synthetic_video
@@ -85,7 +86,8 @@ def test_mimic_demo_end_to_end(repo_root, tmp_path):
     assert osp.isfile(osp.join(out, 'seed1', 'results', 'res', 'xs-nodeconv-1-4', 'set02',
                                'V000.txt'))
 
-    # a re-run reuses every finished stage
+    # a re-run reuses every finished stage (and replaces the report only with --overwrite)
+    cmd.append('--overwrite')
     proc = run(cmd, repo_root, env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert proc.stdout.count('reusing') == 2 + 2 * 9
@@ -238,3 +240,19 @@ def test_teacher_candidate_choice(repo_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mimic_demo.parse_args(['--teacher', 'huge'])
     assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', ['report.md', 'results.json', 'mr_fppi.png'])
+def test_an_earlier_report_is_kept_unless_overwrite(repo_root, tmp_path, name):
+    sys.path.insert(0, osp.join(repo_root, 'tools'))
+    try:
+        import mimic_demo
+    finally:
+        sys.path.pop(0)
+    kept = tmp_path / name
+    kept.write_text('an earlier run')
+    data_dir = tmp_path / 'no-data'
+    with pytest.raises(FileExistsError, match=f'study output {kept} already exists; pass '
+                       '--overwrite'):
+        mimic_demo.main(['--out', str(tmp_path), '--data-dir', str(data_dir)])
+    assert kept.read_text() == 'an earlier run' and not data_dir.exists()  # refused at once
