@@ -9,9 +9,9 @@ from mmengine.runner import Runner
 
 import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
 from mmmimic.apis import MIMIC_LOSSES, wrap_with_teacher
-from mmmimic.utils import (UNCHECKED_WEIGHTS_ENV, check_checkpoint_matches_model, check_config_path,
-                           check_fresh_work_dir, find_resume_checkpoint,
-                           setup_cpu_distributed)
+from mmmimic.utils import (UNCHECKED_WEIGHTS_ENV, check_checkpoint_matches_model,
+                           check_config_dump, check_config_path, check_fresh_work_dir,
+                           find_resume_checkpoint, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -134,6 +134,8 @@ def main():
     cfg = build_train_config(args)
     if not args.overwrite:
         check_fresh_work_dir(cfg.work_dir, resume=bool(cfg.get('resume', False)))
+        if not cfg.get('resume', False):
+            check_config_dump(cfg)
     # torchrun / dist_train.sh on a CPU-only machine: gloo, no CUDA device ids
     setup_cpu_distributed(cfg)
 

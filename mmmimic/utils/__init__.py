@@ -1,8 +1,8 @@
 from .checkpoint import (STUDENT_PREFIX, UNCHECKED_WEIGHTS_ENV, check_weight_values,  # noqa: F401
                          extract_state_dict, load_state_dict,
                          read_checkpoint)
-from .checks import (check_checkpoint_matches_model, check_config_path,  # noqa: F401
-                     check_fresh_work_dir, check_output_path,
+from .checks import (check_checkpoint_matches_model, check_config_dump,  # noqa: F401
+                     check_config_path, check_fresh_work_dir, check_output_path,
                      find_resume_checkpoint)
 from .dist import setup_cpu_distributed  # noqa: F401
 from .cli import parse_shape  # noqa: F401

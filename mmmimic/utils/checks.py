@@ -4,6 +4,7 @@ import os.path as osp
 from typing import Optional
 
 import torch.nn as nn
+from mmengine.config import Config
 
 from mmmimic.fileio import check_output_path  # noqa: F401  (re-exported)
 from .checkpoint import load_state_dict
@@ -31,6 +32,28 @@ def check_fresh_work_dir(work_dir: str, resume: bool) -> None:
             f'work dir {work_dir} already holds checkpoints of an earlier run ({shown}); a new '
             'run would overwrite them. Continue it with --resume, pick another --work-dir, or '
             'pass --overwrite to start over.')
+
+
+def check_config_dump(cfg: Config) -> None:
+    """Refuse a fresh run whose config dump would replace a different file in the work dir.
+
+    mmengine's Runner writes ``work_dir/<config file name>`` when it starts. A file of that name
+    that holds exactly the text about to be written (a re-run of the same config) is no loss; any
+    other file there (a user's config, another run's) is refused unless ``--overwrite``.
+    """
+    if not cfg.filename:
+        return
+    dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
+    if not osp.lexists(dump):
+        return
+    if osp.isfile(dump) and not osp.islink(dump):
+        with open(dump, encoding='utf-8', errors='replace') as f:
+            if f.read() == cfg.pretty_text:
+                return
+    raise FileExistsError(
+        f'{dump} exists and differs from the config this run would write there (mmengine dumps '
+        'the config into the work dir at start); pick another --work-dir, or pass --overwrite '
+        'to replace it.')
 
 
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:

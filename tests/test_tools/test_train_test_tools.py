@@ -165,3 +165,15 @@ def test_copied_work_dir_resumes_from_its_own_checkpoint(repo_root, tiny_coco, t
     assert 'resumed' in out.lower() and 'Iter(train) [6/6]' in out
     assert osp.isfile(osp.join(copy, 'iter_6.pth'))
     assert not osp.exists(osp.join(trained, 'iter_6.pth'))
+
+
+def test_fresh_run_keeps_a_different_file_named_like_the_config_dump(repo_root, tiny_coco,
+                                                                     tmp_path, monkeypatch):
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    users = work_dir / osp.basename(CONFIG)
+    users.write_text('# my own notes, not the dumped config\n')
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/train.py', CONFIG, '--work-dir',
+                           str(work_dir), *_cfg_options(tiny_coco))
+    assert f'{users} exists and differs from the config this run would write' in err
+    assert users.read_text() == '# my own notes, not the dumped config\n'
