@@ -5,9 +5,10 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
-from mmengine.fileio import get_local_path, list_from_file
+from mmengine.fileio import get_local_path
 
-from .caltech_io import CALTECH_IMG_ID, FRAME_PRESETS, bbgt_path, parse_img_id, read_bbgt
+from .caltech_io import (CALTECH_IMG_ID, FRAME_PRESETS, bbgt_path, parse_img_id, read_bbgt,
+                         read_image_list)
 
 __all__ = ['CALTECH_IMG_ID', 'FRAME_PRESETS', 'CaltechPedestrianDataset', 'parse_img_id']
 
@@ -54,7 +55,7 @@ class CaltechPedestrianDataset(BaseDetDataset):
     def _image_ids(self) -> List[str]:
         if self.ann_file:
             with get_local_path(self.ann_file, backend_args=self.backend_args) as local:
-                return [s.strip() for s in list_from_file(local) if s.strip()]
+                return read_image_list(local)  # refuses malformed and repeated ids
         ann_dir = self.data_prefix['ann']
         if not osp.isdir(ann_dir):
             raise FileNotFoundError(f'CaltechPedestrianDataset: annotation folder {ann_dir} '

@@ -86,3 +86,12 @@ def test_inverted_box_is_refused_naming_file_and_line(root):
     with pytest.raises(ValueError, match=r"set00_V000_I00005\.txt:3: 'person' pos \[l, t, w, h\] "
                                          r'= \[50, 60, -30, -60\] has a zero or negative width'):
         CaltechPedestrianDataset(data_root=root, ann_file='train.txt', lazy_init=False)
+
+
+def test_repeated_image_id_in_the_list_is_refused(root):
+    listed = open(osp.join(root, 'train.txt')).read().split()
+    with open(osp.join(root, 'train.txt'), 'a') as f:
+        f.write(listed[0] + '\n')
+    with pytest.raises(ValueError, match=rf'train.txt:{len(listed) + 1}: image {listed[0]} is '
+                       r'listed twice \(lines 1 and'):
+        CaltechPedestrianDataset(data_root=root, ann_file='train.txt', lazy_init=False)
