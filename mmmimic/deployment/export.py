@@ -14,14 +14,15 @@ The input scale (a ``ScaledInputDataPreprocessor``'s ``input_scale``, a distille
 
 :func:`export_onnx` traces :class:`~.graph.DeployableDetector` with ``torch.onnx.export``
 (TorchScript exporter, opset 17), checks the file with ``onnx.checker``, stores the data
-preprocessing and the input shape in the model's metadata (``mmmimic`` key, JSON) and writes it
-atomically (temp file in the same folder, then rename), so a failure leaves no ``.onnx`` behind.
+preprocessing, the input shape and the model hash (:func:`~.checks.model_hash` of the model
+config) in the model's metadata (``mmmimic`` key, JSON), checks the result as a reader will
+(:mod:`.checks`) and writes it through :func:`mmmimic.fileio.atomic_output`: an existing
+``out`` is refused unless ``overwrite``, and a failure or Ctrl-C leaves no ``.onnx`` and no
+temporary file behind.
 """
 import copy
 import json
-import os
 import os.path as osp
-import tempfile
 import warnings
 from typing import Optional, Sequence, Tuple
 
@@ -29,13 +30,13 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 
+from mmmimic.fileio import atomic_output, check_output_path
 from mmmimic.models.data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
+from .checks import META_KEY, check_onnx_graph, model_hash, parse_onnx_meta  # noqa: F401
 from .graph import DeployableDetector, input_names, output_names
 
 #: ONNX opset of exported graphs (RoiAlign ``half_pixel`` needs 16).
 OPSET = 17
-#: Metadata key of the export settings in the ``.onnx`` file.
-META_KEY = 'mmmimic'
 #: Tracing size of dynamic exports without ``shape``.
 TRACE_SHAPE = (320, 448)
 
@@ -96,10 +97,26 @@ def load_detector(config: str, checkpoint: Optional[str],
         ValueError: ``input_scale`` contradicts the scale the config records.
         RuntimeError: the checkpoint does not fit the model (missing/unexpected keys, shapes).
     """
+    detector, model_cfg, scale = _load_detector(config, checkpoint, input_scale)
+    return detector, runtime_preprocessor(model_cfg), scale
+
+
+def config_model_hash(config: str) -> str:
+    """The model hash (:func:`~.checks.model_hash`) of the network that ``config`` (a config
+    path) exports: its model, or a distiller's student."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config not found: {config}')
+    return model_hash(student_model_cfg(Config.fromfile(config))[0])
+
+
+def _load_detector(config: str, checkpoint: Optional[str],
+                   input_scale: Optional[float]) -> Tuple[nn.Module, ConfigDict, float]:
+    """:func:`load_detector` returning the deployable model config instead of its
+    preprocessor."""
+    from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
 
     import mmmimic  # noqa: F401  (registers the modules)
-    from mmdet.registry import MODELS
     from mmmimic.utils import STUDENT_PREFIX, load_state_dict
     if not osp.isfile(config):
         raise FileNotFoundError(f'config not found: {config}')
@@ -107,7 +124,7 @@ def load_detector(config: str, checkpoint: Optional[str],
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model_cfg, recorded = student_model_cfg(cfg)
     scale = resolve_input_scale(recorded, input_scale, config)
-    detector = MODELS.build(model_cfg)
+    detector = MODELS.build(copy.deepcopy(model_cfg))  # building mutates nested dicts
     if checkpoint is not None:
         state = load_state_dict(checkpoint, what='checkpoint', prefix=STUDENT_PREFIX)
         own = detector.state_dict()
@@ -127,7 +144,7 @@ def load_detector(config: str, checkpoint: Optional[str],
                 listing('shape mismatch', mismatched))
         detector.load_state_dict(state, strict=True)
     detector.eval()
-    return detector, runtime_preprocessor(model_cfg), scale
+    return detector, model_cfg, scale
 
 
 def example_inputs(shape: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -163,12 +180,14 @@ def export_onnx(config: str,
                 input_scale: Optional[float] = None,
                 opset: int = OPSET,
                 cap_nms: bool = True,
-                fuse_deconv: bool = True) -> dict:
+                fuse_deconv: bool = True,
+                overwrite: bool = False) -> dict:
     """Export the detector of ``config``/``checkpoint`` to ``out`` (see the module docstring).
 
     Args:
         config, checkpoint, input_scale: see :func:`load_detector`.
-        out: the ``.onnx`` path; its folder must exist.
+        out: the ``.onnx`` path; its folder must exist; an existing file is refused unless
+            ``overwrite`` (``--overwrite``).
         shape: ``(H, W)`` of the (padded) network input; the graph accepts only this size
             unless ``dynamic``. None: dynamic, traced at :data:`TRACE_SHAPE` (rounded up to the
             pad divisor).
@@ -179,6 +198,11 @@ def export_onnx(config: str,
 
     Returns:
         the metadata dict stored in the file.
+
+    Raises:
+        FileExistsError: ``out`` exists and not ``overwrite``.
+        RefusedOnnxError: the file would be refused when read (e.g. a data preprocessor other
+            than ``DetDataPreprocessor``).
     """
     import onnx
     out_dir = osp.dirname(osp.abspath(out))
@@ -188,7 +212,9 @@ def export_onnx(config: str,
         raise ValueError(f'--out must name a .onnx file, got {out}')
     if opset < 16:
         raise ValueError(f'opset {opset} is too old: RoiAlign half_pixel needs opset >= 16')
-    detector, dp_cfg, scale = load_detector(config, checkpoint, input_scale)
+    check_output_path(out, overwrite, what='--out file')  # before the minutes of exporting
+    detector, model_cfg, scale = _load_detector(config, checkpoint, input_scale)
+    dp_cfg = runtime_preprocessor(model_cfg)
     if shape is None:
         dynamic = True
         divisor = max(int(dp_cfg.get('pad_size_divisor', 1) or 1), int(round(1 / scale)))
@@ -207,13 +233,12 @@ def export_onnx(config: str,
         cap_nms=bool(cap_nms),
         fused_deconv=module.fused_neck is not None,
         data_preprocessor=dp_cfg.to_dict(),
-        opset=opset)
+        opset=opset,
+        model_hash=model_hash(model_cfg))
     dynamic_axes = {'image': {2: 'height', 3: 'width'}} if dynamic else {}
     for name in output_names():
         dynamic_axes[name] = {0: 'num_dets'}
-    fd, tmp = tempfile.mkstemp(suffix='.onnx.tmp', dir=out_dir)
-    os.close(fd)
-    try:
+    with atomic_output(out, overwrite, what='--out file') as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
             torch.onnx.export(
@@ -225,9 +250,8 @@ def export_onnx(config: str,
         del model.metadata_props[:]
         entry = model.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps(meta)
+        # what every reader checks: refuse here what would be refused there
+        parse_onnx_meta(entry.value, out)
+        check_onnx_graph(model, out)
         onnx.save(model, tmp)
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return meta

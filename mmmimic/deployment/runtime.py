@@ -3,13 +3,17 @@
 :class:`OnnxDetector` is a ``BaseDetector`` whose ``predict`` runs an exported ``.onnx`` file
 (see :mod:`.export`) with onnxruntime and returns ``DetDataSample`` s with ``pred_instances``
 (``bboxes``, ``scores``, ``labels``), as mmdet's ``predict`` does. Its data preprocessor is the
-one stored in the file, so mmengine's test loop, the Caltech metric and ``inference_detector``
-style code run it like the PyTorch model. :func:`onnx_test_cfg` turns a test config into one that
-scores an ``.onnx`` file (``tools/test.py CONFIG model.onnx``).
+trusted config's when one is given, else a ``DetDataPreprocessor`` built from the file's checked
+metadata (:mod:`.checks`), so mmengine's test loop, the Caltech metric and
+``inference_detector`` style code run it like the PyTorch model. :func:`onnx_test_cfg` turns a
+test config into one that scores an ``.onnx`` file (``tools/test.py CONFIG model.onnx``) and
+refuses a file exported from another network.
+
+An ``.onnx`` file is untrusted data: every reader goes through :func:`.checks.load_onnx_file`
+(closed metadata schema, no registry build of anything in the file, bounded ``Loop`` s, one
+read of the bytes that onnxruntime then runs).
 """
 import copy
-import json
-import os.path as osp
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -21,28 +25,20 @@ from torch import Tensor
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from .export import META_KEY
+from .checks import build_file_preprocessor, check_onnx_identity, load_onnx_file, model_hash
 
 
 def read_onnx_meta(onnx_file: str) -> dict:
-    """The export settings stored in an ``.onnx`` file by :func:`~.export.export_onnx`.
+    """The export settings stored in an ``.onnx`` file by :func:`~.export.export_onnx`,
+    checked against the closed schema of :func:`.checks.parse_onnx_meta` (the graph is not
+    checked here; :class:`OnnxDetector` checks it).
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: not an ONNX model, or not one exported by mmmimic (no ``mmmimic`` metadata).
+        RefusedOnnxError: metadata that is not the exporter's (names the file and the key).
     """
-    import onnx
-    if not osp.isfile(onnx_file):
-        raise FileNotFoundError(f'ONNX model not found: {onnx_file}')
-    try:
-        model = onnx.load(onnx_file, load_external_data=False)
-    except Exception as e:  # protobuf DecodeError and friends
-        raise ValueError(f'{onnx_file} is not a readable ONNX model: {e}') from e
-    props = {p.key: p.value for p in model.metadata_props}
-    if META_KEY not in props:
-        raise ValueError(f'{onnx_file} has no "{META_KEY}" metadata: export it with '
-                         'tools/deployment/export_onnx.py')
-    return json.loads(props[META_KEY])
+    return load_onnx_file(onnx_file, check_graph=False)[2]
 
 
 def ort_providers(device: str = 'auto') -> List[str]:
@@ -65,9 +61,15 @@ class OnnxDetector(BaseDetector):
         onnx_file: the ``.onnx`` written by ``tools/deployment/export_onnx.py``.
         device: ``'auto'`` (CUDA provider when present, else CPU), ``'cpu'`` or ``'cuda'``.
         num_threads: onnxruntime intra-op threads (None: onnxruntime's default).
-        data_preprocessor: overrides the preprocessing stored in the file (must normalise the
-            same way; the pad divisor may differ for dynamic exports).
+        data_preprocessor: the preprocessing, from a trusted config (a config dict, built
+            through the registry, or a module); it must normalise as the file's (the pad
+            divisor may differ for dynamic exports). None: a ``DetDataPreprocessor`` with the
+            file's checked values (no type name from the file is looked up).
         init_cfg: unused (no weights on the PyTorch side).
+
+    Raises:
+        RefusedOnnxError: the file fails a check of :func:`.checks.load_onnx_file` (metadata
+            outside the schema, an unbounded ``Loop``, external data, other inputs/outputs).
     """
 
     def __init__(self,
@@ -77,19 +79,21 @@ class OnnxDetector(BaseDetector):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         import onnxruntime as ort
-        self.meta = read_onnx_meta(onnx_file)
-        if data_preprocessor is None:
-            data_preprocessor = self.meta['data_preprocessor']
-        if isinstance(data_preprocessor, dict):  # mmdet's registry, whatever the default scope
-            data_preprocessor = MODELS.build(data_preprocessor)
+        model_bytes, _, self.meta = load_onnx_file(onnx_file)
+        if data_preprocessor is None:  # the file's: checked values, the one allowed class
+            data_preprocessor = build_file_preprocessor(self.meta['data_preprocessor'])
+        elif isinstance(data_preprocessor, dict):  # the caller's (a trusted config)
+            data_preprocessor = MODELS.build(data_preprocessor)  # mmdet's, whatever the scope
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.onnx_file = onnx_file
         options = ort.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(onnx_file, sess_options=options,
+        # the bytes that were checked, not a second read of the path
+        self.session = ort.InferenceSession(model_bytes, sess_options=options,
                                             providers=ort_providers(device))
+        del model_bytes
         self.input_shape = self.meta.get('input_shape')
         self.input_scale = float(self.meta.get('input_scale', 1.0))
 
@@ -164,6 +168,9 @@ def onnx_test_cfg(cfg: Config, onnx_file: str, device: str = 'auto') -> Config:
     Raises:
         ValueError: the file's preprocessing (mean/std/channel order) or input scale differs
             from the config's model, i.e. the ``.onnx`` does not belong to this config.
+        RefusedOnnxError: the file's model hash is not the config's model hash (another
+            network, or other test-time settings such as the NMS thresholds), or the file
+            records none; or its metadata fails the schema.
     """
     from .export import runtime_preprocessor, student_model_cfg
     meta = read_onnx_meta(onnx_file)
@@ -180,6 +187,8 @@ def onnx_test_cfg(cfg: Config, onnx_file: str, device: str = 'auto') -> Config:
         if a is not None and b is not None and list(np.atleast_1d(a)) != list(np.atleast_1d(b)):
             raise ValueError(f'{onnx_file} normalises with {key}={b} but the config\'s model uses '
                              f'{key}={a}: the ONNX model was exported from another config')
+    config = getattr(cfg, 'filename', None) or 'the test config'
+    check_onnx_identity(meta, model_hash(model_cfg), onnx_file, config)
     cfg.model = ConfigDict(type='OnnxDetector', onnx_file=onnx_file, device=device,
                            data_preprocessor=dict(dp_cfg) if dp_cfg else None)
     cfg.load_from = None

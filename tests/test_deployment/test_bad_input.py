@@ -97,8 +97,10 @@ def test_existing_file_survives_a_failed_export(reference, tmp_path):
     export_onnx(config, ckpt, str(out), shape=(64, 64))
     before = out.read_bytes()
     with pytest.raises(RuntimeError, match='does not match'):
-        export_onnx(osp.join(ROOT, 'configs/stage2/tiny/rfcn_r18-w16_tiny.py'), ckpt, str(out))
+        export_onnx(osp.join(ROOT, 'configs/stage2/tiny/rfcn_r18-w16_tiny.py'), ckpt, str(out),
+                    overwrite=True)
     assert out.read_bytes() == before
+    assert _files(tmp_path) == ['m.onnx']
 
 
 def test_frames_of_another_size_than_the_static_graph(reference, tmp_path):

@@ -142,12 +142,13 @@ def test_extracted_cross_scale_student_carries_its_input_scale(reference, tmp_pa
         expected = model.test_step(_raw_batch(frame))[0].pred_instances
     compare(test_model.test_step(_raw_batch(frame))[0].pred_instances, expected)
     # an explicit --input-scale may repeat the recorded scale, not contradict it
-    assert export_onnx(cfg_path, student_ckpt, out, shape=(96, 128),
-                       input_scale=0.5)['input_scale'] == 0.5
+    assert export_onnx(cfg_path, student_ckpt, out, shape=(96, 128), input_scale=0.5,
+                       overwrite=True)['input_scale'] == 0.5
     for wrong in (1.0, 0.25):
         with pytest.raises(ValueError, match=rf'--input-scale {wrong} contradicts the input '
                            r'scale 0.5 that .*student.py records'):
-            export_onnx(cfg_path, student_ckpt, out, shape=(96, 128), input_scale=wrong)
+            export_onnx(cfg_path, student_ckpt, out, shape=(96, 128), input_scale=wrong,
+                        overwrite=True)
 
 
 def test_student_without_a_recorded_scale_takes_input_scale(reference, tmp_path):

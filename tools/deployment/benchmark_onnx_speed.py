@@ -61,7 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='where speed.csv, speed.md, speed.json and speed.png are written')
     parser.add_argument('--model-dir', default=None,
                         help='where the exported .onnx files are kept (default: a temporary '
-                        'folder, removed at the end)')
+                        'folder, removed at the end); a file found there is reused only when '
+                        'it passes the checks of every .onnx reader and records the model hash '
+                        'of its config')
     return parser.parse_args(argv)
 
 
@@ -93,7 +95,9 @@ class Entry:
 def build_entries(groups: Sequence[Sequence[str]], shape: Tuple[int, int], threads: int,
                   runtimes: Sequence[str], model_dir: str) -> List[Entry]:
     """Build every model (PyTorch) and export/load it (onnxruntime) for ``shape``."""
-    from mmmimic.deployment import DeployableDetector, OnnxDetector, export_onnx, load_detector
+    from mmmimic.deployment import (DeployableDetector, OnnxDetector, check_onnx_identity,
+                                    config_model_hash, export_onnx, load_detector,
+                                    read_onnx_meta)
     from mmmimic.models.distillers.cross_scale import resize_batch
     entries = []
     for group in groups:
@@ -118,8 +122,12 @@ def build_entries(groups: Sequence[Sequence[str]], shape: Tuple[int, int], threa
                 torch.save({'state_dict': detector.state_dict()}, ckpt)
                 pad_h, pad_w = inputs.shape[-2:]
                 onnx_file = osp.join(model_dir, f'{model_name}_{pad_h}x{pad_w}.onnx')
-                if not osp.isfile(onnx_file):
+                if not osp.lexists(onnx_file):
                     export_onnx(config, ckpt, onnx_file, shape=(pad_h, pad_w))
+                else:  # an earlier run's file (untrusted data): the network of this config?
+                    check_onnx_identity(read_onnx_meta(onnx_file), config_model_hash(config),
+                                        onnx_file, config)
+                # metadata against the closed schema, bounded loops: see mmmimic.deployment
                 onnx_model = OnnxDetector(onnx_file, device='cpu', num_threads=threads)
 
                 def ort_fn(m=onnx_model, x=inputs, s=samples):

@@ -2,7 +2,7 @@
 """Export an mmmimic detector to ONNX: one graph from the normalised image to the detections.
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT --out model.onnx \\
-        [--shape H W] [--dynamic] [--input-scale S]
+        [--shape H W] [--dynamic] [--input-scale S] [--overwrite]
 
 CONFIG is a plain mmdet config, an ``extract_student.py`` output, or a ``FeatureMimicDistiller``
 config (its student is exported). Cross-scale students (a distiller with ``student_input_scale``,
@@ -10,7 +10,11 @@ or an extracted student with a ``ScaledInputDataPreprocessor``) resize the frame
 ``--shape`` fixes the graph's input size (the preprocessed, padded frame, e.g. 1024 1344 for
 Caltech at a 1000 px short side with pad_size_divisor 32); without ``--shape``, or with
 ``--dynamic``, height and width are free. Run the result with ``mmmimic.deployment.OnnxDetector``
-or score it with ``tools/test.py CONFIG model.onnx``. See docs/deployment.md.
+or score it with ``tools/test.py CONFIG model.onnx``. An existing ``--out`` file is refused
+unless ``--overwrite``; the file is written to a temporary file in its folder and renamed when
+complete, so a failure or Ctrl-C leaves neither a partial ``.onnx`` nor a temporary file. The
+file records the model hash of CONFIG's network, which ``tools/test.py`` checks. See
+docs/deployment.md.
 """
 import argparse
 import sys
@@ -32,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'distiller\'s student_input_scale, else 1); refused when it contradicts '
                         'the recorded scale')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (>= 16)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file (refused without it)')
     return parser.parse_args(argv)
 
 
@@ -45,8 +51,13 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     from mmmimic.deployment import export_onnx
-    meta = export_onnx(args.config, args.checkpoint, args.out, shape=args.shape,
-                       dynamic=args.dynamic, input_scale=args.input_scale, opset=args.opset)
+    try:
+        meta = export_onnx(args.config, args.checkpoint, args.out, shape=args.shape,
+                           dynamic=args.dynamic, input_scale=args.input_scale, opset=args.opset,
+                           overwrite=args.overwrite)
+    except FileExistsError as e:
+        print(f'export_onnx: {e}', file=sys.stderr)
+        return 1
     size = 'dynamic HxW' if meta['input_shape'] is None else 'x'.join(map(str,
                                                                           meta['input_shape']))
     print(f'wrote {args.out}: {meta["model"]} ({meta["kind"]}), input {size}, '
