@@ -190,7 +190,8 @@ def main(argv=None) -> int:
     os.makedirs(out_dir, exist_ok=True)
     onnx_file = osp.join(work_dir, f'{name}.onnx')
     meta = export_onnx(args.config, args.checkpoint, onnx_file, shape=args.shape,
-                       dynamic=args.shape is None, input_scale=args.input_scale)
+                       dynamic=args.shape is None, input_scale=args.input_scale,
+                       overwrite=True)  # its own intermediate in work_dir, redone each run
     options = test_options(args.config, args.data_dir, args.workers) + args.cfg_options
     scores, seconds = {}, {}
     for runtime, model in (('pytorch', args.checkpoint), ('onnxruntime', onnx_file)):
