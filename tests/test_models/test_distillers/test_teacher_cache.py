@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmdet.registry import DATASETS, MODELS
 from mmmimic.models.distillers.teacher_cache import (
     CacheError, TeacherFeatureCache, cache_identity, cache_key, cache_marked_complete, compare_maps,
-    fill_teacher_cache, make_recipe_computer, plan_cache_pipeline)
+    fill_teacher_cache, make_sample_computer, plan_cache_pipeline)
 
 from mimic_test_utils import TEACHER_CFG, make_teacher_ckpt
 
@@ -335,18 +335,24 @@ def test_fill_refuses_beyond_max_gb_before_writing(teacher_env, tmp_path, tiny_c
 
 
 # ------------------------------------------------------------------ verify
-def test_verify_rechecks_random_entries_against_the_live_teacher(teacher_env, tmp_path,
-                                                                 tiny_coco):
+def test_verify_recomputes_entries_from_the_training_samples(teacher_env, tmp_path, tiny_coco):
+    """check_entry compares an entry with the live teacher recomputed from the training sample
+    of its key (make_sample_computer: the sample's image through the configured pipeline); an
+    entry that is wrong under a valid checksum (a re-encoded stale map) is named."""
     cache, plan, _ = fill(teacher_env, tmp_path / 'v', tiny_coco, train_pipeline(),
                           stop_after=6)
-    compute = make_recipe_computer(teacher_env['teacher'], teacher_env['dp'], plan['loading'],
-                                   -1)
-    assert len(cache.verify(compute, k=4)) == 4
-    key = cache.keys()[2]
-    recipe = cache.header(key)['recipe']
-    good = cache.get(key).float()
-    cache.put(key, good * 1.01, recipe=recipe)  # a stale entry under a valid checksum
+    compute = make_sample_computer(teacher_env['teacher'], teacher_env['dp'], plan, -1)
+    dataset = dataset_builder(tiny_coco)(train_pipeline(flip_prob=0.0))
+    metas = [dataset[i]['data_samples'].metainfo for i in range(3)]
+    for meta in metas:
+        key, live = compute(meta)
+        assert key in cache.keys()
+        cos, rel = cache.check_entry(key, live)
+        assert cos >= 0.9999 and rel <= FP16_TOL
+    key, live = compute(metas[2])
+    cache.put(key, cache.get(key).float() * 1.01)  # a stale entry under a valid checksum
     with pytest.raises(CacheError) as err:
-        cache.verify(compute, k=6)
+        cache.check_entry(key, live)
     assert repr(key) in str(err.value) and 'does not match the live teacher' in str(err.value)
+    assert cache.check_entry('absent|none|192x256', live) is None
     cache.close()

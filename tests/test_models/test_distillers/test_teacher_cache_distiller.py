@@ -33,7 +33,7 @@ def write_config(path, tiny_coco, ckpt, cache_dir, base=MIMIC_CFG, pipeline=PIPE
 def setup(tmp_path_factory, tiny_coco):
     root = tmp_path_factory.mktemp('cached_mimic')
     ckpt = make_teacher_ckpt(str(root / 'teacher.pth'))
-    cfg = write_config(root / 'mimic_cached.py', tiny_coco, ckpt, root / 'cache', verify=3)
+    cfg = write_config(root / 'mimic_cached.py', tiny_coco, ckpt, root / 'cache', verify=2)
     stats = fill_cache_from_config(cfg, progress=False, log=lambda msg: None)
     return dict(root=root, ckpt=ckpt, cfg=cfg, stats=stats, tiny_coco=tiny_coco)
 
@@ -76,7 +76,8 @@ def test_cached_losses_equal_live_losses(setup):
     inputs, samples = batch(setup['cfg'], cached)
     assert [s.flip for s in samples] == [False, True]
     got, expected = losses_of(cached, inputs, samples), losses_of(live, inputs, samples)
-    assert cached._teacher_cache_verified  # verify=3 ran at the first training step
+    assert cached._teacher_cache_verified  # verify=2: both samples of the first step
+    assert len(cached._teacher_cache_checked) == 2
     assert copy.deepcopy(cached).teacher_cache is cached.teacher_cache  # e.g. an EMA copy
     assert got.keys() == expected.keys()
     for key in ('loss_rpn_cls', 'loss_rpn_bbox'):
@@ -113,19 +114,27 @@ def test_build_refuses_uncacheable_pipeline_and_bad_keys(setup, tmp_path):
 
 
 def test_verify_fails_at_the_first_training_step_on_a_stale_entry(setup, tmp_path):
+    """verify recomputes the served entries from the training samples themselves: an entry that
+    is wrong under a valid checksum (written through the cache's own put) is named."""
     import shutil
+
+    from mmmimic.models.distillers.teacher_cache import sample_cache_key
     cache_dir = tmp_path / 'tampered'
     shutil.copytree(setup['root'] / 'cache', cache_dir)
-    model = build(setup['cfg'], dir=str(cache_dir), verify=32)
-    writer = TeacherFeatureCache(str(cache_dir), model.teacher_cache.identity, readonly=False)
-    key = sorted(writer.keys())[7]
-    writer.put(key, writer.get(key).float() * 0.9, recipe=writer.header(key)['recipe'])
+    probe = build(setup['cfg'], dir=str(cache_dir))
+    inputs, samples = batch(setup['cfg'], probe)
+    identity = probe.teacher_cache.identity
+    probe.teacher_cache.close()
+    key = sample_cache_key(samples[1].metainfo)[0]
+    writer = TeacherFeatureCache(str(cache_dir), identity, readonly=False)
+    writer.put(key, writer.get(key).float() * 0.9)
     writer.close()
-    inputs, samples = batch(setup['cfg'], model)
+    model = build(setup['cfg'], dir=str(cache_dir), verify=32)
     model.train()
     with pytest.raises(CacheError) as err:
         model.loss(inputs, samples)
     assert repr(key) in str(err.value) and 'does not match the live teacher' in str(err.value)
+    assert model._teacher_cache_checked == [sample_cache_key(samples[0].metainfo)[0]]
     model.eval()  # outside training no verification (e.g. the tool's checks)
     assert not model._teacher_cache_verified
 
