@@ -1,4 +1,5 @@
 """Tiny teacher/student fixtures for the distiller tests (mmdet ResNet-18 trunks, stride 16)."""
+import copy
 import os.path as osp
 
 import torch
@@ -6,7 +7,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mmmimic  # noqa: F401
-from mmdet.registry import MODELS
+from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 
@@ -24,6 +25,21 @@ CACHE_PIPELINE = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
+
+
+def cache_batch(cfg, model, flips=(False, True)):
+    """Training samples 0, 1, ... of ``cfg``'s dataset, sample ``i`` flipped as ``flips[i]``,
+    through ``model``'s data preprocessor: ``(inputs, data_samples)`` as the cache keys them."""
+    packed = []
+    for i, flip in enumerate(flips):
+        pipeline = copy.deepcopy(CACHE_PIPELINE)
+        pipeline[3] = dict(type='RandomFlip', prob=float(flip))
+        dataset = DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
+                                      pipeline=pipeline))
+        packed.append(dataset[i])
+    data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in packed],
+                                        data_samples=[p['data_samples'] for p in packed]), True)
+    return data['inputs'], data['data_samples']
 
 
 def make_teacher_ckpt(path):

@@ -9,10 +9,11 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import MODELS
 from mmmimic.models.distillers.teacher_cache import (CacheError, TeacherFeatureCache,
                                                      fill_cache_from_config)
-from mimic_test_utils import CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, make_teacher_ckpt
+from mimic_test_utils import (CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, cache_batch,
+                              make_teacher_ckpt)
 
 PIPELINE = CACHE_PIPELINE
 
@@ -38,18 +39,7 @@ def setup(tmp_path_factory, tiny_coco):
     return dict(root=root, ckpt=ckpt, cfg=cfg, stats=stats, tiny_coco=tiny_coco)
 
 
-def batch(cfg, model, flips=(False, True)):
-    """Two training samples (one per flip state) through the model's data preprocessor."""
-    packed = []
-    for i, flip in enumerate(flips):
-        pipeline = copy.deepcopy(PIPELINE)
-        pipeline[3] = dict(type='RandomFlip', prob=float(flip))
-        dataset = DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
-                                      pipeline=pipeline))
-        packed.append(dataset[i])
-    data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in packed],
-                                        data_samples=[p['data_samples'] for p in packed]), True)
-    return data['inputs'], data['data_samples']
+batch = cache_batch
 
 
 def build(cfg, **cache_overrides):

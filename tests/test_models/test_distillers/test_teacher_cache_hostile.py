@@ -27,7 +27,7 @@ from mmmimic.models.distillers import teacher_cache as tc
 from mmmimic.models.distillers.teacher_cache import (CacheError, TeacherFeatureCache,
                                                      compare_maps, fill_cache_from_config,
                                                      make_sample_computer, sample_cache_key)
-from mimic_test_utils import CACHE_PIPELINE, MIMIC_CFG, make_teacher_ckpt
+from mimic_test_utils import CACHE_PIPELINE, MIMIC_CFG, cache_batch, make_teacher_ckpt
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.abspath(osp.join(HERE, '..', '..', '..'))
@@ -85,18 +85,7 @@ def build_model(cfg_path, cache_dir, **overrides):
     return cfg, MODELS.build(cfg.model)
 
 
-def batch(cfg, model, flips=(False, True)):
-    """Training samples 0 (not flipped) and 1 (flipped) through the model's data preprocessor."""
-    packed = []
-    for i, flip in enumerate(flips):
-        pipeline = copy.deepcopy(CACHE_PIPELINE)
-        pipeline[3] = dict(type='RandomFlip', prob=float(flip))
-        dataset = DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
-                                      pipeline=pipeline))
-        packed.append(dataset[i])
-    data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in packed],
-                                        data_samples=[p['data_samples'] for p in packed]), True)
-    return data['inputs'], data['data_samples']
+batch = cache_batch
 
 
 def writer_of(model, cache_dir):
@@ -123,21 +112,9 @@ import torch
 torch.set_num_threads(1)
 from mmengine.config import Config
 from mmdet.registry import DATASETS, MODELS
-from mimic_test_utils import CACHE_PIPELINE
+from mimic_test_utils import cache_batch as batch
 from mmmimic.models.distillers.teacher_cache import CacheError
 
-
-def batch(cfg, model, flips=(False, True)):
-    packed = []
-    for i, flip in enumerate(flips):
-        pipeline = copy.deepcopy(CACHE_PIPELINE)
-        pipeline[3] = dict(type='RandomFlip', prob=float(flip))
-        dataset = DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
-                                      pipeline=pipeline))
-        packed.append(dataset[i])
-    data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in packed],
-                                        data_samples=[p['data_samples'] for p in packed]), True)
-    return data['inputs'], data['data_samples']
 '''
 
 
@@ -382,8 +359,8 @@ def test_bad_identity_records_and_headers_are_named(stores, tmp_path):
     key = sorted(writer.keys())[0]
     for value, words in [
             (b'\x05\x00\x00\x00[1, 2', 'corrupt entry header (not JSON: JSONDecodeError'),
-            (struct.pack('<I', 3000) + b'[' * 3000, 'corrupt entry header (not JSON: '
-                                                     'RecursionError'),
+            (struct.pack('<I', 3000) + b'[' * 3000,
+             'corrupt entry header (not JSON: RecursionError'),
             (struct.pack('<I', 4) + b'[42]', 'corrupt entry header (a JSON list, not an '
                                              'object)'),
             (struct.pack('<I', 1 << 30) + b'{}', 'corrupt entry header (header length '
