@@ -2,6 +2,7 @@
 import argparse
 import os
 import os.path as osp
+import sys
 import warnings
 from copy import deepcopy
 
@@ -14,7 +15,8 @@ import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmmimic.utils import (UNCHECKED_WEIGHTS_ENV, check_checkpoint_matches_model,
-                           check_config_path, check_output_path, setup_cpu_distributed)
+                           check_config_path, check_output_path, run_main,
+                           setup_cpu_distributed)
 
 
 def parse_args():
@@ -39,6 +41,8 @@ def parse_args():
     parser.add_argument('--overwrite', action='store_true',
                         help='allow --out to replace an existing file')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--debug', action='store_true',
+                        help='show the full traceback of an error (default: one line)')
     parser.add_argument(
         '--unchecked-weights', action='store_true',
         help='load weights even when some are NaN/inf, meta-device or sparse (refused by '
@@ -119,4 +123,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

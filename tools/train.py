@@ -2,8 +2,10 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -11,7 +13,8 @@ import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint 
 from mmmimic.apis import MIMIC_LOSSES, wrap_with_teacher
 from mmmimic.utils import (UNCHECKED_WEIGHTS_ENV, check_checkpoint_matches_model,
                            check_config_dump, check_config_path, check_fresh_work_dir,
-                           find_resume_checkpoint, setup_cpu_distributed)
+                           config_dump_path, find_resume_checkpoint, restore_on_failure,
+                           run_main, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -38,6 +41,11 @@ def parse_args(argv=None):
     parser.add_argument('--student-scale', type=float, default=None,
                         help='with --teacher: cross-scale mimic, the student sees the batch '
                         'resized by this factor (e.g. 0.5)')
+    parser.add_argument('--mimic-student-feature', type=int, default=-1, metavar='INDEX',
+                        help='with --teacher: the student map to mimic, an index into its '
+                        'extract_feat() maps (default -1: the last, e.g. the coarsest FPN level)')
+    parser.add_argument('--mimic-teacher-feature', type=int, default=-1, metavar='INDEX',
+                        help='with --teacher: the teacher map it regresses to (same indexing)')
     parser.add_argument('--no-teacher-check', action='store_true',
                         help='with --teacher: skip scoring the teacher before training')
     parser.add_argument('--teacher-check-images', type=int, default=20,
@@ -45,6 +53,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--overwrite', action='store_true',
         help='allow a fresh run in a work dir that holds checkpoints of an earlier run')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the full traceback of an error (default: one line)')
     parser.add_argument(
         '--unchecked-weights', action='store_true',
         help='load weights even when some are NaN/inf, meta-device or sparse (refused by '
@@ -78,9 +88,12 @@ def build_train_config(args) -> Config:
         cfg = wrap_with_teacher(
             cfg, *args.teacher, mimic_weight=args.mimic_weight, mimic_loss=args.mimic_loss,
             student_scale=args.student_scale, teacher_check=not args.no_teacher_check,
-            teacher_check_images=args.teacher_check_images)
-    elif args.student_scale is not None or args.mimic_weight != 1.0:
-        raise ValueError('--student-scale / --mimic-weight need --teacher')
+            teacher_check_images=args.teacher_check_images,
+            student_feature=args.mimic_student_feature,
+            teacher_feature=args.mimic_teacher_feature)
+    elif args.student_scale is not None or args.mimic_weight != 1.0 or \
+            args.mimic_student_feature != -1 or args.mimic_teacher_feature != -1:
+        raise ValueError('--student-scale / --mimic-weight / --mimic-*-feature need --teacher')
 
     # work_dir priority: CLI > config file > config filename
     if args.work_dir is not None:
@@ -139,19 +152,34 @@ def main():
     # torchrun / dist_train.sh on a CPU-only machine: gloo, no CUDA device ids
     setup_cpu_distributed(cfg)
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    progress = _Progress()
+    # a run refused or failed before its first iteration leaves the work dir's config dump as it
+    # was (the Runner rewrites it when built, before any check)
+    with restore_on_failure(config_dump_path(cfg), lambda: progress.trained):
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        runner.register_hook(progress, priority='LOWEST')
 
-    # A checkpoint from another model fails now, not as a warning buried in the log.
-    if cfg.get('load_from') and '://' not in str(cfg.load_from):
-        check_checkpoint_matches_model(
-            runner.model.module if hasattr(runner.model, 'module') else runner.model,
-            cfg.load_from, strict=bool(cfg.get('resume', False)))
+        # A checkpoint from another model fails now, not as a warning buried in the log.
+        if cfg.get('load_from') and '://' not in str(cfg.load_from):
+            check_checkpoint_matches_model(
+                runner.model.module if hasattr(runner.model, 'module') else runner.model,
+                cfg.load_from, strict=bool(cfg.get('resume', False)))
 
-    runner.train()
+        runner.train()
+
+
+class _Progress(Hook):
+    """Records whether a training iteration ran in this process."""
+
+    def __init__(self) -> None:
+        self.trained = False
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.trained = True
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

@@ -5,7 +5,7 @@
 """
 import copy
 import os.path as osp
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
@@ -16,24 +16,39 @@ MIMIC_LOSSES = ('ProposalSampledL2Loss', 'PooledFeatureL2Loss', 'WholeFeatureL2L
 
 
 def choose_connector(student_stride: float, teacher_stride: float,
-                     student_scale: float) -> str:
+                     student_scale: float, student_strides: Sequence[float] = (),
+                     teacher_strides: Sequence[float] = ()) -> str:
     """``Conv1x1Connector`` when the maps meet at the same stride in the teacher's pixels,
     ``Deconv2xConnector`` when the student's is twice as coarse.
 
+    Args:
+        student_stride / teacher_stride: strides of the mimicked maps on their own inputs.
+        student_scale: the student's input scale.
+        student_strides / teacher_strides: the strides of every map ``extract_feat`` returns,
+            listed in the error so that the user can pick a pair.
+
     Raises:
-        ValueError: no connector bridges the strides (names them and the fix).
+        ValueError: no connector bridges the strides (names them, and the flags that fix it).
     """
     effective = student_stride / student_scale
     if effective == teacher_stride:
         return 'Conv1x1Connector'
     if effective == 2 * teacher_stride:
         return 'Deconv2xConnector'
+
+    def listing(name, strides):
+        return f' The {name} maps (index: stride) are ' + ', '.join(
+            f'{i}: {st:g}' for i, st in enumerate(strides)) + '.' if strides else ''
+
     raise ValueError(
         f'no connector bridges the maps: the student map has stride {student_stride:g} on its '
         f'input (scale {student_scale:g}), i.e. {effective:g} in the teacher\'s pixels, and the '
         f'teacher map has stride {teacher_stride:g}. A 1x1 connector needs equal strides, a '
-        'deconv connector a factor 2. Give the student a deconv neck (Deconv2xNeck), mimic '
-        'another map (student_feature/teacher_feature), or change --student-scale.')
+        'deconv connector a factor 2.' + listing('student', student_strides) +
+        listing('teacher', teacher_strides) + ' Mimic another pair of maps with '
+        '--mimic-student-feature / --mimic-teacher-feature (wrap_with_teacher(student_feature=, '
+        'teacher_feature=)), give the student a deconv neck (Deconv2xNeck), or change '
+        '--student-scale.')
 
 
 def _load_config(config: Union[str, Config], what: str) -> Config:
@@ -51,15 +66,20 @@ def wrap_with_teacher(cfg: Union[str, Config],
                       mimic_loss: str = 'ProposalSampledL2Loss',
                       student_scale: Optional[float] = None,
                       teacher_check: bool = True,
-                      teacher_check_images: int = 20) -> Config:
+                      teacher_check_images: int = 20,
+                      student_feature: int = -1,
+                      teacher_feature: int = -1) -> Config:
     """A copy of ``cfg`` whose model is a ``FeatureMimicDistiller`` of ``cfg.model``.
 
-    The mimicked maps are the last map of each network (``extract_feat(...)[-1]``); the connector
+    The mimicked maps are ``extract_feat(...)[student_feature]`` of the student and
+    ``[teacher_feature]`` of the teacher (default: the last map of each); the connector
     is chosen from their measured channels and strides (:func:`choose_connector`); with
     ``student_scale`` the mimic is cross-scale (the student sees the batch resized by that
     factor). The teacher's model config is embedded, so the returned (and dumped) config is a
     complete, rerunnable distiller config. With ``teacher_check`` a :class:`TeacherCheckHook`
     scores the teacher on ``teacher_check_images`` validation images before the first iteration.
+    An :class:`RNGStateHook` is added when the config has none (mmdet's runtime configs do not),
+    so that ``--resume`` continues bit for bit.
 
     Args:
         cfg: the student's training config (or its path).
@@ -70,6 +90,8 @@ def wrap_with_teacher(cfg: Union[str, Config],
         student_scale: cross-scale mimic factor (e.g. 0.5); None: same input.
         teacher_check: add the teacher check (needs ``val_dataloader``/``val_evaluator``).
         teacher_check_images: validation images the check scores.
+        student_feature / teacher_feature: index of the mimicked map in each network's
+            ``extract_feat`` output (``--mimic-student-feature`` / ``--mimic-teacher-feature``).
 
     Raises:
         FileNotFoundError: a config or the checkpoint is missing (names it).
@@ -106,26 +128,49 @@ def wrap_with_teacher(cfg: Union[str, Config],
         student = MODELS.build(copy.deepcopy(student_model))
         if FeatureMimicDistiller.rpn_of(student) is None:
             raise TypeError(f'the student ({type(student).__name__}) has no RPN head: feature '
-                            'mimic samples the RoIs from the student RPN\'s proposals; use an '
-                            'RPN or a two-stage detector')
+                            'mimic samples the RoIs from the student RPN\'s proposals. Use an '
+                            'RPN or a two-stage student (e.g. mmdet\'s faster-rcnn_r50_fpn with '
+                            'your backbone and neck); one-stage students (RetinaNet, FCOS, '
+                            'YOLOX, RTMDet) are not supported yet')
         teacher = MODELS.build(copy.deepcopy(teacher_model))
-        _, s_stride, _ = measure_feature_map(student, -1, 'student')
-        _, t_stride, _ = measure_feature_map(teacher, -1, 'teacher')
-    connector = choose_connector(s_stride, t_stride, scale)
+        s_stride, s_count = _measure(student, student_feature, 'student')
+        t_stride, t_count = _measure(teacher, teacher_feature, 'teacher')
+        try:
+            connector = choose_connector(s_stride, t_stride, scale)
+        except ValueError:  # again, listing every map's stride so that the user can pick a pair
+            connector = choose_connector(
+                s_stride, t_stride, scale,
+                [measure_feature_map(student, i, 'student')[1] for i in range(s_count)],
+                [measure_feature_map(teacher, i, 'teacher')[1] for i in range(t_count)])
 
     cfg.model = ConfigDict(
         type='FeatureMimicDistiller',
         student=student_model,
         teacher=teacher_model,
         teacher_ckpt=osp.abspath(teacher_ckpt),
-        student_feature=-1,
-        teacher_feature=-1,
+        student_feature=int(student_feature),
+        teacher_feature=int(teacher_feature),
         connector=dict(type=connector),
         mimic_loss=dict(type=mimic_loss, loss_weight=float(mimic_weight)),
         student_input_scale=scale)
     cfg.teacher_config = osp.abspath(teacher_full.filename) if teacher_full.filename else None
+    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TeacherCheckHook']
+    if not any(h.get('type') in ('RNGStateHook', 'mmdet.RNGStateHook') for h in hooks):
+        hooks.append(dict(type='RNGStateHook'))  # exact resume for mmdet's own runtime configs
     if teacher_check:
-        hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TeacherCheckHook']
-        cfg.custom_hooks = hooks + [dict(type='TeacherCheckHook',
-                                         num_images=teacher_check_images)]
+        hooks.append(dict(type='TeacherCheckHook', num_images=teacher_check_images))
+    cfg.custom_hooks = hooks
     return cfg
+
+
+def _measure(detector, index: int, name: str):
+    """``(stride of map index, number of maps)`` of ``detector.extract_feat``."""
+    from mmmimic.models.distillers import measure_feature_map
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError(f'--mimic-{name}-feature ({name}_feature) must be an int index into '
+                        f'extract_feat\'s maps, got {index!r}')
+    try:
+        _, stride, count = measure_feature_map(detector, index, name)
+    except ValueError as e:
+        raise ValueError(f'--mimic-{name}-feature: {e}') from None
+    return stride, count

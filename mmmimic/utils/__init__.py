@@ -3,6 +3,6 @@ from .checkpoint import (STUDENT_PREFIX, UNCHECKED_WEIGHTS_ENV, check_weight_val
                          read_checkpoint)
 from .checks import (check_checkpoint_matches_model, check_config_dump,  # noqa: F401
                      check_config_path, check_fresh_work_dir, check_output_path,
-                     find_resume_checkpoint)
+                     config_dump_path, find_resume_checkpoint, restore_on_failure)
 from .dist import setup_cpu_distributed  # noqa: F401
-from .cli import parse_shape  # noqa: F401
+from .cli import DEBUG_ENV, parse_shape, run_main  # noqa: F401

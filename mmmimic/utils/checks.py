@@ -1,12 +1,13 @@
 """Up-front checks of user input for the train/test tools: fail at once, name the culprit."""
+import contextlib
 import glob
 import os.path as osp
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import torch.nn as nn
 from mmengine.config import Config
 
-from mmmimic.fileio import check_output_path  # noqa: F401  (re-exported)
+from mmmimic.fileio import atomic_write_bytes, check_output_path  # noqa: F401 (re-exported)
 from .checkpoint import load_state_dict
 
 
@@ -41,10 +42,8 @@ def check_config_dump(cfg: Config) -> None:
     that holds exactly the text about to be written (a re-run of the same config) is no loss; any
     other file there (a user's config, another run's) is refused unless ``--overwrite``.
     """
-    if not cfg.filename:
-        return
-    dump = osp.join(cfg.work_dir, osp.basename(cfg.filename))
-    if not osp.lexists(dump):
+    dump = config_dump_path(cfg)
+    if not dump or not osp.lexists(dump):
         return
     if osp.isfile(dump) and not osp.islink(dump):
         with open(dump, encoding='utf-8', errors='replace') as f:
@@ -54,6 +53,32 @@ def check_config_dump(cfg: Config) -> None:
         f'{dump} exists and differs from the config this run would write there (mmengine dumps '
         'the config into the work dir at start); pick another --work-dir, or pass --overwrite '
         'to replace it.')
+
+
+def config_dump_path(cfg: Config) -> Optional[str]:
+    """Where mmengine's Runner dumps ``cfg`` when it starts (``work_dir/<config file name>``)."""
+    return osp.join(cfg.work_dir, osp.basename(cfg.filename)) if cfg.filename else None
+
+
+@contextlib.contextmanager
+def restore_on_failure(path: Optional[str], started: Callable[[], bool]) -> Iterator[None]:
+    """Put ``path`` back as it was if the block fails before ``started()`` says training began.
+
+    mmengine's Runner overwrites the config dump in the work dir when it is built, before any
+    check of the run: a ``--resume`` without the run's ``--teacher`` replaced a distiller run's
+    config (the one to resume from) with the student's, then failed. A run that is refused or
+    fails before its first iteration now leaves the dump as it found it.
+    """
+    saved = None
+    if path and osp.isfile(path) and not osp.islink(path):
+        with open(path, 'rb') as f:
+            saved = f.read()
+    try:
+        yield
+    except BaseException:
+        if saved is not None and not started():
+            atomic_write_bytes(path, saved, overwrite=True, what='config dump')
+        raise
 
 
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:

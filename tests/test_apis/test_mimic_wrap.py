@@ -94,9 +94,79 @@ def test_cross_scale_chooses_the_deconv_connector(tiny_coco, random_teacher, tmp
     assert torch.isfinite(losses['loss_mimic']) and losses['loss_mimic'] > 0
     assert choose_connector(16, 16, 1.0) == 'Conv1x1Connector'
     with pytest.raises(ValueError, match=r'stride 16 on its input \(scale 0.25\), i.e. 64 in '
-                       r"the teacher's pixels.*Deconv2xNeck"):
+                       r"the teacher's pixels.*The student maps \(index: stride\) are 0: 16\. "
+                       r'The teacher maps \(index: stride\) are 0: 16\. Mimic another pair of '
+                       r'maps with --mimic-student-feature / --mimic-teacher-feature.*'
+                       r'Deconv2xNeck'):
         wrap_with_teacher(student, TEACHER_CFG, random_teacher, student_scale=0.25,
                           teacher_check=False)
+
+
+def test_mimicked_maps_are_chosen_from_the_command_line(tiny_coco, random_teacher, tmp_path):
+    """--mimic-student-feature / --mimic-teacher-feature reach the distiller; an index out of
+    range names the flag."""
+    work_dir = str(tmp_path / 'work')
+    opts = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10**6, 'param_scheduler': '[]',
+            'visualizer.name': 'vis_feature_flags'}
+    _train(STUDENT_CFG, '--teacher', TEACHER_CFG, random_teacher, '--no-teacher-check',
+           '--mimic-student-feature', '0', '--mimic-teacher-feature', '0', '--work-dir',
+           work_dir, *_options(tiny_coco, **opts))
+    dumped = Config.fromfile(osp.join(work_dir, osp.basename(STUDENT_CFG)))
+    assert dumped.model.student_feature == 0 and dumped.model.teacher_feature == 0
+    student = _tiny_cfg(STUDENT_CFG, tiny_coco, str(tmp_path))
+    with pytest.raises(ValueError, match=r'--mimic-teacher-feature: teacher_feature=3 is out of '
+                       r'range: the teacher \(RPN\) extract_feat returns 1 feature map'):
+        wrap_with_teacher(student, TEACHER_CFG, random_teacher, teacher_feature=3,
+                          teacher_check=False)
+
+
+class _CtrlC(Exception):
+    pass
+
+
+def test_mmdet_style_student_resumes_bit_identically(tiny_coco, random_teacher, tmp_path):
+    """A student config without RNGStateHook (mmdet's runtime configs have none): --teacher
+    adds it, so an interrupted and resumed run equals a straight one, loss for loss."""
+    from mmengine.hooks import Hook
+
+    class Recorder(Hook):
+        priority = 'VERY_LOW'
+
+        def __init__(self, stop_after=None):
+            self.losses, self.stop_after = {}, stop_after
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            self.losses[runner.iter + 1] = {k: v.item() for k, v in outputs.items()}
+            if runner.iter + 1 == self.stop_after:
+                raise _CtrlC  # after the checkpoint of this iteration was written
+
+    def run(name, stop_after=None, resume_from=None):
+        student = _tiny_cfg(STUDENT_CFG, tiny_coco, str(tmp_path / name), **{
+            'train_cfg.max_iters': 4, 'train_cfg.val_interval': 10**6,
+            'default_hooks.checkpoint.interval': 2, 'param_scheduler': [],
+            'visualizer.name': f'vis_resume_{name}', 'experiment_name': name})
+        student.custom_hooks = []  # as in mmdet's default_runtime.py
+        student.randomness = dict(seed=0)
+        cfg = wrap_with_teacher(student, TEACHER_CFG, random_teacher, teacher_check=False)
+        assert [h['type'] for h in cfg.custom_hooks] == ['RNGStateHook']
+        if resume_from:
+            cfg.resume, cfg.load_from = True, resume_from
+        runner = Runner.from_cfg(cfg)
+        recorder = Recorder(stop_after)
+        runner.register_hook(recorder, priority='LOWEST')
+        try:
+            runner.train()
+        except _CtrlC:
+            pass
+        return recorder.losses
+
+    straight = run('straight')
+    assert sorted(straight) == [1, 2, 3, 4]
+    assert sorted(run('cut', stop_after=3)) == [1, 2, 3]
+    resumed = run('resumed', resume_from=str(tmp_path / 'cut' / 'iter_2.pth'))
+    assert sorted(resumed) == [3, 4]
+    for it in (3, 4):
+        assert resumed[it] == straight[it], f'iteration {it}'
 
 
 def test_flag_trains_resumes_and_exports(tiny_coco, random_teacher, tmp_path):
@@ -164,8 +234,11 @@ def test_bad_inputs_are_named_before_training(tiny_coco, random_teacher, tmp_pat
         wrap_with_teacher(no_val, TEACHER_CFG, random_teacher)
     with pytest.raises(ValueError, match="unknown mimic loss 'L1'"):
         wrap_with_teacher(student, TEACHER_CFG, random_teacher, mimic_loss='L1')
-    with pytest.raises(ValueError, match='--student-scale / --mimic-weight need --teacher'):
+    with pytest.raises(ValueError, match='--student-scale / --mimic-weight / --mimic-\\*-feature '
+                       'need --teacher'):
         _train(STUDENT_CFG, '--student-scale', '0.5', '--work-dir', str(tmp_path / 'w'))
+    with pytest.raises(TypeError, match='one-stage students .* are not supported yet'):
+        wrap_with_teacher(no_rpn, TEACHER_CFG, random_teacher)
 
 
 def _check_run(tiny_coco, ckpt, work_dir, name):
@@ -193,3 +266,20 @@ def test_teacher_check_passes_on_a_trained_teacher(tiny_coco, trained_teacher, t
     assert hook.result['metric'] == 'proposal/recall@10_iou50'
     assert hook.result['teacher'] - hook.result['random'] >= 20.0
     assert runner.iter == 1
+
+
+def test_failed_resume_keeps_the_runs_config_dump(tiny_coco, random_teacher, tmp_path):
+    """--resume without the run's --teacher fails, and the distiller config the run dumped (the
+    one to resume from) is left as it was."""
+    work_dir = str(tmp_path / 'work')
+    opts = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10**6, 'param_scheduler': '[]',
+            'visualizer.name': 'vis_keep_dump'}
+    _train(STUDENT_CFG, '--teacher', TEACHER_CFG, random_teacher, '--no-teacher-check',
+           '--work-dir', work_dir, *_options(tiny_coco, **opts))
+    dump = osp.join(work_dir, osp.basename(STUDENT_CFG))
+    before = open(dump, 'rb').read()
+    assert b'FeatureMimicDistiller' in before
+    with pytest.raises(RuntimeError, match='does not fit the model'):
+        _train(STUDENT_CFG, '--work-dir', work_dir, '--resume',
+               *_options(tiny_coco, **{**opts, 'visualizer.name': 'vis_keep_dump2'}))
+    assert open(dump, 'rb').read() == before

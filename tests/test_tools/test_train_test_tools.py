@@ -33,6 +33,7 @@ def _run_tool(repo_root, *args, expect_ok=True):
 def _fail_in_process(repo_root, monkeypatch, tool, *args):
     """Run a tool's main() in this process (no interpreter start-up) and return its error."""
     monkeypatch.chdir(repo_root)
+    monkeypatch.setenv('MMMIMIC_DEBUG', '1')  # the exception itself, not the one-line report
     monkeypatch.setattr(sys, 'argv', [tool, *args])
     with pytest.raises(Exception) as excinfo:
         runpy.run_path(tool, run_name='__main__')
@@ -177,3 +178,18 @@ def test_fresh_run_keeps_a_different_file_named_like_the_config_dump(repo_root, 
                            str(work_dir), *_cfg_options(tiny_coco))
     assert f'{users} exists and differs from the config this run would write' in err
     assert users.read_text() == '# my own notes, not the dumped config\n'
+
+
+def test_a_refusal_is_one_line_and_debug_shows_the_traceback(repo_root):
+    proc = subprocess.run([sys.executable, 'tools/train.py', 'configs/nope/missing.py'],
+                          cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'error: config file not found: configs/nope/missing.py (FileNotFoundError; --debug '
+        'shows the traceback)')
+    assert 'Traceback' not in proc.stderr
+    proc = subprocess.run([sys.executable, 'tools/test.py', 'configs/nope/missing.py', 'x.pth',
+                           '--debug'], cwd=repo_root, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and 'Traceback' in proc.stderr
+    assert 'FileNotFoundError: config file not found: configs/nope/missing.py' in proc.stderr
