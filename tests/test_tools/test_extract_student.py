@@ -1,6 +1,9 @@
 """extract_student round trip: same predictions from the distiller and the exported student."""
 import copy
+import json
+import os
 import os.path as osp
+import subprocess
 import sys
 
 import pytest
@@ -8,6 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import get_state_dict, load_checkpoint, save_checkpoint
 
+from mmdet.registry import MODELS
 from mmmimic.testing import run_tool
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
@@ -189,3 +193,142 @@ def test_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, 'save', real_save)
     _run_tool(MIMIC_CFG, ckpt, str(out))  # the rerun needs no --overwrite
     assert sorted(p.name for p in out.iterdir()) == ['student.pth', 'student.py']
+
+
+# --- The extracted student is a config mmdet's own tools load (issue #25, item 3) -------------
+SMOKE_CFG = osp.abspath(osp.join(ROOT, 'configs', 'smoke', 'faster-rcnn_r18-tiny_tiny-coco.py'))
+MMDET_TEST_PY = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'test.py')
+
+# Runs in a fresh interpreter: (a) mmdet's own tools/test.py entry code and (b) one fine-tuning
+# iteration with a plain mmengine Runner, on the plain student with mmmimic made unimportable;
+# then (c) tools/test.py on the student that needs mmmimic, which its custom_imports must load.
+_MMDET_ONLY = r'''
+import importlib.abc, json, runpy, sys
+
+class NoMmmimic(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == 'mmmimic' or name.startswith('mmmimic.'):
+            raise ModuleNotFoundError(f'No module named {name!r} (blocked: plain mmdet)')
+
+args = json.loads(sys.argv[1])
+blocker = NoMmmimic()
+sys.meta_path.insert(0, blocker)
+
+def mmdet_test(cfg, ckpt, work_dir):
+    sys.argv = [args['test_py'], cfg, ckpt, '--work-dir', work_dir]
+    runpy.run_path(args['test_py'], run_name='__main__')
+
+cfg, ckpt, work_dir = args['plain']
+mmdet_test(cfg, ckpt, work_dir + '/test')
+print('(a) mmdet test done', flush=True)
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+ft = Config.fromfile(cfg)
+ft.load_from = ckpt
+ft.work_dir = work_dir + '/finetune'
+ft.train_cfg.max_iters = 1
+ft.default_hooks.checkpoint.interval = 1
+Runner.from_cfg(ft).train()
+print('(b) fine-tuned', flush=True)
+assert 'mmmimic' not in sys.modules, 'mmmimic was imported'
+print('PLAIN MMDET OK', flush=True)
+
+sys.meta_path.remove(blocker)
+mmdet_test(*args['cross'][:2], args['cross'][2] + '/test')
+assert 'mmmimic' in sys.modules, 'custom_imports did not import mmmimic'
+print('CROSS-SCALE WITH MMMIMIC OK', flush=True)
+'''
+
+
+def _random_ckpt(config, path, seed=0):
+    """A checkpoint of ``config``'s model with random weights (a stand-in trained teacher)."""
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(config).model)
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return path
+
+
+def _distiller_run(student, teacher_ckpt, out_dir, **wrap):
+    """What ``tools/train.py STUDENT --teacher ...`` leaves: the dumped distiller config and a
+    distiller checkpoint; then ``extract_student.py`` on them. Returns the exported files and
+    the distiller config."""
+    from mmmimic.apis import wrap_with_teacher
+    cfg = wrap_with_teacher(student, SMOKE_CFG, teacher_ckpt, teacher_check_images=6, **wrap)
+    os.makedirs(out_dir)
+    cfg_path = osp.join(out_dir, 'distiller.py')
+    cfg.dump(cfg_path)
+    torch.manual_seed(0)
+    distiller = MODELS.build(copy.deepcopy(cfg.model))
+    ckpt = osp.join(out_dir, 'iter_1.pth')
+    save_checkpoint(dict(state_dict=get_state_dict(distiller), meta=dict(
+        dataset_meta=dict(classes=('person', )))), ckpt)
+    _run_tool(cfg_path, ckpt, osp.join(out_dir, 'export'))
+    return osp.join(out_dir, 'export', 'student.py'), osp.join(out_dir, 'export',
+                                                               'student.pth'), cfg
+
+
+def test_extracted_students_load_in_mmdets_own_tools(tiny_coco, tmp_path, capsys):
+    """Distillers of mmdet's Faster R-CNN made by ``wrap_with_teacher`` (the teacher check on),
+    extracted: the plain student's config has no mmmimic hook, import or distiller key, and
+    mmdet's own ``tools/test.py`` scores it and a plain ``Runner`` fine-tunes it with mmmimic
+    unimportable; the cross-scale student's config imports mmmimic for its
+    ``ScaledInputDataPreprocessor`` and mmdet's ``tools/test.py`` scores it too."""
+    from mmmimic.apis.student_export import mmmimic_types
+    from mmmimic.testing import load_tiny_config
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        teacher_ckpt = _random_ckpt(SMOKE_CFG, str(tmp_path / 'teacher.pth'))
+        # the project's smoke config as it is: mmdet's model, mmmimic's runtime (custom_imports
+        # and RNGStateHook), CocoMetric: nothing in the student needs mmmimic
+        student = load_tiny_config(SMOKE_CFG, tiny_coco, str(tmp_path / 'w'))
+        assert student.custom_imports.imports == ['mmmimic']
+        plain_cfg, plain_ckpt, distiller_cfg = _distiller_run(student, teacher_ckpt,
+                                                              str(tmp_path / 'plain'))
+        assert 'a plain mmdet config: it imports no mmmimic' in capsys.readouterr().out
+        assert 'TeacherCheckHook' in str(distiller_cfg.custom_hooks)
+        assert 'teacher_config' in distiller_cfg
+        plain = Config.fromfile(plain_cfg)
+        assert plain.model.type == 'FasterRCNN'
+        assert 'custom_imports' not in plain and 'custom_hooks' not in plain
+        assert 'teacher_config' not in plain and 'work_dir' not in plain
+        assert set(plain.keys()) <= set(student.keys()), set(plain.keys()) - set(student.keys())
+        assert mmmimic_types(plain.to_dict()) == []
+
+        # a plain mmdet student (no mmmimic anywhere) distilled across scales
+        bare = copy.deepcopy(student)
+        bare.pop('custom_imports')
+        bare.pop('custom_hooks')
+        cross_cfg, cross_ckpt, _ = _distiller_run(bare, teacher_ckpt, str(tmp_path / 'cross'),
+                                                  student_scale=0.5)
+        assert 'imports mmmimic (custom_imports) for: ScaledInputDataPreprocessor\n' in \
+            capsys.readouterr().out
+        cross = Config.fromfile(cross_cfg)
+        assert cross.model.data_preprocessor.type == 'ScaledInputDataPreprocessor'
+        assert cross.custom_imports == dict(imports=['mmmimic'], allow_failed_imports=False)
+        assert [h.type for h in cross.get('custom_hooks', [])] in ([], ['RNGStateHook'])
+        assert 'teacher_config' not in cross
+        assert mmmimic_types(cross.to_dict()) in (['ScaledInputDataPreprocessor'], [
+            'RNGStateHook', 'ScaledInputDataPreprocessor'])
+    finally:
+        torch.set_num_threads(threads)
+
+    args = dict(test_py=MMDET_TEST_PY, plain=[plain_cfg, plain_ckpt, str(tmp_path / 'plain')],
+                cross=[cross_cfg, cross_ckpt, str(tmp_path / 'cross')])
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    env['OMP_NUM_THREADS'] = '1'
+    proc = subprocess.run([sys.executable, '-c', _MMDET_ONLY, json.dumps(args)],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert 'PLAIN MMDET OK' in out and 'CROSS-SCALE WITH MMMIMIC OK' in out, out[-6000:]
+    assert out.count('coco/bbox_mAP:') >= 2, out[-6000:]  # both test runs scored the val set
+    # the fine-tuning started from the extracted weights and trained them
+    assert f'Load checkpoint from {plain_ckpt}' in out, out[-6000:]
+    tuned = torch.load(str(tmp_path / 'plain' / 'finetune' / 'iter_1.pth'),
+                       weights_only=False)['state_dict']
+    start = torch.load(plain_ckpt, weights_only=True)['state_dict']
+    assert tuned.keys() == start.keys()
+    assert not torch.equal(tuned['rpn_head.rpn_conv.weight'], start['rpn_head.rpn_conv.weight'])

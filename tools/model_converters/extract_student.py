@@ -7,11 +7,17 @@
 gives ``OUT_DIR/NAME.py`` and ``OUT_DIR/NAME.pth`` (see :mod:`mmmimic.apis.student_export`).
 A cross-scale student's config gets a ``ScaledInputDataPreprocessor`` with the distiller's
 ``student_input_scale``: tested on the full-size frames it predicts what the distiller predicts.
-Existing output files are kept unless ``--overwrite``.
+The config is one mmdet's own tools load: no distiller keys or hooks, and
+``custom_imports=dict(imports=['mmmimic'])`` only when the student uses a module mmmimic
+registers (printed; ``RNGStateHook`` stays only then). Existing output files are kept unless
+``--overwrite``.
 """
 import argparse
 
+from mmengine.config import Config
+
 from mmmimic.apis import extract_student
+from mmmimic.apis.student_export import STUDENT_HOOKS, mmmimic_types
 
 
 def parse_args(argv=None):
@@ -31,6 +37,12 @@ def main(argv=None) -> None:
     cfg_path, ckpt_path = extract_student(
         args.config, args.checkpoint, args.out_dir, args.name, args.overwrite)
     print(f'student config: {cfg_path}\nstudent checkpoint: {ckpt_path}')
+    needs = [t for t in mmmimic_types(Config.fromfile(cfg_path).to_dict())
+             if t not in STUDENT_HOOKS]
+    if needs:
+        print(f'the config imports mmmimic (custom_imports) for: {", ".join(needs)}')
+    else:
+        print('a plain mmdet config: it imports no mmmimic')
 
 
 if __name__ == '__main__':
