@@ -21,6 +21,11 @@ can reach the result (a trained RPN's sigmoid saturates to 1.0 in float32) also 
 to the full step: NMS visits tied boxes in an order that depends on the list they sit in (the
 sorts are not stable), so the cheap pass could keep the other one of two tied, overlapping boxes
 (seen on 1-2 of 160 real frames before this check).
+
+The cheap pass relies on ``RPNHead``'s predict step. Other mmdet dense heads used as an RPN
+(``FCOSHead``, ``GARPNHead``, ...) give their proposals through :func:`dense_head_proposals`:
+their own ``predict_by_feat`` on all their outputs, as mmdet's ``BaseDenseHead.loss_and_predict``
+(a two-stage detector's training step) takes them.
 """
 import copy
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -161,3 +166,24 @@ def rpn_proposals(rpn_head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[T
         for i, result in zip(todo, run(todo, cfg)):
             results[i] = result
     return results
+
+
+def dense_head_proposals(head, outs: Sequence[Sequence[Tensor]], batch_img_metas: List[dict],
+                         cfg: ConfigDict) -> List[InstanceData]:
+    """A dense head's proposals exactly as mmdet's ``BaseDenseHead.loss_and_predict`` takes them:
+    ``head.predict_by_feat(*outs, batch_img_metas=..., cfg=cfg)`` (no rescale).
+
+    For heads whose outputs are not ``(cls_scores, bbox_preds)`` (``FCOSHead``: centerness as
+    score factors; ``GARPNHead``: anchor shape and location predictions), so
+    :func:`rpn_proposals` (``RPNHead``'s predict step) does not apply.
+
+    Args:
+        head: an mmdet ``BaseDenseHead`` that does not override ``loss_and_predict``.
+        outs: the head's forward outputs, all of them, in order.
+        batch_img_metas: the images' metas.
+        cfg: the predict settings (e.g. a two-stage detector's ``train_cfg.rpn_proposal``).
+
+    Returns:
+        one ``InstanceData`` per image (``bboxes``, ``scores``, ``labels``).
+    """
+    return head.predict_by_feat(*outs, batch_img_metas=batch_img_metas, cfg=cfg)

@@ -13,6 +13,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmdet.models.dense_heads import (CascadeRPNHead, EmbeddingRPNHead, RPNHead,
+                                      StageCascadeRPNHead)
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.models.detectors.rpn import RPN
 from mmdet.models.task_modules.samplers import SamplingResult
@@ -25,7 +28,7 @@ from mmmimic.utils.checkpoint import load_state_dict
 from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from ..losses import BaseMimicLoss
 from .cross_scale import resize_batch
-from ..dense_heads.proposals import candidate_ladder, rpn_proposals
+from ..dense_heads.proposals import candidate_ladder, dense_head_proposals, rpn_proposals
 from .teacher_cache import build_distiller_cache, cached_teacher_feats
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
@@ -77,6 +80,13 @@ def merge_mimic_cfg(mimic_cfg: OptConfigType) -> ConfigDict:
     merged.merge(mimic_cfg)
     return merged
 
+
+# What every refusal of a student's RPN head says is supported (check_rpn_head).
+SUPPORTED_RPN_HEADS = (
+    'supported: RPNHead and its subclasses (e.g. FastExactRPNHead), CascadeRPNHead, and mmdet '
+    'dense heads used as the RPN (FCOSHead, GARPNHead, RetinaHead, ...: any BaseDenseHead that '
+    'keeps its loss_and_predict); e.g. mmdet\'s faster-rcnn_r50_fpn_1x_coco.py (RPNHead) with '
+    'your backbone and neck')
 
 # data_preprocessor keys that change what the networks see; teacher and student must agree.
 _NORMALISATION_KEYS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
@@ -152,7 +162,9 @@ class FeatureMimicDistiller(BaseDetector):
     """Proposal-sampled feature mimic (Li, Jin, Yan, CVPR 2017), stage 1.
 
     Args:
-        student: config of any mmdet detector with an RPN (``RPN`` or a two-stage detector).
+        student: config of any mmdet detector with an RPN (``RPN`` or a two-stage detector)
+            whose RPN head :meth:`check_rpn_head` supports (``RPNHead``, ``CascadeRPNHead``,
+            dense heads such as ``FCOSHead`` / ``GARPNHead``; refused at build time otherwise).
         teacher: path of the teacher's config file (its ``model`` is used) or a model config dict.
         teacher_ckpt: the teacher's checkpoint, loaded strictly.
         student_feature: index into ``student.extract_feat(...)`` (the neck level, or the backbone
@@ -218,9 +230,7 @@ class FeatureMimicDistiller(BaseDetector):
         self.student_input_scale = float(student_input_scale)
 
         self.student = MODELS.build(student)
-        if self.student_rpn is None:
-            raise TypeError(f'the student ({type(self.student).__name__}) must be an mmdet '
-                            'detector with an RPN head (RPN or a two-stage detector)')
+        self._student_rpn_kind = self.check_student_rpn(self.student)
         self._build_teacher(teacher_cfg, teacher_ckpt)
         self._build_mimic(mimic_loss, mimic_cfg, roi_mimic_cls_loss, roi_mimic_bbox_loss)
         self._build_connector(connector)
@@ -277,8 +287,8 @@ class FeatureMimicDistiller(BaseDetector):
         (s_channels, self.student_stride), (t_channels, self.teacher_stride) = \
             self._probe_mimic_maps()
         self.connector = None
-        if self.mimic_input == 'rpn_outputs' and self.teacher_rpn is None:
-            raise TypeError('logits mimic needs a teacher with an RPN head')
+        if self.mimic_input == 'rpn_outputs':
+            self._check_logits_mimic_heads()
         if self.mimic_input not in ('rois', 'images'):
             return
         if connector is not None:
@@ -391,6 +401,80 @@ class FeatureMimicDistiller(BaseDetector):
         if rpn is None and isinstance(detector, RPN):
             rpn = detector.bbox_head
         return rpn
+
+    @classmethod
+    def check_student_rpn(cls, student: nn.Module) -> str:
+        """Refuse, at build time, a student the mimic step cannot take proposals from.
+
+        Args:
+            student: the built student detector.
+
+        Returns:
+            how its RPN head is run (:meth:`check_rpn_head`).
+
+        Raises:
+            TypeError: the student has no RPN head, or one that is not supported (one line naming
+                the head type, why, and what is supported).
+        """
+        rpn = cls.rpn_of(student)
+        if rpn is None:
+            raise TypeError(f'the student ({type(student).__name__}) must be an mmdet detector '
+                            'with an RPN head (RPN or a two-stage detector): feature mimic samples '
+                            'its RoIs from the student RPN\'s proposals')
+        return cls.check_rpn_head(rpn)
+
+    @staticmethod
+    def check_rpn_head(rpn: nn.Module, role: str = 'student') -> str:
+        """How the mimic step runs an RPN head, taking its losses and proposals as mmdet's
+        ``TwoStageDetector.loss`` does with that head (docs/distiller.md, "Students").
+
+        Returns:
+            ``'rpn'``: ``RPNHead`` and subclasses (forward, ``loss_by_feat``, the exact cheap
+            pass of :func:`rpn_proposals`); ``'dense'``: any other ``BaseDenseHead`` that keeps
+            mmdet's ``loss_and_predict`` (forward, ``loss_by_feat``, its own ``predict_by_feat``
+            on all its outputs: :func:`dense_head_proposals`); ``'cascade'``: ``CascadeRPNHead``
+            (no single forward: its own ``loss_and_predict``).
+
+        Raises:
+            TypeError: one line naming the head type, why it is refused and what is supported.
+        """
+        name = type(rpn).__name__
+        if isinstance(rpn, StageCascadeRPNHead):  # an RPNHead subclass: before that branch
+            raise TypeError(
+                f'the {role} RPN head {name} is refused: it is one stage of a CascadeRPNHead and '
+                'mmdet cannot predict with it on its own (its predict step reads the stages of a '
+                'CascadeRPNHead); use rpn_head=dict(type=\'CascadeRPNHead\', num_stages=..., '
+                f'stages=[...]) as mmdet\'s cascade_rpn configs do; {SUPPORTED_RPN_HEADS}')
+        if isinstance(rpn, RPNHead):
+            return 'rpn'
+        if isinstance(rpn, CascadeRPNHead):
+            return 'cascade'
+        if isinstance(rpn, EmbeddingRPNHead):
+            raise TypeError(
+                f'the {role} RPN head {name} (Sparse R-CNN, QueryInst) is refused: its proposals '
+                'are learned boxes, the same for every image, not proposals computed from the '
+                'features, so there are none to sample the mimic RoIs from (and its RoI head '
+                f'needs its proposal features); {SUPPORTED_RPN_HEADS}')
+        if isinstance(rpn, BaseDenseHead) and \
+                type(rpn).loss_and_predict is BaseDenseHead.loss_and_predict:
+            return 'dense'
+        raise TypeError(
+            f'the {role} RPN head {name} is refused: it is not an mmdet BaseDenseHead with the '
+            'standard loss_and_predict, so the distiller cannot take its losses and proposals '
+            f'the way mmdet\'s two-stage detectors do; {SUPPORTED_RPN_HEADS}')
+
+    def _check_logits_mimic_heads(self) -> None:
+        """Logits mimic compares ``(cls_scores, bbox_preds)`` of two RPN heads on the same
+        anchors: both must be ``RPNHead``s."""
+        if self.teacher_rpn is None:
+            raise TypeError('logits mimic needs a teacher with an RPN head')
+        for role, head in (('student', self.student_rpn), ('teacher', self.teacher_rpn)):
+            if not isinstance(head, RPNHead) or isinstance(head, StageCascadeRPNHead):
+                raise TypeError(
+                    f'logits mimic (mimic_input \'rpn_outputs\') compares the (cls_scores, '
+                    f'bbox_preds) of two RPNHead-type heads on the same anchors, but the {role} '
+                    f'RPN head is {type(head).__name__}: use feature mimic '
+                    '(ProposalSampledL2Loss) or an RPNHead')
 
     @property
     def student_rpn(self) -> Optional[nn.Module]:
@@ -530,7 +614,8 @@ class FeatureMimicDistiller(BaseDetector):
             batch_data_samples: data samples with ``gt_instances``.
 
         Returns:
-            the student RPN's GT losses (mmdet's ``loss_rpn_cls``, ``loss_rpn_bbox``), the RoI
+            the student RPN's GT losses (mmdet's ``loss_rpn_cls``, ``loss_rpn_bbox``; other
+            heads' keys get the ``rpn_`` prefix as in mmdet's two-stage detectors), the RoI
             head's for two-stage students, ``loss_mimic`` and, with two-stage mimic,
             ``loss_mimic_cls`` / ``loss_mimic_bbox``.
         """
@@ -538,12 +623,12 @@ class FeatureMimicDistiller(BaseDetector):
         inputs, samples = self.student_inputs(batch_inputs, batch_data_samples)
         student_feats = self.student.extract_feat(inputs)
         rpn_samples = self._class_agnostic(samples)
-        rpn_outs = self.student_rpn(student_feats)
-        losses = self._rpn_gt_losses(rpn_outs, rpn_samples)
+        rpn_outs, losses, proposals = self._student_rpn_step(student_feats, rpn_samples)
         # The frozen teacher on the full-size batch; the student's proposals, computed once.
         teacher_feats = (self.extract_teacher_feat(batch_inputs) if self.teacher_cache is None
                          else cached_teacher_feats(self, batch_inputs, batch_data_samples))
-        proposals = self._student_proposals(rpn_outs, rpn_samples)
+        if rpn_outs is not None:  # (a CascadeRPNHead gave its proposals with its losses)
+            proposals = self._student_proposals(rpn_outs, rpn_samples)
         if self.mimic_loss is not None:
             losses['loss_mimic'] = self._mimic_loss(
                 student_feats, teacher_feats, rpn_outs,
@@ -560,11 +645,38 @@ class FeatureMimicDistiller(BaseDetector):
             data_sample.gt_instances.labels = torch.zeros_like(data_sample.gt_instances.labels)
         return rpn_samples
 
+    def _student_rpn_step(self, student_feats: Tuple[Tensor], rpn_samples: SampleList
+                          ) -> Tuple[Optional[tuple], Dict[str, Tensor],
+                                     Optional[List[InstanceData]]]:
+        """The student RPN head's forward and ground-truth losses.
+
+        Returns:
+            ``(rpn_outs, losses, None)``; a ``CascadeRPNHead`` has no single forward (each stage
+            refines the anchors the next one runs on), so its own ``loss_and_predict`` gives
+            ``(None, losses, proposals)``, as mmdet's ``TwoStageDetector.loss`` calls it.
+        """
+        if self._student_rpn_kind == 'cascade':
+            losses, proposals = self.student_rpn.loss_and_predict(
+                student_feats, rpn_samples, proposal_cfg=self.mimic_cfg.proposal)
+            return None, self._rpn_loss_keys(losses), proposals
+        rpn_outs = self.student_rpn(student_feats)
+        return rpn_outs, self._rpn_gt_losses(rpn_outs, rpn_samples), None
+
     def _rpn_gt_losses(self, rpn_outs: tuple, rpn_samples: SampleList) -> Dict[str, Tensor]:
         """The student RPN head's ground-truth losses (mmdet's ``rpn_``-prefixed keys)."""
         batch_gt_instances, batch_gt_ignore, batch_img_metas = unpack_gt_instances(rpn_samples)
-        return self.student_rpn.loss_by_feat(*rpn_outs, batch_gt_instances, batch_img_metas,
-                                             batch_gt_ignore)
+        return self._rpn_loss_keys(self.student_rpn.loss_by_feat(
+            *rpn_outs, batch_gt_instances, batch_img_metas, batch_gt_ignore))
+
+    @staticmethod
+    def _rpn_loss_keys(losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """mmdet's ``TwoStageDetector`` renaming: a loss key without ``rpn`` gets the prefix
+        ``rpn_`` (an FCOS RPN's ``loss_cls`` would clash with the RoI head's). ``RPNHead``'s
+        keys (``loss_rpn_cls``, ``loss_rpn_bbox``) are left as they are."""
+        for key in list(losses):
+            if 'loss' in key and 'rpn' not in key:
+                losses[f'rpn_{key}'] = losses.pop(key)
+        return losses
 
     def _student_proposals(self, rpn_outs: tuple,
                            rpn_samples: SampleList) -> Optional[List[InstanceData]]:
@@ -573,6 +685,9 @@ class FeatureMimicDistiller(BaseDetector):
         if self.mimic_input != 'rois' and not getattr(self.student, 'with_roi_head', False):
             return None
         batch_img_metas = [data_sample.metainfo for data_sample in rpn_samples]
+        if self._student_rpn_kind == 'dense':  # its own predict step on all its outputs
+            return dense_head_proposals(self.student_rpn, rpn_outs, batch_img_metas,
+                                        self.mimic_cfg.proposal)
         return rpn_proposals(self.student_rpn, *rpn_outs, batch_img_metas=batch_img_metas,
                              cfg=self.mimic_cfg.proposal,
                              candidates=self.mimic_cfg.proposal_candidates)
