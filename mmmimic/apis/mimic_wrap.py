@@ -126,12 +126,7 @@ def wrap_with_teacher(cfg: Union[str, Config],
         student_model.get('data_preprocessor'), teacher_model.get('data_preprocessor'))
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         student = MODELS.build(copy.deepcopy(student_model))
-        if FeatureMimicDistiller.rpn_of(student) is None:
-            raise TypeError(f'the student ({type(student).__name__}) has no RPN head: feature '
-                            'mimic samples the RoIs from the student RPN\'s proposals. Use an '
-                            'RPN or a two-stage student (e.g. mmdet\'s faster-rcnn_r50_fpn with '
-                            'your backbone and neck); one-stage students (RetinaNet, FCOS, '
-                            'YOLOX, RTMDet) are not supported yet')
+        FeatureMimicDistiller.check_student_rpn(student)  # no RPN, or one it cannot run
         teacher = MODELS.build(copy.deepcopy(teacher_model))
         s_stride, s_count = _measure(student, student_feature, 'student')
         t_stride, t_count = _measure(teacher, teacher_feature, 'teacher')

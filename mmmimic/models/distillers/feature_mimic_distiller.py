@@ -418,9 +418,11 @@ class FeatureMimicDistiller(BaseDetector):
         """
         rpn = cls.rpn_of(student)
         if rpn is None:
-            raise TypeError(f'the student ({type(student).__name__}) must be an mmdet detector '
-                            'with an RPN head (RPN or a two-stage detector): feature mimic samples '
-                            'its RoIs from the student RPN\'s proposals')
+            raise TypeError(f'the student ({type(student).__name__}) has no RPN head: feature '
+                            'mimic samples its RoIs from the student RPN\'s proposals. Use an '
+                            'RPN or a two-stage student (e.g. mmdet\'s faster-rcnn_r50_fpn with '
+                            'your backbone and neck); one-stage students (RetinaNet, FCOS, '
+                            'YOLOX, RTMDet) are not supported yet')
         return cls.check_rpn_head(rpn)
 
     @staticmethod
