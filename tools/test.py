@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
-from mmmimic.utils import (UNCHECKED_WEIGHTS_ENV, check_checkpoint_matches_model,
+from mmmimic.utils import (add_common_args, apply_common_args, check_checkpoint_matches_model,
                            check_config_path, check_output_path, run_main,
                            setup_cpu_distributed)
 
@@ -41,15 +41,9 @@ def parse_args():
     parser.add_argument('--overwrite', action='store_true',
                         help='allow --out to replace an existing file')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument('--debug', action='store_true',
-                        help='show the full traceback of an error (default: one line)')
-    parser.add_argument(
-        '--unchecked-weights', action='store_true',
-        help='load weights even when some are NaN/inf, meta-device or sparse (refused by '
-        'default, naming the key)')
+    add_common_args(parser)
     args = parser.parse_args()
-    if args.unchecked_weights:
-        os.environ[UNCHECKED_WEIGHTS_ENV] = '1'
+    apply_common_args(args)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 import mmmimic  # noqa: F401  (registers mmmimic modules; torch>=2.6 checkpoint loading)
 from mmmimic.apis import MIMIC_LOSSES, wrap_with_teacher
-from mmmimic.utils import (UNCHECKED_WEIGHTS_ENV, check_checkpoint_matches_model,
+from mmmimic.utils import (add_common_args, apply_common_args, check_checkpoint_matches_model,
                            check_config_dump, check_config_path, check_fresh_work_dir,
                            config_dump_path, find_resume_checkpoint, restore_on_failure,
                            run_main, setup_cpu_distributed)
@@ -53,12 +53,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--overwrite', action='store_true',
         help='allow a fresh run in a work dir that holds checkpoints of an earlier run')
-    parser.add_argument('--debug', action='store_true',
-                        help='show the full traceback of an error (default: one line)')
-    parser.add_argument(
-        '--unchecked-weights', action='store_true',
-        help='load weights even when some are NaN/inf, meta-device or sparse (refused by '
-        'default, naming the key)')
+    add_common_args(parser)
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config, the key-value pair in xxx=yyy '
@@ -71,8 +66,7 @@ def parse_args(argv=None):
     # torch.distributed.launch / torchrun pass --local-rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    if args.unchecked_weights:
-        os.environ[UNCHECKED_WEIGHTS_ENV] = '1'
+    apply_common_args(args)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

@@ -1,4 +1,5 @@
 """Small parsers and the error reporting shared by the command-line tools."""
+import argparse
 import os
 import sys
 from typing import Any, Callable, Optional, Sequence, Tuple
@@ -15,6 +16,24 @@ def parse_shape(shape: str) -> Tuple[int, int]:
 
 #: Environment switch that shows the full traceback of a refusal (as ``--debug`` does).
 DEBUG_ENV = 'MMMIMIC_DEBUG'
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags every model-loading tool shares: ``--debug`` and ``--unchecked-weights``."""
+    parser.add_argument('--debug', action='store_true',
+                        help='show the full traceback of an error (default: one line)')
+    parser.add_argument(
+        '--unchecked-weights', action='store_true',
+        help='load weights even when some are NaN/inf, meta-device or sparse (refused by '
+        'default, naming the key)')
+
+
+def apply_common_args(args: argparse.Namespace) -> None:
+    """Act on :func:`add_common_args`' flags (``--unchecked-weights`` reaches every loader
+    through ``MMMIMIC_UNCHECKED_WEIGHTS``)."""
+    from .checkpoint import UNCHECKED_WEIGHTS_ENV
+    if args.unchecked_weights:
+        os.environ[UNCHECKED_WEIGHTS_ENV] = '1'
 
 
 def run_main(main: Callable[[], Any], argv: Optional[Sequence[str]] = None) -> int:

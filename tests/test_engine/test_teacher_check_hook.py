@@ -16,46 +16,24 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
-from mmmimic.testing import load_tiny_config, make_tiny_coco
+from mmmimic.testing import make_tiny_coco
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from teacher_check_utils import TEACHER_CFG, check_cfg, teacher_cfg, the_hook  # noqa: E402
+from teacher_check_utils import check_cfg, teacher_cfg, the_hook  # noqa: E402
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
 WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'teacher_check_ddp_worker.py')
-TEACHER_ITERS = 100
 # The tiny teacher after TEACHER_ITERS iterations and the chance baseline (seed 0) on the 6
 # validation images of tests/conftest.py's tiny_coco: proposal recall@10 at IoU 0.5, in %.
 TEACHER_RECALL, CHANCE_RECALL = 53.333, 13.333
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_torch_thread')
 
 
 @pytest.fixture(scope='module')
-def trained_teacher(tiny_coco, tmp_path_factory):
-    """The tiny teacher RPN trained briefly: far better than chance on the val images."""
-    work_dir = str(tmp_path_factory.mktemp('check_teacher'))
-    cfg = load_tiny_config(TEACHER_CFG, tiny_coco, work_dir, **{
-        'train_cfg.max_iters': TEACHER_ITERS, 'train_cfg.val_interval': 10**6,
-        'default_hooks.checkpoint.interval': TEACHER_ITERS, 'param_scheduler': [],
-        'default_hooks.logger.interval': 50, 'optim_wrapper.optimizer.lr': 0.02,
-        'visualizer.name': 'vis_teacher_check_teacher'})
-    for key in ('val_evaluator', 'test_evaluator'):
-        cfg[key].pop('ann_file', None)
-    cfg.randomness = dict(seed=0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the numbers below are those of one thread
-    try:
-        Runner.from_cfg(cfg).train()
-    finally:
-        torch.set_num_threads(threads)
-    return osp.join(work_dir, f'iter_{TEACHER_ITERS}.pth')
+def trained_teacher(trained_tiny_teacher):
+    return trained_tiny_teacher
 
 
 class LogLines(logging.Handler):

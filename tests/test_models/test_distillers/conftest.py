@@ -1,5 +1,4 @@
 import pytest
-import torch
 from mimic_test_utils import make_teacher_ckpt
 
 
@@ -10,9 +9,6 @@ def teacher_ckpt(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Tiny models: one intra-op thread is ~3x faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(single_torch_thread):
+    """Every test here runs with one intra-op thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
