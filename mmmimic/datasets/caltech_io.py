@@ -382,7 +382,7 @@ def _mat_int(value, what: str, lo: int = 0, hi: Optional[int] = None) -> int:
     v = float(arr[0])
     if not (np.isfinite(v) and v.is_integer() and v >= lo and (hi is None or v <= hi)):
         rng = f'{lo}..{hi}' if hi is not None else f'>= {lo}'
-        raise ValueError(f'{what} must be an integer {rng}, got {arr[0]!r}')
+        raise ValueError(f'{what} must be an integer {rng}, got {arr[0].item()!r}')
     return int(v)
 
 
