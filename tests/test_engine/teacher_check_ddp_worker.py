@@ -41,6 +41,9 @@ def main():
                   iters=runner.iter, result=hook.result)
     with open(osp.join(args.work_dir, f'teacher_check_rank{get_rank()}.json'), 'w') as f:
         json.dump(report, f)
+    if torch.distributed.is_initialized():  # no gloo threads left running at interpreter exit
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -94,6 +94,10 @@ def main():
             connector_grads_equal=all(torch.equal(g, grads[0]) for g in grads))
         with open(osp.join(args.work_dir, 'ddp_report.json'), 'w') as f:
             json.dump(report, f)
+    # leave no gloo threads running at interpreter exit: under load their teardown aborted the
+    # process ("terminate called without an active exception", exit -6) after training passed
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == '__main__':
