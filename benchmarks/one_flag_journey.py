@@ -425,6 +425,11 @@ def parse_args():
 
 def main():
     args = parse_args()
+    # A user's shell runs the commands with Ctrl-C enabled. This script may itself run as a
+    # background job (`cmd &`), which a non-interactive shell starts with SIGINT ignored; an
+    # ignored signal stays ignored across exec, and Python then installs no KeyboardInterrupt
+    # handler: step 3's Ctrl-C would do nothing. A handled signal is reset to its default at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.student_iters < 4 or args.student_iters % 2:
         sys.exit('--student-iters must be even and >= 4 (the resume step stops at half)')
     out_dir = osp.abspath(args.out)
