@@ -87,6 +87,7 @@ def test_iteration_beyond_the_schedule_is_refused_not_a_hang(repo_root, tiny_coc
     hang = ('import sys\n'
             'from mmengine.runner import Runner\n'
             'import mmmimic\n'
+            'mmmimic.register_all_modules()  # installs the checked resume: undone below\n'
             'from mmmimic.compat.resume import _ORIGINAL_RESUME\n'
             'Runner.resume = _ORIGINAL_RESUME\n'
             'from mmmimic.testing import load_tiny_config\n'

@@ -8,7 +8,7 @@ bbGt files (our converter's ``annotations/`` with its ``test.txt``, or the new a
 Zhang et al., ``anno_test_1xnew/``).
 
 A thin CLI over :func:`mmmimic.evaluation.functional.score_result_dirs`; run as a script it
-imports neither torch nor mmdet (``MMMIMIC_LIGHT_IMPORT=1``), so it starts fast and light.
+imports neither torch nor mmdet, so it starts fast and light.
 
 Usage::
 
@@ -25,12 +25,10 @@ import os
 import os.path as osp
 import sys
 
-if __name__ == '__main__':  # numpy only: no torch, no mmdet (see mmmimic.LIGHT_IMPORT)
-    os.environ.setdefault('MMMIMIC_LIGHT_IMPORT', '1')
 
-from mmmimic.evaluation.functional import (format_mr_table, plot_mr_fppi,  # noqa: E402
+from mmmimic.evaluation.functional import (format_mr_table, plot_mr_fppi,
                                            score_result_dirs)
-from mmmimic.fileio import check_output_path  # noqa: E402
+from mmmimic.fileio import check_output_path
 
 
 def plot_path(out_dir: str, setting: str) -> str:

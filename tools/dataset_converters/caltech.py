@@ -9,15 +9,12 @@ Usage::
         --presets train10x test
 """
 import argparse
-import os
 import sys
 
-if __name__ == '__main__':  # numpy/scipy/cv2 only: no torch, no mmdet (see mmmimic.LIGHT_IMPORT)
-    os.environ.setdefault('MMMIMIC_LIGHT_IMPORT', '1')
 
-from mmmimic.datasets.caltech_converter import (FRAME_CHECKS, convert_caltech,  # noqa: E402
+from mmmimic.datasets.caltech_converter import (FRAME_CHECKS, convert_caltech,
                                                 format_counts)
-from mmmimic.datasets.caltech_io import FRAME_PRESETS  # noqa: E402
+from mmmimic.datasets.caltech_io import FRAME_PRESETS
 
 
 def parse_args(argv=None):

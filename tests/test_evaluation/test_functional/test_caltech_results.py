@@ -51,25 +51,35 @@ def test_score_result_dirs_bad_inputs(tmp_path):
 
 
 def test_functional_core_imports_without_torch_and_mmdet():
-    """Issue 10 item 4: with MMMIMIC_LIGHT_IMPORT=1 the scoring core loads numpy/scipy only."""
+    """The scoring core loads numpy/scipy only, with no environment switch: ``import mmmimic``
+    registers lazily (issue 26; before, ``MMMIMIC_LIGHT_IMPORT=1`` was needed)."""
     code = ('import sys\n'
             'from mmmimic.evaluation.functional import evaluate_caltech, score_result_dirs\n'
             'from mmmimic.datasets.caltech_io import read_result_file, SeqReader\n'
             'from mmmimic.datasets.caltech_converter import convert_caltech\n'
             'import mmmimic, mmmimic.datasets, mmmimic.evaluation\n'
-            'assert mmmimic.LIGHT_IMPORT\n'
-            'assert not hasattr(mmmimic.evaluation, "CaltechMRMetric")\n'
+            'assert "CaltechMRMetric" not in vars(mmmimic.evaluation)\n'
+            'assert not hasattr(mmmimic, "LIGHT_IMPORT")\n'
             'print(sorted(m for m in ("torch", "mmdet", "mmengine", "mmcv", "matplotlib") '
             'if m in sys.modules))\n')
-    env = dict(os.environ, MMMIMIC_LIGHT_IMPORT='1')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '[]'
+
+
+def test_import_functional_alone_imports_no_torch():
+    """Issue 26: ``import mmmimic.evaluation.functional`` imports neither torch nor mmdet."""
+    code = ('import sys, mmmimic.evaluation.functional\n'
+            'print(sorted(m for m in ("torch", "mmdet", "mmengine", "mmcv") if m in sys.modules))')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == '[]'
 
 
 def test_scoring_tool_runs_light(tmp_path):
-    """The scoring CLI sets MMMIMIC_LIGHT_IMPORT itself: a whole run loads no torch/mmdet."""
+    """A whole run of the scoring CLI loads no torch/mmdet."""
     ann = _vbb_release(tmp_path / 'ann')
     res = tmp_path / 'res' / 'alg'
     cio.write_result_file(str(res / 'set06' / 'V000.txt'), np.zeros((0, 6)))
@@ -79,7 +89,7 @@ def test_scoring_tool_runs_light(tmp_path):
             'try:\n    runpy.run_path(sys.argv[0], run_name="__main__")\n'
             'except SystemExit as e:\n    assert not e.code, e.code\n'
             'print(sorted(m for m in ("torch", "mmdet", "mmengine") if m in sys.modules))')
-    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    env = dict(os.environ)
     proc = subprocess.run([sys.executable, '-c', code, tool, str(res), '--ann', ann, '--sets',
                            '6', '--out-dir', str(tmp_path / 'plots')], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -91,15 +101,14 @@ def test_scoring_tool_runs_light(tmp_path):
 
 def test_register_all_modules_after_a_light_import():
     """A light import followed by register_all_modules() registers the metric and dataset."""
-    code = ('import mmmimic\n'
-            'assert mmmimic.LIGHT_IMPORT\n'
+    code = ('import sys, mmmimic\n'
             'from mmmimic.evaluation.functional import evaluate_caltech\n'
+            'assert "torch" not in sys.modules\n'
             'mmmimic.register_all_modules()\n'
             'from mmdet.registry import DATASETS, METRICS\n'
             'print(METRICS.get("CaltechMRMetric").__name__, '
             'DATASETS.get("CaltechPedestrianDataset").__name__)\n')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
-                          env=dict(os.environ, MMMIMIC_LIGHT_IMPORT='1'), capture_output=True,
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ['CaltechMRMetric', 'CaltechPedestrianDataset']
@@ -183,7 +192,7 @@ def test_inverted_ground_truth_box_is_refused(tmp_path):
 
 
 def _run_tool(tmp_path, *args):
-    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    env = dict(os.environ)
     tool = osp.join(ROOT, 'tools', 'analysis_tools', 'caltech_eval.py')
     return subprocess.run([sys.executable, tool, *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
