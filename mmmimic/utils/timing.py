@@ -85,8 +85,10 @@ def time_round_robin(fns: Sequence[Callable[[], object]], *, rounds: int, warmup
         fns: the callables (called without arguments).
         rounds: timed rounds (at least 1).
         warmup: untimed rounds before them.
-        min_run_time: seconds of timed calls per callable and round (0: one block; a slow
-            callable is then called twice per round, once to size the block and once timed).
+        min_run_time: seconds of timed calls per callable and round. 0 (default): one block
+            of one call per round, so ``times_ms[i]`` is round ``i`` for every callable (per-round
+            ratios); each callable is then called twice per round, once by ``blocked_autorange``
+            to size the block and once timed.
         num_threads: torch CPU threads while timing (default: the current count).
         labels: one name per callable (default: its index).
 

@@ -23,8 +23,9 @@ def test_round_robin_ratio_and_structure():
                            labels=['short', 'long'])
     assert [t.label for t in out] == ['short', 'long']
     assert all(isinstance(t, Timing) for t in out)
-    # one block per round at least, and the warm-up rounds ran
-    assert all(len(t.times_ms) >= 3 for t in out)
+    # min_run_time 0: one block of one call per round (times_ms[i] is round i), after the
+    # warm-up rounds
+    assert all(len(t.times_ms) == 3 for t in out)
     assert len(calls_a) >= 2 + 3 and len(calls_b) >= 2 + 3
     # the thread count holds while timing (warm-up included) and is restored after
     assert set(calls_a) == set(calls_b) == {1}
