@@ -416,7 +416,7 @@ def parse_args():
                         help='iterations of each FPN/Cascade/RPN student (even)')
     parser.add_argument('--c4-iters', type=int, default=4,
                         help='iterations of the R-50-C4 student (slow: 512 RoIs through res5; '
-                        'its validation at the last iteration takes ~5 s/image)')
+                        'its validation at the last iteration is slow too)')
     parser.add_argument('--dist-iters', type=int, default=4)
     parser.add_argument('--skip-onnx', action='store_true')
     parser.add_argument('--reuse-teacher', metavar='CKPT',
