@@ -1,7 +1,10 @@
 """The mimic proposals' exact cheap pass on real images: how often it proves itself, what it saves.
 
-    python benchmarks/mimic_proposals.py CONFIG STUDENT_CKPT [--scale 2.0] [--images 100]
+    python -m benchmarks.mimic_proposals CONFIG STUDENT_CKPT [--scale 2.0] [--images 100]
         [--candidates 500 1000 500,1000] [--out DIR] [--name NAME] [--overwrite]
+
+(from the repository root: ``benchmarks`` is a namespace package, ``mmmimic`` is imported from
+the checkout or its install).
 
 An RPN-only student makes its mimic RoIs from its own predict step (``mimic_cfg.proposal``: the
 top ``nms_pre`` anchors, decoded, NMS 0.7, the best ``max_per_img`` kept). The distiller runs
@@ -22,7 +25,9 @@ Images: the training split of CONFIG's ``train_dataloader``, whole frames (no cr
 resized by ``--scale`` (e.g. 2.0 turns 480x640 frames into the 960x1280 input of a
 1000x1333-class config). CONFIG is a ``FeatureMimicDistiller`` config; STUDENT_CKPT a trained
 student (plain checkpoint, or a distiller checkpoint: its ``student.`` entries). Writes
-``NAME.md`` / ``NAME.json`` to ``--out``; no file is overwritten without ``--overwrite``.
+``NAME.md`` / ``NAME.json`` to ``--out``; no file is overwritten without ``--overwrite``. Each
+image's proposals are computed once per setting (and compared), so this pass keeps its own clock
+rather than :mod:`mmmimic.utils.timing`, which repeats a callable.
 """
 import argparse
 import copy
@@ -30,22 +35,21 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import mmmimic  # noqa: E402,F401
-from mmengine.config import Config  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
-from mmengine.structures import InstanceData  # noqa: E402
+import mmmimic  # noqa: F401
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.structures import InstanceData
 
-from mmdet.registry import DATASETS, MODELS  # noqa: E402
-from mmdet.utils import register_all_modules  # noqa: E402
-from mmmimic.models.dense_heads.proposals import candidate_ladder, rpn_proposals  # noqa: E402
-from mmmimic.utils.checks import check_output_path  # noqa: E402
-from mmmimic.utils.checkpoint import STUDENT_PREFIX, load_state_dict  # noqa: E402
+from mmdet.registry import DATASETS, MODELS
+from mmdet.utils import register_all_modules
+from mmmimic.models.dense_heads.proposals import candidate_ladder, rpn_proposals
+from mmmimic.utils.checkpoint import STUDENT_PREFIX, load_state_dict
+from mmmimic.utils.checks import check_output_path
+from mmmimic.utils.tables import markdown_table
 
 
 def parse_args():
@@ -186,16 +190,18 @@ def main():
         f'threads; predict settings {proposal}', '',
         f'Full step per image: {statistics.mean(rois["proposals"]):.1f} proposals, '
         f'{statistics.mean(rois["pos"]):.1f} positives (IoU >= 0.5), ground-truth boxes with a '
-        f'positive {rois["gt_hit"]}/{rois["gt"]}.', '',
-        '| candidates | proven (no recompute) | identical to the full step | ms / image | '
-        'vs full |', '|---|---:|---:|---:|---:|']
+        f'positive {rois["gt_hit"]}/{rois["gt"]}.', '']
+    cells = []
     for r in rows:
         k = r['candidates']
         label = f'full (nms_pre {proposal.get("nms_pre")})' if k is None \
             else ' then '.join(map(str, k)) if isinstance(k, tuple) else str(k)
         proven = '-' if r['proven'] is None else f'{r["proven"]:.1%}'
-        lines.append(f'| {label} | {proven} | {r["identical"]:.1%} | {r["ms"]:.2f} | '
-                     f'{r["ratio"]:.2f} |')
+        cells.append([label, proven, f'{r["identical"]:.1%}', f'{r["ms"]:.2f}',
+                      f'{r["ratio"]:.2f}'])
+    lines.append(markdown_table(cells, ['candidates', 'proven (no recompute)',
+                                        'identical to the full step', 'ms / image', 'vs full'],
+                                align=['left'] + ['right'] * 4))
     text = '\n'.join(lines) + '\n'
     print(text)
     with open(md, 'w') as f:

@@ -1,9 +1,12 @@
 """Per-iteration cost of a stage-1 mimic step, and Eq. 4 vectorised vs the per-RoI loop.
 
-    python benchmarks/mimic_step.py [--config CFG] [--height 1000 --width 1333] [--iters 3]
-    python benchmarks/mimic_step.py --cache [--iters 2]   # cached vs live vs scratch ratios
-    python benchmarks/mimic_step.py --served-from-cache [--frame 480 640] ...  # breakdown, cached
-    python benchmarks/mimic_step.py --from-run work_dirs/mimic_demo/seed0/xs-mimic-1-2  # real
+    python -m benchmarks.mimic_step [--config CFG] [--height 1000 --width 1333] [--iters 3]
+    python -m benchmarks.mimic_step --cache [--iters 2]   # cached vs live vs scratch ratios
+    python -m benchmarks.mimic_step --served-from-cache [--frame 480 640] ...  # breakdown, cached
+    python -m benchmarks.mimic_step --from-run work_dirs/mimic_demo/seed0/xs-mimic-1-2  # real
+
+(from the repository root: ``benchmarks`` is a namespace package, ``mmmimic`` is imported from
+the checkout or its install).
 
 Builds the distiller of ``--config`` (default: the Caltech 1/2-Inception mimic config; the teacher
 gets random weights from a temporary checkpoint unless ``--teacher-ckpt`` is given: timing does
@@ -22,31 +25,31 @@ the vtest configs; or ``--config`` at ``--height x --width``) one run times, int
 scratch student step (the student alone on its own input), the mimic step with the live teacher
 and the mimic step with the teacher map served by a ``TeacherFeatureCache`` (an LMDB store
 filled with this batch's teacher maps in float16: the real lookup, decode and copy), each a full
-forward + backward + SGD step, and prints (mimic step) / (scratch step) for both.
+forward + backward + SGD step, timed round-robin by :func:`mmmimic.utils.time_round_robin`,
+and prints (mimic step) / (scratch step) for both.
 """
 import argparse
 import copy
 import json
 import os.path as osp
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
 
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import mmmimic  # noqa: E402,F401
-from mmengine.config import Config  # noqa: E402
-from mmengine.structures import InstanceData  # noqa: E402
+import mmmimic  # noqa: F401
+from mmengine.config import Config
+from mmengine.structures import InstanceData
 
-from mmdet.registry import MODELS  # noqa: E402
-from mmdet.structures import DetDataSample  # noqa: E402
-from mmdet.utils import register_all_modules  # noqa: E402
-from mmmimic.models.distillers import feature_mimic_distiller as fmd  # noqa: E402
-from mmmimic.models.losses import proposal_sampled_l2_loss  # noqa: E402
-from mmmimic.testing.losses import proposal_sampled_l2_loss_reference  # noqa: E402
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmmimic.models.distillers import feature_mimic_distiller as fmd
+from mmmimic.models.losses import proposal_sampled_l2_loss
+from mmmimic.testing.losses import proposal_sampled_l2_loss_reference
+from mmmimic.utils import markdown_table, time_round_robin
 
 DEFAULT_CONFIG = 'configs/mimic/rpn_inception-1-2_mimic-inception_caltech.py'
 # (config, teacher input h, w, batch, cached image h, w): the sizes each config trains at; vtest
@@ -276,20 +279,17 @@ def cache_ratios(args, config, height, width, batch, frame_h=None, frame_w=None)
             optim.zero_grad()
             total.backward()
             optim.step()
+            sync(args.device)
         return step
 
     steps = dict(scratch=step_fn(student.train(), s_inputs, s_samples),
                  live=step_fn(live.train(), inputs, samples),
                  cached=step_fn(cached.train(), inputs, samples))
-    times = defaultdict(list)
-    for it in range(args.warmup + args.iters):
-        for name, step in steps.items():  # interleaved: load changes hit all three alike
-            sync(args.device)
-            start = time.perf_counter()
-            step()
-            sync(args.device)
-            if it >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+    # interleaved: load changes hit all three alike; one single-call block per round, so
+    # times[k][i] is round i of every step
+    timings = time_round_robin(list(steps.values()), rounds=args.iters, warmup=args.warmup,
+                               labels=list(steps))
+    times = {t.label: [ms / 1000 for ms in t.times_ms] for t in timings}
     cache.close()
     median = {k: statistics.median(v) for k, v in times.items()}
     ratios = {k: statistics.median(t / s for t, s in zip(times[k], times['scratch']))
@@ -317,15 +317,13 @@ def main_cache(args):
     rows = [cache_ratios(args, *case) for case in cases]
     print(f'mimic step / scratch student step on {args.device} ({torch.get_num_threads()} '
           f'threads, {args.iters} timed rounds, medians; GiB/1000 img: 2 flip states)')
-    print('| config | teacher input | scratch ms | live ms | cached ms | live / scratch | '
-          'cached / scratch | entry MiB | GiB / 1000 img |')
-    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
-    for r in rows:
-        s = r['seconds']
-        print(f'| {osp.basename(r["config"])} | {"x".join(map(str, r["input"]))} | '
-              f'{s["scratch"] * 1000:.0f} | {s["live"] * 1000:.0f} | {s["cached"] * 1000:.0f} | '
-              f'{r["live_ratio"]:.2f} | {r["cached_ratio"]:.2f} | {r["entry_mib"]:.3f} | '
-              f'{r["entry_mib"] * 2 * 1000 / 1024:.2f} |')
+    cells = [[osp.basename(r['config']), 'x'.join(map(str, r['input'])),
+              *(f'{r["seconds"][k] * 1000:.0f}' for k in ('scratch', 'live', 'cached')),
+              f'{r["live_ratio"]:.2f}', f'{r["cached_ratio"]:.2f}', f'{r["entry_mib"]:.3f}',
+              f'{r["entry_mib"] * 2 * 1000 / 1024:.2f}'] for r in rows]
+    print(markdown_table(cells, ['config', 'teacher input', 'scratch ms', 'live ms', 'cached ms',
+                                 'live / scratch', 'cached / scratch', 'entry MiB',
+                                 'GiB / 1000 img'], align=['left', 'left'] + ['right'] * 7))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(rows, f, indent=2)

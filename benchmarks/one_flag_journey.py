@@ -51,6 +51,7 @@ import time
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmmimic.fileio import atomic_write_text, check_output_path  # noqa: E402  (stdlib only)
+from mmmimic.utils.tables import markdown_table  # noqa: E402  (tabulate only)
 
 MARKER = '.one_flag_journey'
 PYTORCH_NORM = ("dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], "
@@ -415,7 +416,7 @@ def parse_args():
                         help='iterations of each FPN/Cascade/RPN student (even)')
     parser.add_argument('--c4-iters', type=int, default=4,
                         help='iterations of the R-50-C4 student (slow: 512 RoIs through res5; '
-                        'its validation at the last iteration takes ~5 s/image)')
+                        'its validation at the last iteration is slow too)')
     parser.add_argument('--dist-iters', type=int, default=4)
     parser.add_argument('--skip-onnx', action='store_true')
     parser.add_argument('--reuse-teacher', metavar='CKPT',
@@ -675,14 +676,16 @@ def main():
         f'torch {info.get("torch")}, mmdet {info.get("mmdet")}, no GPU; load average at the end '
         f'{", ".join(f"{x:.1f}" for x in info.get("load_average_at_end", ()))}). Every command '
         f'ran from the repository root, `python` being the venv\'s; the user configs are in '
-        f'`{wrel}/configs/`, the logs in `{wrel}/logs/`. Total {total / 60:.1f} min.', '',
-        '| step | command | wall s | outcome |', '|---|---|---:|---|']
+        f'`{wrel}/configs/`, the logs in `{wrel}/logs/`. Total {total / 60:.1f} min.', '']
+    cells = []
     for s in j.steps:
         mark = '' if s['ok'] else (' **FAILED**' if s['required'] else ' (not passed, optional)')
         cmd = s['command'].replace('|', '\\|')
         secs = '-' if s['seconds'] is None else s['seconds']
         outcome = s['outcome'].replace('|', '\\|')
-        lines.append(f'| {s["step"]} | `{cmd}` | {secs} | {outcome}{mark} |')
+        cells.append([s['step'], f'`{cmd}`', secs, f'{outcome}{mark}'])
+    lines.append(markdown_table(cells, ['step', 'command', 'wall s', 'outcome'],
+                                align=['left', 'left', 'right', 'left']))
     lines += ['', f'Steps that must pass and failed: {", ".join(failed) if failed else "none"}.',
               '']
     atomic_write_text(json_path, json.dumps(dict(info=info, steps=j.steps), indent=1) + '\n',

@@ -26,15 +26,20 @@ the fused layer); ``ort_unfused`` (capped NMS, deconv and RPN conv kept apart) a
 a ratio within one run. The variants' detections are compared with the default's (count,
 largest box and score difference; the uncapped NMS keeps exactly the same boxes).
 
-    python benchmarks/onnx_cross_scale_profile.py --shapes 1000x1500 480x640 \\
-        --out-dir benchmarks/onnx_speed
+Run from the repository root (``benchmarks`` is imported as a namespace package, ``mmmimic``
+from the checkout or its install)::
+
+    python -m benchmarks.onnx_cross_scale_profile --shapes 1000x1500 480x640 \\
+        --out-dir benchmarks/results/onnx_speed
+
+The stages are timed inside one call (profiler events, forward hooks), so this profiler keeps its
+own clock rather than :mod:`mmmimic.utils.timing`, which times whole callables.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -43,8 +48,9 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from mmmimic.utils.tables import markdown_table
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))  # default configs are relative to it
 
 MODELS = {
     'teacher': ('configs/inception/rpn_inception_caltech.py', 1.0),
@@ -255,21 +261,19 @@ def main(argv=None) -> None:
             before = next(u for u in rows if u['runtime'] == 'ort_before' and
                           (u['shape'], u['model']) == (r['shape'], r['model']))
             r['speedup_over_ort_before'] = before['total'] / r['total']
-    lines = ['| frame | runtime | model | ' + ' | '.join(STAGES) +
-             ' | total (wall) | speed-up over teacher | speed-up over ort_before |',
-             '|' + '---|' * (len(STAGES) + 6)]
-    for r in rows:
-        lines.append(f"| {r['shape']} | {r['runtime']} | {r['model']} | " +
-                     ' | '.join('-' if s == 'nms' and r['runtime'] == 'pytorch' else
-                                f'{r[s]:.0f}' for s in STAGES) +
-                     f" | {r['total']:.0f} | {r['speedup_over_teacher']:.2f}x |" +
-                     (f" {r['speedup_over_ort_before']:.2f}x |"
-                      if 'speedup_over_ort_before' in r else ' |'))
+    head = ['frame', 'runtime', 'model', *STAGES, 'total (wall)', 'speed-up over teacher',
+            'speed-up over ort_before']
+    cells = [[r['shape'], r['runtime'], r['model'],
+              *('-' if s == 'nms' and r['runtime'] == 'pytorch' else f'{r[s]:.0f}'
+                for s in STAGES),
+              f"{r['total']:.0f}", f"{r['speedup_over_teacher']:.2f}x",
+              f"{r['speedup_over_ort_before']:.2f}x" if 'speedup_over_ort_before' in r else '']
+             for r in rows]
     conditions = dict(threads=args.threads, runs=args.runs, warmup=args.warmup,
                       torch=torch.__version__, load_average_at_end=os.getloadavg(),
                       unit='ms; onnxruntime stages are summed kernel times (profiler), total '
                       'is the wall time of session.run')
-    table = '\n'.join(lines)
+    table = markdown_table(cells, head)
     with open(osp.join(args.out_dir, 'cross_scale_profile.md'), 'w') as f:
         f.write(json.dumps(conditions) + '\n\n' + table + '\n')
     with open(osp.join(args.out_dir, 'cross_scale_profile.json'), 'w') as f:

@@ -263,7 +263,7 @@ def convert_caltech(src_root: str,
         presets: names of :data:`~mmmimic.datasets.caltech_io.FRAME_PRESETS`.
         sets: restrict every preset to these set numbers (None: the preset's sets); each must
             belong to one of the presets, and each preset must keep one of them.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (:func:`mmmimic.utils.progress_bar.progress`).
         frame_check: ``decode`` (JPEG markers + a 1/8-scale decode of every written frame),
             ``markers`` (start/end markers only) or ``none``.
         verify: compare the SHA-256 of every byte of each ``.seq`` with the one recorded at
@@ -284,7 +284,7 @@ def convert_caltech(src_root: str,
         NotADirectoryError: the output path (or its ``images``/``annotations``) is a file.
         KeyError: an unknown preset.
     """
-    from tqdm import tqdm
+    from mmmimic.utils.progress_bar import progress as progress_bar
 
     _check_inputs(src_root, out_dir, presets, sets, frame_check)
     img_dir, ann_dir = osp.join(out_dir, 'images'), osp.join(out_dir, 'annotations')
@@ -319,7 +319,7 @@ def convert_caltech(src_root: str,
     ids: Dict[str, List[str]] = {p: [] for p in presets}
     written = set()
     total = sum(len(v['all']) for v in plan.values())
-    with tqdm(total=total, desc='caltech frames', unit='img', disable=not progress) as bar:
+    with progress_bar(total=total, desc='caltech frames', unit='img', enabled=progress) as bar:
         for v in plan.values():
             key = f'set{v["set"]:02d}/V{v["video"]:03d}'
             fingerprint = source_fingerprint(v['seq'], v['vbb'])

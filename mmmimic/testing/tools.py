@@ -27,3 +27,18 @@ def run_tool(path: str, *argv: str) -> None:
             del os.environ[DEBUG_ENV]
         else:
             os.environ[DEBUG_ENV] = debug
+
+
+def checkout_env(**extra: str) -> dict:
+    """``os.environ`` for a child Python process that imports the same ``mmmimic`` as this one.
+
+    The folder holding this ``mmmimic`` package goes first on the child's ``PYTHONPATH`` (a
+    source checkout imported without installing it, or a second checkout beside an editable
+    install); ``extra`` adds or replaces variables.
+    """
+    import mmmimic
+    root = os.path.dirname(os.path.dirname(os.path.abspath(mmmimic.__file__)))
+    path = os.environ.get('PYTHONPATH')
+    env = dict(os.environ, PYTHONPATH=root if not path else root + os.pathsep + path)
+    env.update(extra)
+    return env

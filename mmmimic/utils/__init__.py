@@ -13,6 +13,7 @@ _NAMES = {
     'cli': ('DEBUG_ENV', 'add_common_args', 'apply_common_args', 'parse_shape', 'run_main'),
     'progress_bar': ('PROGRESS_ENV', 'progress'),
     'tables': ('markdown_table', ),
+    'timing': ('Timing', 'time_callable', 'time_round_robin'),
 }
 _MODULE_OF = {name: mod for mod, names in _NAMES.items() for name in names}
 

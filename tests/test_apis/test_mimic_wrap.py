@@ -1,7 +1,6 @@
 """One-flag mimic: ``tools/train.py STUDENT --teacher CFG CKPT`` and ``wrap_with_teacher``."""
 import copy
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -11,10 +10,9 @@ from mmengine.runner import Runner
 from mmdet.registry import MODELS
 from mmmimic.apis import choose_connector, extract_student, wrap_with_teacher
 from mmmimic.testing import load_tiny_config, run_tool
+from mmmimic.testing.distill import make_batch, make_teacher_ckpt
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models', 'test_distillers'))
-from mimic_test_utils import make_batch, make_teacher_ckpt  # noqa: E402
 
 TINY = osp.join(ROOT, 'configs', 'mimic', 'tiny')
 STUDENT_CFG = osp.join(TINY, 'rpn_r18-w8_scratch_tiny.py')

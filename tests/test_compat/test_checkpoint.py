@@ -15,11 +15,12 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-from checkpoint_payloads import (MARKER_PAYLOADS, MEMORY_PAYLOADS, with_meta_entry,
-                                 deep_nesting, self_containing, shared_fan_out,
-                                 write_legacy_storage_claim, write_newobj_object_array,
-                                 write_numpy_object_forgery,
-                                 write_torchscript_loop)
+from mmmimic.testing.checkpoint_payloads import (MARKER_PAYLOADS, MEMORY_PAYLOADS, with_meta_entry,
+                                                 deep_nesting, self_containing, shared_fan_out,
+                                                 write_legacy_storage_claim,
+                                                 write_newobj_object_array,
+                                                 write_numpy_object_forgery,
+                                                 write_torchscript_loop)
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 

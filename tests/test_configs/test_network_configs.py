@@ -68,22 +68,15 @@ def test_width_variants_shrink_consistently():
 
 
 def test_benchmark_speed_tool(tmp_path):
-    import argparse
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_speed', osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_speed.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from mmmimic.apis.speed import benchmark_detectors, speed_columns, write_speed_outputs
     configs = [osp.join(REPO, 'configs', 'voc', f'faster-rcnn_inception-{w}_voc0712.py')
                for w in ('1-4', '1-8')]
-    args = argparse.Namespace(configs=configs, shapes=['64x96'], warmup=0, runs=1, threads=None,
-                              device='cpu', no_flops=False, fuse_conv_bn=True,
-                              out_dir=str(tmp_path))
-    rows = tool.benchmark(args)
+    rows = benchmark_detectors(configs, ['64x96'], warmup=0, runs=1, threads=None,
+                               device='cpu', flops=True, fuse_conv_bn=True)
     assert rows[0]['param_ratio'] == 1.0 and rows[0]['speedup@64x96'] == 1.0
     assert rows[1]['params_M'] < rows[0]['params_M']
     assert 0 < rows[1]['GFLOPs@64x96'] < rows[0]['GFLOPs@64x96']
-    table = tool.write_outputs(rows, tool.columns(args.shapes, True), str(tmp_path), 'test')
+    table = write_speed_outputs(rows, speed_columns(['64x96'], True), str(tmp_path), 'test')
     assert 'speedup@64x96' in table
     for name in ('speed.csv', 'speed.md', 'speed.png'):
         assert (tmp_path / name).exists(), name

@@ -5,17 +5,14 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from teacher_check_utils import check_cfg, the_hook  # noqa: E402
+from mmengine.dist import get_rank, get_world_size
+from mmengine.runner import Runner
 
-from mmengine.dist import get_rank, get_world_size  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mmmimic.utils import setup_cpu_distributed  # noqa: E402
+from mmmimic.testing.teacher_check import check_cfg, the_hook
+from mmmimic.utils import setup_cpu_distributed
 
 
 def main():

@@ -17,9 +17,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 from mmmimic.testing import make_tiny_coco
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from teacher_check_utils import check_cfg, teacher_cfg, the_hook  # noqa: E402
+from mmmimic.testing.teacher_check import check_cfg, teacher_cfg, the_hook
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
 WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'teacher_check_ddp_worker.py')

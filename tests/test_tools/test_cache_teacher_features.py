@@ -15,10 +15,10 @@ import torch
 
 from mmdet.registry import MODELS
 from mmmimic.models.distillers.teacher_cache import CacheError
+from mmmimic.testing import checkout_env
+from mmmimic.testing.distill import CACHE_PIPELINE, MIMIC_CFG, make_teacher_ckpt
 
 REPO = osp.join(osp.dirname(__file__), '..', '..')
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_models', 'test_distillers'))
-from mimic_test_utils import CACHE_PIPELINE, MIMIC_CFG, make_teacher_ckpt  # noqa: E402
 
 PIPELINE = CACHE_PIPELINE
 
@@ -174,12 +174,11 @@ def on_small_disk(mount, size, argv, timeout=300):
     cmd = (f'mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount))} && exec ' +
            ' '.join(shlex.quote(str(a)) for a in argv))
     return subprocess.run(['unshare', '-rm', 'sh', '-c', cmd], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, env=checkout_env())
 
 
 FULL_DISK_JOB = '''
 import os, sys
-sys.path.insert(0, {repo!r})
 import torch
 from mmmimic.models.distillers.teacher_cache import CacheError, TeacherFeatureCache
 mount, phase = {mount!r}, sys.argv[1]

@@ -13,11 +13,9 @@ from mmengine.runner.checkpoint import get_state_dict, load_checkpoint, save_che
 
 from mmdet.registry import MODELS
 from mmmimic.testing import run_tool
+from mmmimic.testing.distill import MIMIC_CFG, build_distiller, make_batch, make_teacher_ckpt
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models', 'test_distillers'))
-from mimic_test_utils import (MIMIC_CFG, build_distiller, make_batch,  # noqa: E402
-                              make_teacher_ckpt)
 
 
 TOOL = osp.join(ROOT, 'tools', 'model_converters', 'extract_student.py')

@@ -4,19 +4,16 @@ The stealth legacy payload (its first record runs code and returns the magic num
 a genuine checkpoint) loaded normally through all of these before the weights-only loader.
 """
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint
 
 from mmdet.registry import MODELS
+from mmmimic.testing.checkpoint_payloads import write_legacy_stealth
+from mmmimic.testing.distill import MIMIC_CFG, TEACHER_CFG, mimic_model_cfg
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_compat'))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models', 'test_distillers'))
-from checkpoint_payloads import write_legacy_stealth  # noqa: E402
-from mimic_test_utils import MIMIC_CFG, TEACHER_CFG, mimic_model_cfg  # noqa: E402
 from test_train_test_tools import CONFIG, _cfg_options, _fail_in_process  # noqa: E402
 
 

@@ -58,8 +58,7 @@ def test_mim_train_and_test(installed_copy, tiny_coco, tmp_path):
 
 
 def test_mim_train_passes_the_teacher_flag(installed_copy, repo_root, tiny_coco, tmp_path):
-    sys.path.insert(0, osp.join(repo_root, 'tests', 'test_models', 'test_distillers'))
-    from mimic_test_utils import TEACHER_CFG, make_teacher_ckpt
+    from mmmimic.testing.distill import TEACHER_CFG, make_teacher_ckpt
     teacher_ckpt = make_teacher_ckpt(str(tmp_path / 'teacher.pth'))
     env = dict(os.environ, PYTHONPATH=installed_copy)
     opts = [f'{split}_dataloader.dataset.data_root={tiny_coco}' for split in ('train', 'val')]

@@ -1,10 +1,6 @@
-import os.path as osp
-import sys
-
 import pytest
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_distillers'))
-from mimic_test_utils import make_teacher_ckpt  # noqa: E402
+from mmmimic.testing.distill import make_teacher_ckpt
 
 
 @pytest.fixture(scope='session')

@@ -13,7 +13,7 @@ from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
 from mmmimic.models.data_preprocessors import (ScaledInputDataPreprocessor, input_scale_of,
                                                plain_preprocessor)
-from mimic_test_utils import build_distiller  # noqa: E402  (on sys.path via conftest)
+from mmmimic.testing.distill import build_distiller
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
 DECONV_MIMIC_CFG = osp.join(ROOT, 'configs', 'cross_scale', 'tiny',

@@ -1,5 +1,5 @@
 import pytest
-from mimic_test_utils import make_teacher_ckpt
+from mmmimic.testing.distill import make_teacher_ckpt
 
 
 @pytest.fixture(scope='session')

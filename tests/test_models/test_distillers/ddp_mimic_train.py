@@ -3,18 +3,15 @@ MMEngine's distributed wrapper (gloo, CPU); rank 0 writes a JSON report."""
 import argparse
 import json
 import os.path as osp
-import sys
 
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from test_mimic_runner import tiny_runner_cfg  # noqa: E402
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mmmimic.utils import setup_cpu_distributed  # noqa: E402
+from mmmimic.utils import setup_cpu_distributed
+from test_mimic_runner import tiny_runner_cfg  # the test module beside this script
 
 
 class RankRecorder(Hook):

@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mimic_test_utils import build_distiller, make_batch
+from mmmimic.testing.distill import build_distiller, make_batch
 from mmengine.structures import InstanceData
 
 from mmdet.structures.bbox import HorizontalBoxes

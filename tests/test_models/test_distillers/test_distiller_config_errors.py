@@ -2,7 +2,7 @@
 import math
 
 import pytest
-from mimic_test_utils import build_distiller
+from mmmimic.testing.distill import build_distiller
 
 
 @pytest.mark.parametrize('key,index', [('student_feature', 1), ('student_feature', -2),

@@ -9,7 +9,7 @@ from mmengine.structures import InstanceData
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
-from mimic_test_utils import CONFIG_DIR, TEACHER_CFG, build_distiller, make_batch
+from mmmimic.testing.distill import CONFIG_DIR, TEACHER_CFG, build_distiller, make_batch
 
 
 def _teacher_state(model):

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mimic_test_utils import CONFIG_DIR
+from mmmimic.testing.distill import CONFIG_DIR
 from mmengine.config import Config
 
 from mmdet.registry import MODELS

@@ -3,7 +3,7 @@ import os.path as osp
 
 import numpy as np
 import torch
-from mimic_test_utils import MIMIC_CFG
+from mmmimic.testing.distill import MIMIC_CFG
 from mmengine.config import Config
 from mmengine.runner import Runner
 

@@ -11,7 +11,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mimic_test_utils import TEACHER_CFG, make_batch, mimic_model_cfg
+from mmmimic.testing.distill import TEACHER_CFG, make_batch, mimic_model_cfg
 from mmengine.config import Config, ConfigDict
 
 import mmdet

@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mimic_test_utils import build_distiller, make_batch
+from mmmimic.testing.distill import build_distiller, make_batch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 

@@ -12,8 +12,8 @@ from mmengine.logging import MMLogger
 from mmdet.registry import MODELS
 from mmmimic.models.distillers.teacher_cache import (CacheError, TeacherFeatureCache,
                                                      fill_cache_from_config)
-from mimic_test_utils import (CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, cache_batch,
-                              make_teacher_ckpt)
+from mmmimic.testing.distill import (CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, cache_batch,
+                                     make_teacher_ckpt)
 
 PIPELINE = CACHE_PIPELINE
 

@@ -27,7 +27,8 @@ from mmmimic.models.distillers import teacher_cache as tc
 from mmmimic.models.distillers.teacher_cache import (CacheError, TeacherFeatureCache,
                                                      compare_maps, fill_cache_from_config,
                                                      make_sample_computer, sample_cache_key)
-from mimic_test_utils import CACHE_PIPELINE, MIMIC_CFG, cache_batch, make_teacher_ckpt
+from mmmimic.testing import checkout_env
+from mmmimic.testing.distill import CACHE_PIPELINE, MIMIC_CFG, cache_batch, make_teacher_ckpt
 
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.abspath(osp.join(HERE, '..', '..', '..'))
@@ -105,14 +106,13 @@ def encode_entry(store_hash, key, array, **extra):
     return struct.pack('<I', len(header)) + header + payload
 
 
-PRELUDE = f'''
+PRELUDE = '''
 import copy, os, sys
-sys.path[:0] = [{REPO!r}, {HERE!r}]  # this checkout's mmmimic and the test helpers
 import torch
 torch.set_num_threads(1)
 from mmengine.config import Config
 from mmdet.registry import DATASETS, MODELS
-from mimic_test_utils import cache_batch as batch
+from mmmimic.testing.distill import cache_batch as batch
 from mmmimic.models.distillers.teacher_cache import CacheError
 
 '''
@@ -125,7 +125,7 @@ def run_job(tmp_path, body):
     script.write_text(PRELUDE + 'try:\n' + textwrap.indent(textwrap.dedent(body), '    ') +
                       'except CacheError as err:\n    print("REFUSED:", err)\n    sys.exit(3)\n')
     return subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
-                          text=True, timeout=TIMEOUT)
+                          text=True, timeout=TIMEOUT, env=checkout_env())
 
 
 # ------------------------------------------------------------------ 1. data never becomes code

@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mimic_test_utils import make_batch
+from mmmimic.testing.distill import make_batch
 from mmengine.config import Config
 
 from mmdet.registry import MODELS

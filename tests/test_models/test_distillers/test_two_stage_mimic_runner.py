@@ -4,7 +4,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mimic_test_utils import build_distiller
+from mmmimic.testing.distill import build_distiller
 from mmengine.runner import Runner
 from test_mimic_runner import tiny_runner_cfg
 from test_two_stage_mimic import FASTER_CFG, RFCN_CFG, teacher_ckpt_for

@@ -1,4 +1,7 @@
-"""Tiny teacher/student fixtures for the distiller tests (mmdet ResNet-18 trunks, stride 16)."""
+"""Tiny teacher/student fixtures for the distiller tests (mmdet ResNet-18 trunks, stride 16).
+
+Imports the tiny configs of a source checkout (``configs/mimic/tiny``) and registers mmdet's
+modules when imported; only the tests import it."""
 import copy
 import os.path as osp
 
@@ -11,7 +14,8 @@ from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 
-CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'mimic', 'tiny')
+#: the tiny configs of the source checkout this package is imported from
+CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'configs', 'mimic', 'tiny')
 MIMIC_CFG = osp.join(CONFIG_DIR, 'mimic_rpn_r18-w8_tiny.py')
 TEACHER_CFG = osp.join(CONFIG_DIR, 'rpn_r18-w16_tiny.py')
 
