@@ -11,15 +11,16 @@ dbEval pipeline (gt filtering, 0.41 standardisation, detection height filter, ma
 MR-2 and MR-4). The loop version (``mmmimic.testing.caltech_loop``) transcribes the
 toolbox's MATLAB loops; the script checks that both give identical numbers and prints the ratio.
 
-``--footprint`` instead runs ``evaluate_caltech`` in two fresh processes, one with
-``MMMIMIC_LIGHT_IMPORT=1`` (numpy core only, as ``tools/analysis_tools/caltech_eval.py`` runs)
-and one with the full import (torch, mmdet, every registry), and prints the import time, the
+``--footprint`` instead runs ``evaluate_caltech`` in two fresh processes, one importing only
+``mmmimic.evaluation.functional`` (numpy core only, as ``tools/analysis_tools/caltech_eval.py``
+runs) and one that first registers everything (``mmmimic.register_all_modules()``: torch, mmdet,
+every registry), and prints the import time, the
 resident memory after the import, the evaluation time and the peak resident memory of each.
 
 Usage::
 
-    python benchmarks/caltech_eval_speed.py [--repeat 5] [--settings Reasonable All]
-    python benchmarks/caltech_eval_speed.py --footprint --dets-per-image 50
+    python -m benchmarks.caltech_eval_speed [--repeat 5] [--settings Reasonable All]
+    python -m benchmarks.caltech_eval_speed --footprint --dets-per-image 50
 """
 import argparse
 import json
@@ -87,6 +88,9 @@ def footprint_child(args) -> None:
     """One measurement process: import, data, evaluation; prints one JSON line."""
     rss0 = _rss_mb()
     t = time.perf_counter()
+    if args.child == 'full':
+        import mmmimic
+        mmmimic.register_all_modules()
     from mmmimic.evaluation.functional import evaluate_caltech
     t_import = time.perf_counter() - t
     rss_import = _rss_mb()
@@ -94,7 +98,7 @@ def footprint_child(args) -> None:
     rss_data = _rss_mb()
     t_eval, res = best_of(lambda: evaluate_caltech(gts, dts, args.settings), args.repeat)
     print(json.dumps(dict(
-        light=os.environ.get('MMMIMIC_LIGHT_IMPORT') == '1', import_s=t_import,
+        light=args.child == 'light', import_s=t_import,
         rss_start_mb=rss0, rss_after_import_mb=rss_import, rss_after_data_mb=rss_data,
         eval_s=t_eval, peak_rss_mb=_peak_rss_mb(),
         torch_loaded='torch' in sys.modules, mmdet_loaded='mmdet' in sys.modules,
@@ -105,13 +109,11 @@ def footprint_child(args) -> None:
 def footprint(args) -> None:
     rows = []
     for light in (True, False):
-        env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
-        if light:
-            env['MMMIMIC_LIGHT_IMPORT'] = '1'
-        cmd = [sys.executable, os.path.abspath(__file__), '--child', '--num-images',
+        cmd = [sys.executable, os.path.abspath(__file__), '--child',
+               'light' if light else 'full', '--num-images',
                str(args.num_images), '--dets-per-image', str(args.dets_per_image), '--repeat',
                str(args.repeat), '--settings', *args.settings]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f'{args.num_images} images, {rows[0]["num_dets"]} detections, settings '
           f'{args.settings}; evaluation best of {args.repeat}')
@@ -134,7 +136,7 @@ def main():
                         help='exactly this many detections per frame (0: ~10, as Caltech)')
     parser.add_argument('--footprint', action='store_true',
                         help='time and peak memory of a scoring process, light vs full import')
-    parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--child', choices=('light', 'full'), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return footprint_child(args)

@@ -83,7 +83,7 @@ def run_test_tool(config: str, checkpoint: str, work_dir: str, dump: str,
     Raises:
         RuntimeError: the tool failed (its output tail is in the message).
     """
-    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    env = dict(os.environ)
     args = [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, checkpoint,
             '--work-dir', work_dir, '--out', dump, '--overwrite', '--cfg-options'] + options
     before = set(glob.glob(osp.join(work_dir, '*', '*.json')))

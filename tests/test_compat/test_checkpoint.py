@@ -28,7 +28,6 @@ from mmmimic.compat.checkpoint import (TRUST_ENV, UnsafeCheckpointError, load_ch
                                        register_checkpoint_loader)
 
 _LOADER = ('import json, os, sys\n'
-           'os.environ["MMMIMIC_LIGHT_IMPORT"] = "1"\n'
            'from mmmimic.compat.checkpoint import load_checkpoint_file\n'
            'results = {}\n'
            'for path in sys.argv[1:]:\n'

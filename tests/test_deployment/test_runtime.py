@@ -55,7 +55,7 @@ def caltech_root(tmp_path_factory):
 
 
 def _test_tool(checkpoint, data_root, work_dir, dump):
-    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    env = dict(os.environ)
     args = [sys.executable, osp.join(ROOT, 'tools/test.py'), CONFIG, checkpoint, '--work-dir',
             work_dir, '--out', dump, '--cfg-options', f'test_dataloader.dataset.data_root='
             f'{data_root}', 'test_dataloader.num_workers=0',

@@ -24,7 +24,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def run_tool(rel_path, *args):
     """Run a tool as a user does; returns (exit code, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if k != 'MMMIMIC_LIGHT_IMPORT'}
+    env = dict(os.environ)
     proc = subprocess.run([sys.executable, osp.join(ROOT, rel_path), *map(str, args)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout, proc.stderr

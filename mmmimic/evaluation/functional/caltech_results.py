@@ -9,7 +9,7 @@ Zhang et al., ``anno_test_1xnew/``).
 
 :func:`score_result_dirs` reads both and runs :func:`~.caltech_eval.evaluate_caltech`;
 ``tools/analysis_tools/caltech_eval.py`` is its command line. numpy/scipy only: importable
-without torch or mmdet (``MMMIMIC_LIGHT_IMPORT=1``).
+without torch or mmdet.
 """
 import os
 import os.path as osp

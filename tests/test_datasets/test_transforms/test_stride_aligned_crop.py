@@ -65,15 +65,13 @@ def test_bad_arguments_are_named(kwargs, message):
         TRANSFORMS.build(dict(type='StrideAlignedRandomCrop', **kwargs))
 
 
-def test_registered_after_a_light_import():
-    """MMMIMIC_LIGHT_IMPORT=1 then register_all_modules(): the transform is in TRANSFORMS."""
+def test_registered_lazily_on_the_first_lookup():
+    """``import mmmimic`` registers nothing; TRANSFORMS' first lookup imports the transform."""
     import subprocess
     import sys
-    code = ('import mmmimic; from mmdet.registry import TRANSFORMS; '
-            "assert TRANSFORMS.get('StrideAlignedRandomCrop') is None; "
-            'mmmimic.register_all_modules(); '
+    code = ('import sys, mmmimic; from mmdet.registry import TRANSFORMS; '
+            "assert 'mmmimic.datasets.transforms' not in sys.modules; "
             "assert TRANSFORMS.get('StrideAlignedRandomCrop') is not None")
-    env = dict(__import__('os').environ, MMMIMIC_LIGHT_IMPORT='1')
-    result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
