@@ -16,7 +16,7 @@ ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
 sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models', 'test_distillers'))
 from mimic_test_utils import make_batch, make_teacher_ckpt  # noqa: E402
 
-TINY = osp.join(ROOT, 'configs', 'mimic', 'tiny')
+TINY = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'mimic')
 STUDENT_CFG = osp.join(TINY, 'rpn_r18-w8_scratch_tiny.py')
 TEACHER_CFG = osp.join(TINY, 'rpn_r18-w16_tiny.py')
 TRAIN = osp.join(ROOT, 'tools', 'train.py')

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmmimic.testing import load_tiny_config
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
-TINY = osp.join(ROOT, 'configs', 'mimic', 'tiny')
+TINY = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'mimic')
 MIMIC_CFG = osp.join(TINY, 'mimic_rpn_r18-w8_tiny.py')
 TEACHER_CFG = osp.join(TINY, 'rpn_r18-w16_tiny.py')
 # mmdet's usual ImageNet init of a backbone: torchvision is not a dependency of this project

@@ -11,7 +11,8 @@ from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 
-CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'mimic', 'tiny')
+CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'mmmimic', 'testing', 'configs',
+                      'mimic')
 MIMIC_CFG = osp.join(CONFIG_DIR, 'mimic_rpn_r18-w8_tiny.py')
 TEACHER_CFG = osp.join(CONFIG_DIR, 'rpn_r18-w16_tiny.py')
 

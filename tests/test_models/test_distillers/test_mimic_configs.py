@@ -10,10 +10,10 @@ from mmengine.config import Config
 
 from mmdet.registry import MODELS
 
-MIMIC_DIR = osp.normpath(osp.join(CONFIG_DIR, '..'))
+MIMIC_DIR = osp.normpath(osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'mimic'))
 CONFIGS = sorted(glob.glob(osp.join(MIMIC_DIR, '*.py'))) + \
-    sorted(glob.glob(osp.join(MIMIC_DIR, 'tiny', 'mimic*.py')) +
-           glob.glob(osp.join(MIMIC_DIR, 'tiny', '*-mimic*.py')))
+    sorted(glob.glob(osp.join(CONFIG_DIR, 'mimic*.py')) +
+           glob.glob(osp.join(CONFIG_DIR, '*-mimic*.py')))
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)

@@ -2,7 +2,7 @@
 # student RPN with a x2 deconv neck, so its RPN reads a stride-8 map; ground truth only. Anchors
 # keep their pixel sizes (scales doubled at stride 8). As the control it runs on the half-size
 # images (a dataset Resize); the tests only need its model.
-_base_ = ['../../mimic/tiny/rpn_r18-w8_scratch_tiny.py']
+_base_ = ['../mimic/rpn_r18-w8_scratch_tiny.py']
 base_channels = 8
 model = dict(
     neck=dict(

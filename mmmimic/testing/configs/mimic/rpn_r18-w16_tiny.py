@@ -1,8 +1,8 @@
 # Tiny teacher RPN for tests and smoke runs: ResNet-18 trunk at 1/4 width (base 16 -> 64-channel
 # stride-16 map), single-level RPN with pedestrian anchors (h:w = 2:1, 3:1).
 _base_ = [
-    '../../_base_/datasets/tiny_coco.py', '../../_base_/schedules/schedule_1x.py',
-    '../../_base_/default_runtime.py'
+    '../_base_/datasets/tiny_coco.py', '../_base_/schedules/schedule_1x.py',
+    '../_base_/default_runtime.py'
 ]
 base_channels = 16
 model = dict(

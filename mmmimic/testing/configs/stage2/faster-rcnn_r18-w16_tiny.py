@@ -1,6 +1,6 @@
 # Tiny Faster R-CNN (tests only): the tiny teacher RPN's trunk (64-channel stride-16 map) and RPN
 # plus a RoIAlign 7x7 + two-fc box head; the two-stage teacher of the tiny two-stage mimic tests.
-_base_ = ['../../mimic/tiny/rpn_r18-w16_tiny.py']
+_base_ = ['../mimic/rpn_r18-w16_tiny.py']
 base_channels = 16
 model = dict(
     type='FasterRCNN',

@@ -8,7 +8,7 @@ model = dict(
     _delete_=True,
     type='FeatureMimicDistiller',
     student={{_base_.model}},
-    teacher='{{fileDirname}}/../../mimic/tiny/rpn_r18-w16_tiny.py',
+    teacher='{{fileDirname}}/../mimic/rpn_r18-w16_tiny.py',
     teacher_ckpt='work_dirs/rpn_r18-w16_tiny/iter_200.pth',
     student_input_scale=0.5,
     connector=dict(type='Conv1x1Connector'),  # 32 -> 64 channels, same size
