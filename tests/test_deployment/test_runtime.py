@@ -20,7 +20,7 @@ from mmmimic.datasets import caltech_converter as converter  # noqa: E402
 from mmmimic.datasets import caltech_io  # noqa: E402
 from mmmimic.deployment import OnnxDetector, export_onnx, load_detector  # noqa: E402
 
-CONFIG = osp.join(ROOT, 'configs/inception/rpn_inception-1-2_caltech-480x640.py')
+CONFIG = osp.join(ROOT, 'configs/inception/rpn_inception-1-2_1xb2-40k_caltech-480x640.py')
 
 
 def _frame(i, rng):

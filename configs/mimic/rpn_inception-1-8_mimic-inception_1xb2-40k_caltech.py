@@ -1,5 +1,5 @@
 # Table 7: the 1/8-Inception RPN student mimicking the Inception RPN teacher (stage 1).
-_base_ = './rpn_inception-1-2_mimic-inception_caltech.py'
+_base_ = './rpn_inception-1-2_mimic-inception_1xb2-40k_caltech.py'
 model = dict(
     student=dict(
         backbone=dict(widen_factor=0.125),

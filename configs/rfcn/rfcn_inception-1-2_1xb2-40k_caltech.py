@@ -1,5 +1,5 @@
 # 1/2-Inception R-FCN on Caltech (Tables 3, 6, 7): every conv has 1/2 of the filters.
-_base_ = './rfcn_inception_caltech.py'
+_base_ = './rfcn_inception_1xb2-40k_caltech.py'
 
 model = dict(
     backbone=dict(widen_factor=0.5),

@@ -1,8 +1,8 @@
 # Stage 1 on PASCAL VOC 07+12 (Table 11, "mimic" row; the input of Tables 12, 13): the randomly
 # initialised 1/2-Inception RPN (VOC anchors) mimics the inception_4d map of the trained Inception
-# Faster R-CNN (configs/voc/faster-rcnn_inception_voc0712.py) in 128 RoIs/image sampled 1:1 from
+# Faster R-CNN (configs/voc/faster-rcnn_inception_1xb2-4e_voc0712.py) in 128 RoIs/image sampled 1:1 from
 # its own proposals (Eq. 4). Scored by proposal recall@300 at IoU 0.5 / 0.7.
-_base_ = '../voc/faster-rcnn_inception-1-2_voc0712.py'
+_base_ = '../voc/faster-rcnn_inception-1-2_1xb2-4e_voc0712.py'
 
 student = dict(
     type='RPN',
@@ -19,8 +19,8 @@ model = dict(
     _delete_=True,
     type='FeatureMimicDistiller',
     student=student,
-    teacher='{{fileDirname}}/../voc/faster-rcnn_inception_voc0712.py',
-    teacher_ckpt='work_dirs/faster-rcnn_inception_voc0712/epoch_4.pth',
+    teacher='{{fileDirname}}/../voc/faster-rcnn_inception_1xb2-4e_voc0712.py',
+    teacher_ckpt='work_dirs/faster-rcnn_inception_1xb2-4e_voc0712/epoch_4.pth',
     connector=dict(type='Conv1x1Connector'),  # 264 -> 528
     mimic_loss=dict(type='ProposalSampledL2Loss', loss_weight=1.0))
 val_evaluator = dict(
