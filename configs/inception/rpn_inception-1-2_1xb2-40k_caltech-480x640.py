@@ -1,5 +1,4 @@
-# 1/2-Inception RPN fed the half-size 480x640 Caltech images (the "input 480x640" rows of Table 10,
-# without cross-scale mimic): 4x less compute than at short side 1000.
+# 1/2-Inception RPN on 480x640 Caltech input (Table 10, row "480x640"). See README.md.
 _base_ = [
     '../_base_/models/inception_rpn.py',
     '../_base_/datasets/caltech_480x640.py',

@@ -1,5 +1,4 @@
-# 1/2-Inception RPN on Caltech: every conv has 1/2 of the filters (Tables 5, 7), trained
-# from scratch with ground truth only (the mimic configs inherit this one as their student).
+# 1/2-Inception RPN on Caltech from scratch (Tables 5, 7); the student of configs/mimic/.
 _base_ = './rpn_inception_1xb2-40k_caltech.py'
 
 model = dict(

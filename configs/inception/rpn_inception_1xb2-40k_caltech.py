@@ -1,4 +1,4 @@
-# Inception RPN on Caltech (Li et al. 2017, Table 2): short side 1000, 40k iterations.
+# Inception RPN on Caltech (Table 2): the stage-1 teacher. See README.md.
 _base_ = [
     '../_base_/models/inception_rpn.py',
     '../_base_/datasets/caltech.py',

@@ -1,5 +1,4 @@
-# Table 4 baseline: logits mimic. L2 between the student's and the teacher's RPN objectness
-# logits and box deltas on the same anchors (both RPNs share the anchor settings), no connector.
+# Table 4 baseline: L2 on the RPN logits and box deltas (same anchors). See README.md.
 _base_ = './rpn_inception-1-2_mimic-inception_1xb2-40k_caltech.py'
 model = dict(
     connector=None,

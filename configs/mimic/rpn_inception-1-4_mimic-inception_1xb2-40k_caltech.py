@@ -1,4 +1,4 @@
-# Table 7: the 1/4-Inception RPN student mimicking the Inception RPN teacher (stage 1).
+# Table 7: the 1/4-Inception RPN student mimicking the Inception RPN teacher.
 _base_ = './rpn_inception-1-2_mimic-inception_1xb2-40k_caltech.py'
 model = dict(
     student=dict(

@@ -1,4 +1,4 @@
-# 1/4-Inception R-FCN on Caltech (Tables 3, 6, 7): every conv has 1/4 of the filters.
+# 1/4-Inception R-FCN on Caltech from scratch (Tables 3, 6, 7).
 _base_ = './rfcn_inception_1xb2-40k_caltech.py'
 
 model = dict(

@@ -1,5 +1,4 @@
-# Inception R-FCN on Caltech (Li et al. 2017, Table 2: MR-2 7.15%): short side 1000, 40k
-# iterations, 7x7 position-sensitive bins, class-agnostic regression.
+# Inception R-FCN on Caltech (Table 2): the two-stage mimic teacher. See README.md.
 _base_ = [
     '../_base_/models/rfcn_inception.py',
     '../_base_/datasets/caltech.py',

@@ -1,7 +1,4 @@
-# Stage 1 on PASCAL VOC 07+12 (Table 11, "mimic" row; the input of Tables 12, 13): the randomly
-# initialised 1/2-Inception RPN (VOC anchors) mimics the inception_4d map of the trained Inception
-# Faster R-CNN (configs/voc/faster-rcnn_inception_1xb2-4e_voc0712.py) in 128 RoIs/image sampled 1:1 from
-# its own proposals (Eq. 4). Scored by proposal recall@300 at IoU 0.5 / 0.7.
+# Table 11, "mimic": VOC stage 1, the 1/2-Inception RPN mimics the Inception Faster R-CNN.
 _base_ = '../voc/faster-rcnn_inception-1-2_1xb2-4e_voc0712.py'
 
 student = dict(

@@ -1,9 +1,6 @@
-# ResNet-50 Faster R-CNN teacher on Caltech (Tables 8 and 14), mmdet's own C4 model: the shared
-# map is res4 (stride 16, 1024 channels), res5 is the RoI head. Caltech anchors as the students'.
-# Note: it normalises inputs the Caffe way (BGR, no std), unlike the Inception/VGG models; a
-# distiller must feed each model through its own data_preprocessor.
+# ResNet-50-C4 Faster R-CNN teacher on Caltech (Tables 8, 14). See README.md.
 _base_ = [
-    'mmdet::_base_/models/faster-rcnn_r50-caffe-c4.py',
+    'mmdet::_base_/models/faster-rcnn_r50-caffe-c4.py',  # Caffe input normalisation (BGR, no std)
     '../_base_/datasets/caltech.py',
     '../_base_/schedules/caltech_40k.py',
     '../_base_/default_runtime.py',

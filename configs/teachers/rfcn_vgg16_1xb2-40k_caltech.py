@@ -1,5 +1,4 @@
-# VGG16 R-FCN teacher on Caltech (Li et al. 2017, Tables 8 and 14): stride-16 conv5_3 features,
-# ImageNet-pretrained mmpretrain VGG16 (``type='mmpretrain.VGG'``), the paper's schedule.
+# VGG16 R-FCN teacher on Caltech (Tables 8, 14), ImageNet-pretrained mmpretrain VGG16.
 _base_ = [
     '../_base_/models/vgg16_rfcn.py',
     '../_base_/datasets/caltech.py',

@@ -1,7 +1,4 @@
-# Table 13 (two-stage mimic on VOC): the stage-2 1/2-Inception Faster R-CNN
-# (../stage2/faster-rcnn_inception-1-2_from-mimic-rpn_1xb2-4e_voc0712.py) trained with ground truth plus the
-# L2 of its 21 class logits and 80 box deltas to the Inception Faster R-CNN teacher's on the same
-# sampled RoIs, plus feature mimic on inception_4d.
+# Table 13: two-stage mimic of the stage-2 1/2-Inception Faster R-CNN on VOC. See README.md.
 _base_ = '../stage2/faster-rcnn_inception-1-2_from-mimic-rpn_1xb2-4e_voc0712.py'
 
 model = dict(

@@ -1,5 +1,4 @@
-# 1/4-Inception Faster R-CNN on VOC 07+12 (Tables 11-13): every conv (and the RoI fc layers)
-# has 1/4 of the filters.
+# 1/4-Inception Faster R-CNN on VOC 07+12 (Tables 11-13): convs and RoI fc at 1/4 width.
 _base_ = './faster-rcnn_inception_1xb2-4e_voc0712.py'
 
 model = dict(

@@ -1,12 +1,11 @@
-# Inception Faster R-CNN on PASCAL VOC 07+12 trainval, tested on VOC 2007 test (Li et al. 2017,
-# Tables 11-13; the Inception teacher reaches 75.7% mAP). mmdet's VOC data and its 1x-style VOC
-# schedule (RepeatDataset x3, 4 epochs, lr step after epoch 3).
+# Inception Faster R-CNN on VOC 07+12, tested on VOC 2007 test (Tables 11-13). See README.md.
 _base_ = [
     '../_base_/models/faster-rcnn_inception.py',
     'mmdet::_base_/datasets/voc0712.py',
     '../_base_/default_runtime.py',
 ]
 
+# mmdet's VOC schedule (the dataset base repeats the data x3): 4 epochs, lr step after epoch 3
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=4, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
