@@ -1,5 +1,5 @@
 # Tiny stage 2 (tests; the tiny analogue of Table 12): the half-width Faster R-CNN whose backbone
-# and RPN come from the tiny stage-1 mimic RPN (configs/mimic/tiny/mimic_rpn_r18-w8_tiny.py),
+# and RPN come from the tiny stage-1 mimic RPN (../mimic/mimic_rpn_r18-w8_tiny.py),
 # RoI head random, RPN at 1/10 of the learning rate. Tests set stage1_ckpt.
 _base_ = ['./faster-rcnn_r18-w16_tiny.py']
 base_channels = 8
