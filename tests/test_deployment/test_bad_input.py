@@ -135,7 +135,8 @@ def test_onnx_test_cfg_refuses_a_config_with_other_normalisation(reference, tmp_
     _, config, ckpt = reference('rpn')
     out = str(tmp_path / 'm.onnx')
     export_onnx(config, ckpt, out, shape=(64, 64))
-    caffe = Config.fromfile(osp.join(ROOT, 'configs/teachers/faster-rcnn_r50-c4_1xb2-40k_caltech.py'))
+    caffe = Config.fromfile(
+        osp.join(ROOT, 'configs/teachers/faster-rcnn_r50-c4_1xb2-40k_caltech.py'))
     with pytest.raises(ValueError, match=r'm.onnx normalises with (mean|std|bgr_to_rgb)=.* but '
                        r'the config\'s model uses'):
         onnx_test_cfg(caffe, out)

@@ -30,7 +30,8 @@ def test_mimic_config_parses(path):
 
 
 def test_caltech_mimic_config_builds(tmp_path):
-    cfg = Config.fromfile(osp.join(MIMIC_DIR, 'rpn_inception-1-2_mimic-inception_1xb2-40k_caltech.py'))
+    cfg = Config.fromfile(
+        osp.join(MIMIC_DIR, 'rpn_inception-1-2_mimic-inception_1xb2-40k_caltech.py'))
     teacher = MODELS.build(Config.fromfile(cfg.model.teacher).model)
     ckpt = str(tmp_path / 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, ckpt)
