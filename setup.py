@@ -80,7 +80,7 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'benchmarks')),
         include_package_data=True,
-        package_data={'mmmimic': ['.mim/**/*', '.mim/*']},
+        package_data={'mmmimic': ['.mim/**/*', '.mim/*', 'testing/configs/**/*.py']},
         python_requires='>=3.8',
         license='Apache License 2.0',
         install_requires=parse_requirements('requirements/runtime.txt'),

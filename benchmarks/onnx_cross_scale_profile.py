@@ -53,11 +53,11 @@ from mmmimic.utils.tables import markdown_table
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))  # default configs are relative to it
 
 MODELS = {
-    'teacher': ('configs/inception/rpn_inception_caltech.py', 1.0),
-    's12_full': ('configs/inception/rpn_inception-1-2_caltech.py', 1.0),
-    's12_half': ('configs/inception/rpn_inception-1-2_caltech-480x640.py', 0.5),
-    'xs12_half': ('configs/cross_scale/rpn_inception-1-2-deconv_mimic-inception_caltech-480x640.py',
-                  None),
+    'teacher': ('configs/inception/rpn_inception_1xb2-40k_caltech.py', 1.0),
+    's12_full': ('configs/inception/rpn_inception-1-2_1xb2-40k_caltech.py', 1.0),
+    's12_half': ('configs/inception/rpn_inception-1-2_1xb2-40k_caltech-480x640.py', 0.5),
+    'xs12_half': ('configs/cross_scale/'
+                  'rpn_inception-1-2-deconv_mimic-inception_1xb2-40k_caltech-480x640.py', None),
 }
 VARIANTS = {
     'onnxruntime': dict(cap_nms=True, fuse_deconv=True),

@@ -44,7 +44,7 @@ def ring_errors(a, b, dist, max_d):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--teacher', default='configs/inception/rpn_inception_caltech.py')
+    parser.add_argument('--teacher', default='configs/inception/rpn_inception_1xb2-40k_caltech.py')
     parser.add_argument('--out', default=None)
     args = parser.parse_args()
     register_all_modules()

@@ -37,13 +37,13 @@ TINY_TEACHER_ITERS = 100
 
 @pytest.fixture(scope='session')
 def trained_tiny_teacher(tiny_coco, tmp_path_factory) -> str:
-    """The tiny teacher RPN (configs/mimic/tiny/rpn_r18-w16_tiny.py) trained 100 iterations
-    (SGD lr 0.02, seed 0, one thread): far better than chance on tiny_coco's 6 val images
+    """The tiny teacher RPN (mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py) trained 100
+    iterations (SGD lr 0.02, seed 0, one thread): far better than chance on tiny_coco's 6 val images
     (proposal recall@10 at IoU 0.5: 53.3% against 13.3% for a randomly initialised network)."""
     from mmengine.runner import Runner
     work_dir = str(tmp_path_factory.mktemp('trained_tiny_teacher'))
     cfg = load_tiny_config(
-        osp.join(REPO_ROOT, 'configs', 'mimic', 'tiny', 'rpn_r18-w16_tiny.py'), tiny_coco,
+        osp.join(REPO_ROOT, 'mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py'), tiny_coco,
         work_dir, **{
             'train_cfg.max_iters': TINY_TEACHER_ITERS, 'train_cfg.val_interval': 10**6,
             'default_hooks.checkpoint.interval': TINY_TEACHER_ITERS, 'param_scheduler': [],

@@ -1,5 +1,24 @@
-"""Point a config at a :func:`make_tiny_coco` dataset (tests, quick checks)."""
+"""The tiny fixture configs shipped in ``mmmimic/testing/configs``, and how to point a config at
+a :func:`make_tiny_coco` dataset (tests, quick checks)."""
+import os.path as osp
+
 from mmengine.config import Config
+
+#: the folder of the tiny fixture configs (``smoke/``, ``mimic/``, ``cross_scale/``, ``stage2/``,
+#: ``two_stage_mimic/`` and their ``_base_/``); they ship with the package.
+CONFIG_ROOT = osp.join(osp.dirname(osp.abspath(__file__)), 'configs')
+
+
+def config_path(relpath: str) -> str:
+    """Absolute path of a fixture config, e.g. ``config_path('mimic/rpn_r18-w16_tiny.py')``.
+
+    Raises:
+        FileNotFoundError: no such file under :data:`CONFIG_ROOT`.
+    """
+    path = osp.join(CONFIG_ROOT, relpath)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no fixture config {relpath!r} in {CONFIG_ROOT}')
+    return path
 
 
 def tiny_coco_overrides(data_root: str) -> dict:

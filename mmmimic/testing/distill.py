@@ -14,8 +14,8 @@ from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 
-#: the tiny configs of the source checkout this package is imported from
-CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'configs', 'mimic', 'tiny')
+#: the tiny fixture configs shipped in this package
+CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'configs', 'mimic')
 MIMIC_CFG = osp.join(CONFIG_DIR, 'mimic_rpn_r18-w8_tiny.py')
 TEACHER_CFG = osp.join(CONFIG_DIR, 'rpn_r18-w16_tiny.py')
 

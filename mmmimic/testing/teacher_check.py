@@ -6,8 +6,8 @@ from mmengine.config import Config
 
 from mmmimic.testing import load_tiny_config
 
-#: the tiny configs of the source checkout this package is imported from
-TINY = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'configs', 'mimic', 'tiny')
+#: the tiny fixture configs shipped in this package
+TINY = osp.join(osp.dirname(osp.abspath(__file__)), 'configs', 'mimic')
 MIMIC_CFG = osp.join(TINY, 'mimic_rpn_r18-w8_tiny.py')
 TEACHER_CFG = osp.join(TINY, 'rpn_r18-w16_tiny.py')
 # mmdet's usual ImageNet init of a backbone: torchvision is not a dependency of this project

@@ -14,7 +14,7 @@ from mmmimic.testing.distill import make_batch, make_teacher_ckpt
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..')
 
-TINY = osp.join(ROOT, 'configs', 'mimic', 'tiny')
+TINY = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'mimic')
 STUDENT_CFG = osp.join(TINY, 'rpn_r18-w8_scratch_tiny.py')
 TEACHER_CFG = osp.join(TINY, 'rpn_r18-w16_tiny.py')
 TRAIN = osp.join(ROOT, 'tools', 'train.py')

@@ -8,8 +8,8 @@ from mmmimic.apis import student_config
 from mmmimic.apis.student_export import mmmimic_types, scaled_preprocessor
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CROSS_SCALE = osp.join(ROOT, 'configs/cross_scale/tiny/rpn_r18-w8-deconv_mimic_tiny.py')
-SAME_SCALE = osp.join(ROOT, 'configs/mimic/tiny/mimic_rpn_r18-w8_tiny.py')
+CROSS_SCALE = osp.join(ROOT, 'mmmimic/testing/configs/cross_scale/rpn_r18-w8-deconv_mimic_tiny.py')
+SAME_SCALE = osp.join(ROOT, 'mmmimic/testing/configs/mimic/mimic_rpn_r18-w8_tiny.py')
 
 
 def test_cross_scale_student_gets_a_scaled_input_preprocessor():

@@ -66,10 +66,12 @@ def _random_ckpt(config_path, tmp_path, name):
 
 def test_table9_two_stage_mimic_builds(tmp_path):
     cfg = Config.fromfile(osp.join(
-        CONFIG_DIR, 'two_stage_mimic', 'rfcn_inception-1-2_two-stage-mimic-inception_caltech.py'))
+        CONFIG_DIR, 'two_stage_mimic',
+        'rfcn_inception-1-2_two-stage-mimic-inception_1xb2-40k_caltech.py'))
     cfg.model.teacher_ckpt = _random_ckpt(cfg.model.teacher, tmp_path, 'teacher.pth')
     stage1 = _random_ckpt(
-        osp.join(CONFIG_DIR, 'inception', 'rpn_inception-1-2_caltech.py'), tmp_path, 's1.pth')
+        osp.join(CONFIG_DIR, 'inception', 'rpn_inception-1-2_1xb2-40k_caltech.py'), tmp_path,
+        's1.pth')
     cfg.model.student.backbone.init_cfg.checkpoint = stage1
     cfg.model.student.rpn_head.init_cfg.checkpoint = stage1
     model = MODELS.build(cfg.model)
@@ -84,7 +86,8 @@ def test_table9_two_stage_mimic_builds(tmp_path):
 
 def test_table10_cross_scale_builds(tmp_path):
     cfg = Config.fromfile(osp.join(
-        CONFIG_DIR, 'cross_scale', 'rpn_inception-1-2-deconv_mimic-inception_caltech-480x640.py'))
+        CONFIG_DIR, 'cross_scale',
+        'rpn_inception-1-2-deconv_mimic-inception_1xb2-40k_caltech-480x640.py'))
     cfg.model.teacher_ckpt = _random_ckpt(cfg.model.teacher, tmp_path, 'teacher.pth')
     model = MODELS.build(cfg.model)
     assert model.student_stride == 8 and model.teacher_stride == 16

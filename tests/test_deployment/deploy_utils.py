@@ -19,12 +19,12 @@ SKIP_REASON = ('ONNX tests need the deploy extra: bash tools/install.sh --deploy
                '(pip install "mmmimic[deploy]")')
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = {
-    'rpn': 'configs/mimic/tiny/rpn_r18-w16_tiny.py',
-    'rfcn': 'configs/stage2/tiny/rfcn_r18-w16_tiny.py',
-    'faster_rcnn': 'configs/stage2/tiny/faster-rcnn_r18-w16_tiny.py',
-    'cross_scale': 'configs/cross_scale/tiny/rpn_r18-w8-deconv_mimic_tiny.py',
+    'rpn': 'mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py',
+    'rfcn': 'mmmimic/testing/configs/stage2/rfcn_r18-w16_tiny.py',
+    'faster_rcnn': 'mmmimic/testing/configs/stage2/faster-rcnn_r18-w16_tiny.py',
+    'cross_scale': 'mmmimic/testing/configs/cross_scale/rpn_r18-w8-deconv_mimic_tiny.py',
 }
-TEACHER = 'configs/mimic/tiny/rpn_r18-w16_tiny.py'
+TEACHER = 'mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py'
 
 
 def build_reference(kind: str, tmp_dir: str) -> Tuple[torch.nn.Module, str, str]:

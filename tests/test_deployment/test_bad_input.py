@@ -15,7 +15,7 @@ pytest.importorskip('onnxruntime', reason=SKIP_REASON)
 from mmmimic.deployment import (NoOnnxRouteError, OnnxDetector, export_onnx,  # noqa: E402
                                 read_onnx_meta)
 
-SMOKE_FPN = osp.join(ROOT, 'configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py')
+SMOKE_FPN = osp.join(ROOT, 'mmmimic/testing/mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py')
 
 
 def _files(folder):
@@ -30,7 +30,7 @@ def test_model_without_onnx_route(tmp_path):
 
 def test_unsupported_nms_fails_during_export_and_leaves_nothing(tmp_path):
     config = tmp_path / 'soft_nms.py'
-    config.write_text(f"_base_ = ['{ROOT}/configs/mimic/tiny/rpn_r18-w16_tiny.py']\n"
+    config.write_text(f"_base_ = ['{ROOT}/mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py']\n"
                       "model = dict(test_cfg=dict(rpn=dict(nms=dict(type='soft_nms', "
                       'iou_threshold=0.7))))\n')
     out = tmp_path / 'out'
@@ -42,7 +42,7 @@ def test_unsupported_nms_fails_during_export_and_leaves_nothing(tmp_path):
 
 def test_checkpoint_of_another_model(reference, tmp_path):
     _, _, rpn_ckpt = reference('rpn')
-    rfcn_config = osp.join(ROOT, 'configs/stage2/tiny/rfcn_r18-w16_tiny.py')
+    rfcn_config = osp.join(ROOT, 'mmmimic/testing/configs/stage2/rfcn_r18-w16_tiny.py')
     with pytest.raises(RuntimeError, match=r'does not match the model of .*rfcn_r18-w16_tiny'
                        r'[\s\S]*missing in checkpoint \(\d+\): \[.roi_head'):
         export_onnx(rfcn_config, rpn_ckpt, str(tmp_path / 'm.onnx'))
@@ -51,7 +51,7 @@ def test_checkpoint_of_another_model(reference, tmp_path):
 
 def test_checkpoint_with_other_shapes(reference, tmp_path):
     _, _, ckpt = reference('rpn')  # base width 16; the scratch student has width 8
-    config = osp.join(ROOT, 'configs/mimic/tiny/rpn_r18-w8_scratch_tiny.py')
+    config = osp.join(ROOT, 'mmmimic/testing/configs/mimic/rpn_r18-w8_scratch_tiny.py')
     with pytest.raises(RuntimeError, match=r'shape mismatch \(79\): [\s\S]*backbone.conv1.weight: '
                        r'checkpoint \(16, 3, 7, 7\) vs model \(8, 3, 7, 7\)'):
         export_onnx(config, ckpt, str(tmp_path / 'm.onnx'))
@@ -97,8 +97,8 @@ def test_existing_file_survives_a_failed_export(reference, tmp_path):
     export_onnx(config, ckpt, str(out), shape=(64, 64))
     before = out.read_bytes()
     with pytest.raises(RuntimeError, match='does not match'):
-        export_onnx(osp.join(ROOT, 'configs/stage2/tiny/rfcn_r18-w16_tiny.py'), ckpt, str(out),
-                    overwrite=True)
+        export_onnx(osp.join(ROOT, 'mmmimic/testing/configs/stage2/rfcn_r18-w16_tiny.py'), ckpt,
+                    str(out), overwrite=True)
     assert out.read_bytes() == before
     assert _files(tmp_path) == ['m.onnx']
 
@@ -135,7 +135,8 @@ def test_onnx_test_cfg_refuses_a_config_with_other_normalisation(reference, tmp_
     _, config, ckpt = reference('rpn')
     out = str(tmp_path / 'm.onnx')
     export_onnx(config, ckpt, out, shape=(64, 64))
-    caffe = Config.fromfile(osp.join(ROOT, 'configs/teachers/faster-rcnn_r50-c4_caltech.py'))
+    caffe = Config.fromfile(
+        osp.join(ROOT, 'configs/teachers/faster-rcnn_r50-c4_1xb2-40k_caltech.py'))
     with pytest.raises(ValueError, match=r'm.onnx normalises with (mean|std|bgr_to_rgb)=.* but '
                        r'the config\'s model uses'):
         onnx_test_cfg(caffe, out)
@@ -168,7 +169,7 @@ def test_onnx_test_cfg_refuses_a_config_with_another_input_scale(reference, tmp_
     out = str(tmp_path / 'm.onnx')
     export_onnx(config, ckpt, out, shape=(64, 64))  # full-size network: input scale 1
     cross_scale = Config.fromfile(osp.join(
-        ROOT, 'configs/cross_scale/tiny/rpn_r18-w8-deconv_mimic_tiny.py'))
+        ROOT, 'mmmimic/testing/configs/cross_scale/rpn_r18-w8-deconv_mimic_tiny.py'))
     with pytest.raises(ValueError, match=r'm.onnx resizes its input by 1.0 but the config\'s '
                        r'model by 0.5: the ONNX model was exported from another config'):
         onnx_test_cfg(cross_scale, out)

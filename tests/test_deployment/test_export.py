@@ -74,7 +74,7 @@ def test_nms_pre_below_anchor_count_in_dynamic_graph(tmp_path):
     not where it has fewer, in one dynamic graph."""
     from deploy_utils import ROOT, build_reference
     config = tmp_path / 'rpn_nms_pre.py'
-    config.write_text(f"_base_ = ['{ROOT}/configs/mimic/tiny/rpn_r18-w16_tiny.py']\n"
+    config.write_text(f"_base_ = ['{ROOT}/mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py']\n"
                       'model = dict(test_cfg=dict(rpn=dict(nms_pre=40)))\n')
     from deploy_utils import TINY
     TINY['rpn_nms_pre'] = str(config)

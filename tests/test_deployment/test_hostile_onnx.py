@@ -27,7 +27,8 @@ from mmmimic.deployment import (MAX_LOOP_TRIPS, OnnxDetector, RefusedOnnxError, 
                                 read_onnx_meta)
 
 RPN = osp.join(ROOT, TINY['rpn'])  # base width 16
-RPN_W8 = osp.join(ROOT, 'configs/mimic/tiny/rpn_r18-w8_scratch_tiny.py')  # same preprocessing
+# same preprocessing
+RPN_W8 = osp.join(ROOT, 'mmmimic/testing/configs/mimic/rpn_r18-w8_scratch_tiny.py')
 SPEED_TOOL = osp.join(ROOT, 'tools/deployment/benchmark_onnx_speed.py')
 
 

@@ -20,7 +20,7 @@ from mmmimic.datasets import caltech_converter as converter  # noqa: E402
 from mmmimic.datasets import caltech_io  # noqa: E402
 from mmmimic.deployment import OnnxDetector, export_onnx, load_detector  # noqa: E402
 
-CONFIG = osp.join(ROOT, 'configs/inception/rpn_inception-1-2_caltech-480x640.py')
+CONFIG = osp.join(ROOT, 'configs/inception/rpn_inception-1-2_1xb2-40k_caltech-480x640.py')
 
 
 def _frame(i, rng):
@@ -96,7 +96,7 @@ def test_test_tool_scores_onnx_like_the_checkpoint(caltech_root, tmp_path):
 
 
 def test_onnx_detector_is_a_detector_in_predict_mode_only(tmp_path):
-    config = osp.join(ROOT, 'configs/mimic/tiny/rpn_r18-w16_tiny.py')
+    config = osp.join(ROOT, 'mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py')
     out = str(tmp_path / 'm.onnx')
     export_onnx(config, None, out, shape=(64, 64))
     model = OnnxDetector(out, device='cpu')

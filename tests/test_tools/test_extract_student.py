@@ -99,7 +99,7 @@ def _round_trip(tmp_path):
         _run_tool(cfg_path, str(out_ckpt), str(tmp_path / 'again'))
 
 
-CROSS_SCALE_CFG = osp.join(ROOT, 'configs', 'cross_scale', 'tiny',
+CROSS_SCALE_CFG = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'cross_scale',
                            'rpn_r18-w8-deconv_mimic_tiny.py')
 
 
@@ -194,7 +194,8 @@ def test_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 # --- The extracted student is a config mmdet's own tools load (issue #25, item 3) -------------
-SMOKE_CFG = osp.abspath(osp.join(ROOT, 'configs', 'smoke', 'faster-rcnn_r18-tiny_tiny-coco.py'))
+SMOKE_CFG = osp.abspath(osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'smoke',
+                                 'faster-rcnn_r18-tiny_tiny-coco.py'))
 MMDET_TEST_PY = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'test.py')
 
 # Runs in a fresh interpreter: (a) mmdet's own tools/test.py entry code and (b) one fine-tuning

@@ -9,7 +9,7 @@ import pytest
 
 from mmmimic.testing import tiny_coco_overrides
 
-CONFIG = 'configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
+CONFIG = 'mmmimic/testing/mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
 # the environment's own mim, whether or not its bin/ is on PATH (CI calls .venv/bin/python)
 MIM = [sys.executable, '-m', 'mim']
 
@@ -33,7 +33,7 @@ def installed_copy(repo_root, tmp_path_factory):
                     '--no-build-isolation', '--target', target, str(src)], check=True,
                    timeout=300)
     assert osp.isfile(osp.join(target, 'mmmimic', '.mim', 'tools', 'train.py'))
-    assert osp.isfile(osp.join(target, 'mmmimic', '.mim', CONFIG))
+    assert osp.isfile(osp.join(target, CONFIG))  # the fixtures ship inside the package
     return target
 
 
@@ -64,10 +64,10 @@ def test_mim_train_passes_the_teacher_flag(installed_copy, repo_root, tiny_coco,
     opts = [f'{split}_dataloader.dataset.data_root={tiny_coco}' for split in ('train', 'val')]
     work_dir = str(tmp_path / 'work')
     train = subprocess.run(
-        [*MIM, 'train', 'mmmimic', 'configs/mimic/tiny/rpn_r18-w8_scratch_tiny.py', '--teacher',
-         osp.abspath(TEACHER_CFG), teacher_ckpt, '--no-teacher-check', '--work-dir', work_dir,
-         '--cfg-options', *opts, 'train_cfg.max_iters=1', 'train_cfg.val_interval=100',
-         'default_hooks.checkpoint.interval=1'],
+        [*MIM, 'train', 'mmmimic', 'mmmimic/testing/configs/mimic/rpn_r18-w8_scratch_tiny.py',
+         '--teacher', osp.abspath(TEACHER_CFG), teacher_ckpt, '--no-teacher-check',
+         '--work-dir', work_dir, '--cfg-options', *opts, 'train_cfg.max_iters=1',
+         'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1'],
         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
     assert osp.isfile(osp.join(work_dir, 'iter_1.pth'))

@@ -10,8 +10,10 @@ machine). Ratios are relative to the first config. The work is done by
 Example::
 
     python tools/analysis_tools/benchmark_speed.py \\
-        configs/rfcn/rfcn_inception_caltech.py configs/rfcn/rfcn_inception-1-2_caltech.py \\
-        configs/rfcn/rfcn_inception-1-4_caltech.py configs/rfcn/rfcn_inception-1-8_caltech.py \\
+        configs/rfcn/rfcn_inception_1xb2-40k_caltech.py \\
+        configs/rfcn/rfcn_inception-1-2_1xb2-40k_caltech.py \\
+        configs/rfcn/rfcn_inception-1-4_1xb2-40k_caltech.py \\
+        configs/rfcn/rfcn_inception-1-8_1xb2-40k_caltech.py \\
         --out-dir work_dirs/benchmark_speed
 
 Weights are random (no checkpoint is needed for speed); dataset parts of the configs are unused.

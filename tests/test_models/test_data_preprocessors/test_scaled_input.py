@@ -16,9 +16,10 @@ from mmmimic.models.data_preprocessors import (ScaledInputDataPreprocessor, inpu
 from mmmimic.testing.distill import build_distiller
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
-DECONV_MIMIC_CFG = osp.join(ROOT, 'configs', 'cross_scale', 'tiny',
+DECONV_MIMIC_CFG = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'cross_scale',
                             'rpn_r18-w8-deconv_mimic_tiny.py')
-DECONV_CFG = osp.join(ROOT, 'configs', 'cross_scale', 'tiny', 'rpn_r18-w8-deconv_tiny.py')
+DECONV_CFG = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'cross_scale',
+                      'rpn_r18-w8-deconv_tiny.py')
 
 
 def raw_batch(seed=0):

@@ -11,7 +11,7 @@ from mmmimic.models.distillers import resize_batch
 from mmmimic.models.losses import roi_cell_ranges
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
-DECONV_MIMIC_CFG = osp.join(ROOT, 'configs', 'cross_scale', 'tiny',
+DECONV_MIMIC_CFG = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'cross_scale',
                             'rpn_r18-w8-deconv_mimic_tiny.py')
 
 

@@ -10,10 +10,10 @@ from mmengine.config import Config
 
 from mmdet.registry import MODELS
 
-MIMIC_DIR = osp.normpath(osp.join(CONFIG_DIR, '..'))
+MIMIC_DIR = osp.normpath(osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'mimic'))
 CONFIGS = sorted(glob.glob(osp.join(MIMIC_DIR, '*.py'))) + \
-    sorted(glob.glob(osp.join(MIMIC_DIR, 'tiny', 'mimic*.py')) +
-           glob.glob(osp.join(MIMIC_DIR, 'tiny', '*-mimic*.py')))
+    sorted(glob.glob(osp.join(CONFIG_DIR, 'mimic*.py')) +
+           glob.glob(osp.join(CONFIG_DIR, '*-mimic*.py')))
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -30,7 +30,8 @@ def test_mimic_config_parses(path):
 
 
 def test_caltech_mimic_config_builds(tmp_path):
-    cfg = Config.fromfile(osp.join(MIMIC_DIR, 'rpn_inception-1-2_mimic-inception_caltech.py'))
+    cfg = Config.fromfile(
+        osp.join(MIMIC_DIR, 'rpn_inception-1-2_mimic-inception_1xb2-40k_caltech.py'))
     teacher = MODELS.build(Config.fromfile(cfg.model.teacher).model)
     ckpt = str(tmp_path / 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, ckpt)

@@ -16,7 +16,7 @@ from mmdet.registry import MODELS
 from mmmimic.utils import STUDENT_PREFIX, extract_state_dict
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
-STAGE2_DIR = osp.join(ROOT, 'configs', 'stage2', 'tiny')
+STAGE2_DIR = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'stage2')
 FASTER_CFG = osp.join(STAGE2_DIR, 'faster-rcnn_r18-w8_from-mimic-rpn_tiny.py')
 RFCN_CFG = osp.join(STAGE2_DIR, 'rfcn_r18-w8_from-mimic-rpn_tiny.py')
 

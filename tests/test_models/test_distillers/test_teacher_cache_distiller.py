@@ -159,8 +159,8 @@ def test_served_map_has_the_teacher_networks_own_size(setup):
     from types import SimpleNamespace
 
     from mmmimic.models.distillers.teacher_cache import teacher_map_shape
-    teacher_cfg = Config.fromfile(osp.join(CONFIG_DIR, '..', '..', 'inception',
-                                           'rpn_inception_caltech.py')).model
+    teacher_cfg = Config.fromfile(osp.join(CONFIG_DIR, '..', '..', '..', '..', 'configs',
+                                           'inception', 'rpn_inception_1xb2-40k_caltech.py')).model
     teacher = MODELS.build(teacher_cfg).eval()
     distiller = SimpleNamespace(teacher=teacher, teacher_feature=-1)
     with torch.no_grad():

@@ -10,7 +10,7 @@ from mmdet.registry import MODELS
 from mmmimic.models.losses import RoILogitsL2Loss, roi_logits_l2_loss
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
-TWO_STAGE_DIR = osp.join(ROOT, 'configs', 'two_stage_mimic', 'tiny')
+TWO_STAGE_DIR = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'two_stage_mimic')
 FASTER_CFG = osp.join(TWO_STAGE_DIR, 'faster-rcnn_r18-w8_two-stage-mimic_tiny.py')
 RFCN_CFG = osp.join(TWO_STAGE_DIR, 'rfcn_r18-w8_two-stage-mimic_tiny.py')
 CONFIGS = pytest.mark.parametrize('config', [FASTER_CFG, RFCN_CFG], ids=['faster-rcnn', 'rfcn'])
@@ -98,7 +98,7 @@ def test_two_stage_mimic_is_zero_for_a_copy_of_the_teacher(config, tmp_path):
 
 def test_two_stage_mimic_needs_two_stage_networks(tmp_path, teacher_ckpt):
     cfg = two_stage_cfg(FASTER_CFG, tmp_path)
-    cfg.teacher = osp.join(ROOT, 'configs', 'mimic', 'tiny', 'rpn_r18-w16_tiny.py')
+    cfg.teacher = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'mimic', 'rpn_r18-w16_tiny.py')
     cfg.teacher_ckpt = teacher_ckpt
     with pytest.raises(TypeError, match='two-stage teacher'):
         MODELS.build(cfg)

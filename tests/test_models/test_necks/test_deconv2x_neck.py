@@ -14,7 +14,8 @@ from mmmimic.models.layers import Deconv2x
 from mmmimic.models.necks import Deconv2xNeck
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
-DECONV_STUDENT = osp.join(ROOT, 'configs', 'cross_scale', 'tiny', 'rpn_r18-w8-deconv_tiny.py')
+DECONV_STUDENT = osp.join(ROOT, 'mmmimic', 'testing', 'configs', 'cross_scale',
+                          'rpn_r18-w8-deconv_tiny.py')
 
 register_all_modules()
 

@@ -1,7 +1,0 @@
-# 1/2-Inception RPN on Caltech: every conv has 1/2 of the filters (Tables 5, 7), trained
-# from scratch with ground truth only (the mimic configs inherit this one as their student).
-_base_ = './rpn_inception_caltech.py'
-
-model = dict(
-    backbone=dict(widen_factor=0.5),
-    rpn_head=dict(in_channels=264, feat_channels=256))  # 528 * 0.5, 512 * 0.5

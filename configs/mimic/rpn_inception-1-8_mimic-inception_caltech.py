@@ -1,6 +1,0 @@
-# Table 7: the 1/8-Inception RPN student mimicking the Inception RPN teacher (stage 1).
-_base_ = './rpn_inception-1-2_mimic-inception_caltech.py'
-model = dict(
-    student=dict(
-        backbone=dict(widen_factor=0.125),
-        rpn_head=dict(in_channels=66, feat_channels=64)))  # 528 / 8, 512 / 8

@@ -1,7 +1,0 @@
-# 1/2-Inception R-FCN on Caltech (Tables 3, 6, 7): every conv has 1/2 of the filters.
-_base_ = './rfcn_inception_caltech.py'
-
-model = dict(
-    backbone=dict(widen_factor=0.5),
-    rpn_head=dict(in_channels=264, feat_channels=256),  # 528 * 0.5, 512 * 0.5
-    roi_head=dict(bbox_head=dict(in_channels=264, feat_channels=256)))

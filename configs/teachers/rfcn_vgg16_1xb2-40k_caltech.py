@@ -1,0 +1,11 @@
+# VGG16 R-FCN teacher on Caltech (Tables 8, 14), ImageNet-pretrained mmpretrain VGG16.
+_base_ = [
+    '../_base_/models/vgg16_rfcn.py',
+    '../_base_/datasets/caltech.py',
+    '../_base_/schedules/caltech_40k.py',
+    '../_base_/default_runtime.py',
+]
+
+# Iteration-based schedule: log and checkpoint by iteration.
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000))
+log_processor = dict(by_epoch=False)
