@@ -31,7 +31,7 @@ def test_custom_imports_in_config_registers(repo_root):
 
 def test_notebook_runner_from_cfg_trains(repo_root, tiny_coco, tmp_path):
     cfg = load_tiny_config(
-        osp.join(repo_root, 'mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'),
+        osp.join(repo_root, 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'),
         tiny_coco, str(tmp_path), **{'train_cfg.max_iters': 2,
                                      'default_hooks.checkpoint.interval': 2,
                                      'visualizer.name': 'vis_notebook'})

@@ -18,7 +18,7 @@ from mmmimic.compat.resume import _ORIGINAL_RESUME, ResumeCheckpointError
 from mmmimic.testing import load_tiny_config
 from mmmimic.testing.config import tiny_coco_overrides
 
-CONFIG = 'mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
+CONFIG = 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
 
 
 def _cfg(repo_root, data_root, work_dir, max_iters=2):

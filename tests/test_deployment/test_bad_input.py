@@ -15,7 +15,7 @@ pytest.importorskip('onnxruntime', reason=SKIP_REASON)
 from mmmimic.deployment import (NoOnnxRouteError, OnnxDetector, export_onnx,  # noqa: E402
                                 read_onnx_meta)
 
-SMOKE_FPN = osp.join(ROOT, 'mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py')
+SMOKE_FPN = osp.join(ROOT, 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py')
 
 
 def _files(folder):

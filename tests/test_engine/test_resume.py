@@ -8,7 +8,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmmimic.testing import load_tiny_config
 
-CONFIG = 'mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
+CONFIG = 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
 
 
 class LossRecorder(Hook):

@@ -11,7 +11,7 @@ import pytest
 from mmmimic.testing import tiny_coco_overrides
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SMOKE_CFG = 'mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
+SMOKE_CFG = 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
 BARE_PATH = '/usr/bin:/bin'  # no venv, no torchrun
 
 # A stand-in interpreter: records how the script called it.

@@ -9,7 +9,7 @@ import pytest
 
 from mmmimic.testing import tiny_coco_overrides
 
-CONFIG = 'mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
+CONFIG = 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
 # the environment's own mim, whether or not its bin/ is on PATH (CI calls .venv/bin/python)
 MIM = [sys.executable, '-m', 'mim']
 

@@ -11,7 +11,7 @@ import runpy
 
 from mmmimic.testing import tiny_coco_overrides
 
-CONFIG = 'mmmimic/testing/mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
+CONFIG = 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py'
 
 
 def _cfg_options(data_root, **extra):
