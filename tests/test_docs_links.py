@@ -1,5 +1,6 @@
-"""Every relative link in README.md and docs/**/*.md leads somewhere: the file exists, and a
-``#fragment`` names a heading of that file (GitHub's heading anchors)."""
+"""Every relative link in the hand-written Markdown (README.md, docs/, and the READMEs and pages of
+configs/ and projects/) leads somewhere: the file exists, and a ``#fragment`` names a heading of
+that file (GitHub's heading anchors)."""
 import glob
 import os.path as osp
 import re
@@ -16,7 +17,8 @@ INLINE_CODE = re.compile(r'`[^`]*`')
 
 def markdown_files() -> List[str]:
     files = [osp.join(REPO_ROOT, 'README.md')]
-    files += sorted(glob.glob(osp.join(REPO_ROOT, 'docs', '**', '*.md'), recursive=True))
+    for folder in ('docs', 'configs', 'projects'):
+        files += sorted(glob.glob(osp.join(REPO_ROOT, folder, '**', '*.md'), recursive=True))
     return files
 
 
