@@ -180,5 +180,7 @@ def test_readme_quickstart_runs_as_written(tmp_path):
     onnx_scores = recalls(output_of('tools/test.py', last_arg_suffix='.onnx'))
     assert set(torch_scores) == {f'recall@{n}_iou{t}' for n in (10, 100, 300) for t in (50, 70)}
     assert all(0 <= v <= 100 for v in torch_scores.values()), torch_scores
-    assert torch_scores['recall@100_iou50'] >= 50, torch_scores
+    # a randomly initialised RPN of this config finds 10-20% at 10 proposals (the teacher check's
+    # chance baseline); the trained student far more
+    assert torch_scores['recall@10_iou50'] >= 40, torch_scores
     assert onnx_scores == pytest.approx(torch_scores, abs=1e-3), (onnx_scores, torch_scores)
