@@ -1,6 +1,6 @@
 """Reading and writing the Caltech Pedestrian file formats, without external tools.
 
-Three formats (see ``docs/caltech.md`` and the toolbox sources named below):
+Three formats (see ``docs/user_guides/caltech.md`` and the toolbox sources named below):
 
 - ``.seq``: Norpix sequence of JPEG frames (toolbox ``videos/seqReaderPlugin.m``; in
   :mod:`.caltech_seq`, re-exported here).

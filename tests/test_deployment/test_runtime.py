@@ -88,7 +88,7 @@ def test_test_tool_scores_onnx_like_the_checkpoint(caltech_root, tmp_path):
         assert len(pa['bboxes']) == len(pb['bboxes']) > 0
         # Inception at 480x640: float32 noise of the box deltas (~5e-6, PyTorch's own float32
         # deviates as much from float64) times box sizes of up to 640 px; see
-        # docs/deployment.md. The tiny models of test_export.py meet 1e-3 px.
+        # docs/user_guides/deployment.md. The tiny models of test_export.py meet 1e-3 px.
         np.testing.assert_allclose(pb['bboxes'].numpy(), pa['bboxes'].numpy(), atol=1e-3,
                                    rtol=2e-5)
         np.testing.assert_allclose(pb['scores'].numpy(), pa['scores'].numpy(), atol=1e-4, rtol=0)

@@ -14,7 +14,7 @@ or score it with ``tools/test.py CONFIG model.onnx``. An existing ``--out`` file
 unless ``--overwrite``; the file is written to a temporary file in its folder and renamed when
 complete, so a failure or Ctrl-C leaves neither a partial ``.onnx`` nor a temporary file. The
 file records the model hash of CONFIG's network, which ``tools/test.py`` checks. See
-docs/deployment.md.
+docs/user_guides/deployment.md.
 """
 import argparse
 import sys

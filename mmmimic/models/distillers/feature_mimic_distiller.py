@@ -1,6 +1,6 @@
 """FeatureMimicDistiller: a frozen teacher detector teaches a student detector with an RPN.
 
-The training step is the paper's Fig. 1 (docs/distiller.md, "One training step") and reads top to
+The training step is the paper's Fig. 1 (docs/advanced_guides/distiller.md, "One training step") and reads top to
 bottom in :meth:`FeatureMimicDistiller.loss`. Prediction runs the student only.
 """
 import copy
@@ -38,7 +38,7 @@ from .teacher_cache import build_distiller_cache, cached_teacher_feats
 # ``proposal_candidates``: the predict step runs on the best 500 anchors per level first, then on
 # the best 1000 for the images that pass cannot prove, and keeps a result only where it provably
 # equals the full step's (proposals.py); ``None``: off. Chosen by benchmarks/mimic_proposals.py
-# (docs/distiller.md, "Speed"): 500 proves itself on nearly every image of a small map, 1000 on
+# (docs/advanced_guides/distiller.md, "Speed"): 500 proves itself on nearly every image of a small map, 1000 on
 # more of a large one.
 DEFAULT_MIMIC_CFG = dict(
     proposal=None,
@@ -199,7 +199,7 @@ class FeatureMimicDistiller(BaseDetector):
         teacher_cache: serve the teacher's mimicked map from a
             :class:`~.teacher_cache.TeacherFeatureCache` instead of running the teacher:
             ``dict(dir=..., pipeline=train_pipeline, dtype='float16', max_gb=50, verify=0,
-            missing='error')`` (docs/distiller.md, "Teacher-feature cache"). ``None``: live.
+            missing='error')`` (docs/advanced_guides/distiller.md, "Teacher-feature cache"). ``None``: live.
         init_cfg: mmengine init config.
     """
 
@@ -428,7 +428,7 @@ class FeatureMimicDistiller(BaseDetector):
     @staticmethod
     def check_rpn_head(rpn: nn.Module, role: str = 'student') -> str:
         """How the mimic step runs an RPN head, taking its losses and proposals as mmdet's
-        ``TwoStageDetector.loss`` does with that head (docs/distiller.md, "Students").
+        ``TwoStageDetector.loss`` does with that head (docs/advanced_guides/distiller.md, "Students").
 
         Returns:
             ``'rpn'``: ``RPNHead`` and subclasses (forward, ``loss_by_feat``, the exact cheap
@@ -609,7 +609,7 @@ class FeatureMimicDistiller(BaseDetector):
         return bbox2roi([res.priors for res in sampling_results])
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """One mimic training step (the paper's Fig. 1; docs/distiller.md, "One training step").
+        """One mimic training step (the paper's Fig. 1; docs/advanced_guides/distiller.md, "One training step").
 
         Args:
             batch_inputs: ``(B, 3, H, W)`` normalised, padded images.

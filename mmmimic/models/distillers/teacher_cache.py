@@ -1,6 +1,6 @@
 """TeacherFeatureCache: the frozen teacher's mimicked map, computed once per image and
 augmentation state, stored in LMDB and served to :class:`FeatureMimicDistiller` instead of the
-teacher's forward pass (docs/distiller.md, "Teacher-feature cache").
+teacher's forward pass (docs/advanced_guides/distiller.md, "Teacher-feature cache").
 
 What an entry is: the teacher's map ``teacher_feature`` of ONE image after the deterministic part
 of the training pipeline (loading, a resize from a fixed set of scales) and a flip state, computed
@@ -10,7 +10,7 @@ of the flipped image, never a flipped map. A stride-aligned crop
 (:class:`~mmmimic.datasets.transforms.StrideAlignedRandomCrop`) is served by slicing the whole
 image's map at ``offset / stride``: that is the teacher's view of the crop *inside the whole
 image*; the live teacher run on the crop alone differs near the crop borders (its receptive field
-sees zero padding there instead of the surrounding pixels; measured in docs/distiller.md).
+sees zero padding there instead of the surrounding pixels; measured in docs/advanced_guides/distiller.md).
 
 Storage: one LMDB environment (``lmdb``: one writer, many readers, every entry written in its own
 transaction, so an interrupted fill never leaves a half-written entry readable). Entry keys are
