@@ -58,7 +58,7 @@ def test_width_variants_shrink_consistently():
     counts = {}
     for suffix, w in (('', 1.0), ('-1-2', 0.5), ('-1-4', 0.25), ('-1-8', 0.125)):
         cfg = Config.fromfile(osp.join(REPO, 'configs', 'voc', f'faster-rcnn_inception{suffix}'
-                                       '_voc0712.py'))
+                                       '_1xb2-4e_voc0712.py'))
         assert cfg.model.backbone.widen_factor == w
         model = MODELS.build(cfg.model)
         out, = model.backbone(torch.rand(1, 3, 64, 64))
@@ -69,7 +69,7 @@ def test_width_variants_shrink_consistently():
 
 def test_benchmark_speed_tool(tmp_path):
     from mmmimic.apis.speed import benchmark_detectors, speed_columns, write_speed_outputs
-    configs = [osp.join(REPO, 'configs', 'voc', f'faster-rcnn_inception-{w}_voc0712.py')
+    configs = [osp.join(REPO, 'configs', 'voc', f'faster-rcnn_inception-{w}_1xb2-4e_voc0712.py')
                for w in ('1-4', '1-8')]
     rows = benchmark_detectors(configs, ['64x96'], warmup=0, runs=1, threads=None,
                                device='cpu', flops=True, fuse_conv_bn=True)
