@@ -39,7 +39,7 @@ def parse_args():
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true')
     parser.add_argument('--overwrite', action='store_true',
-                        help='allow --out to replace an existing file')
+                        help='allow --out to replace an existing file, and --work-dir to be the given config\'s folder')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     add_common_args(parser)
     args = parser.parse_args()
@@ -84,6 +84,15 @@ def main():
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    dump = osp.join(cfg.work_dir, osp.basename(args.config))
+    if osp.exists(dump) and osp.samefile(dump, args.config) and not args.overwrite:
+        # the Runner dumps its config into the work dir: never over the config given here
+        if args.work_dir is not None:
+            raise FileExistsError(f'--work-dir {args.work_dir}: testing there would replace '
+                                  f'{args.config} with this run\'s config; give another '
+                                  '--work-dir (or --overwrite)')
+        cfg.work_dir = osp.join(cfg.work_dir, 'test')
+        print(f'work dir: {cfg.work_dir} (the config\'s own folder would get its dump)')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
     if args.out is not None:

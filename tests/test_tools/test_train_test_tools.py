@@ -193,3 +193,18 @@ def test_a_refusal_is_one_line_and_debug_shows_the_traceback(repo_root):
                           timeout=300)
     assert proc.returncode == 1 and 'Traceback' in proc.stderr
     assert 'FileNotFoundError: config file not found: configs/nope/missing.py' in proc.stderr
+
+
+def test_test_tool_never_dumps_over_the_config_it_was_given(repo_root, trained, monkeypatch):
+    """Testing a training work dir's saved config: the Runner's config dump used to replace that
+    config (e.g. with the ONNX model of a ``.onnx`` test). Now the default work dir moves to
+    ``<dir>/test`` and an explicit ``--work-dir`` there is refused."""
+    saved = osp.join(trained, osp.basename(CONFIG))
+    before = open(saved, 'rb').read()
+    err = _fail_in_process(repo_root, monkeypatch, 'tools/test.py', saved,
+                           osp.join(trained, 'iter_4.pth'), '--work-dir', trained)
+    assert f'--work-dir {trained}: testing there would replace {saved}' in err
+    out = _run_tool(repo_root, 'tools/test.py', saved, osp.join(trained, 'iter_4.pth'))
+    assert 'coco/bbox_mAP:' in out and f'work dir: {osp.join(trained, "test")}' in out
+    assert open(saved, 'rb').read() == before
+    assert osp.isfile(osp.join(trained, 'test', osp.basename(CONFIG)))
