@@ -39,7 +39,8 @@ def parse_args():
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true')
     parser.add_argument('--overwrite', action='store_true',
-                        help='allow --out to replace an existing file, and --work-dir to be the given config\'s folder')
+                        help='allow --out to replace an existing file, and --work-dir to be '
+                        'the folder of the given config (its dump replaces that config)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     add_common_args(parser)
     args = parser.parse_args()
