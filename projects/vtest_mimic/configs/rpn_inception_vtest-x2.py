@@ -5,7 +5,7 @@
 # crop); anchors double with the people (scales 4, 8, 16: 64-256 px, Caltech's own). Tested on
 # whole upscaled frames; boxes come back in 640x480 frame coordinates (scale_factor). Whether it
 # replaces the full-size teacher is decided on the validation split by
-# benchmarks/vtest_teacher_sweep.py.
+# projects/vtest_mimic/tools/teacher_sweep.py.
 _base_ = './rpn_inception_vtest.py'
 
 backend_args = None

@@ -3,7 +3,7 @@
 # with ground truth plus feature mimic of the R-FCN teacher's inception_4d map (Eq. 4, cross-scale:
 # the student sees the half-size crop, the teacher the full-size one) plus the L2 of its R-FCN
 # class logits and box deltas to the teacher's on the same sampled RoIs (mapped x2).
-# tools/mimic_demo.py sets stage1_ckpt, teacher_ckpt and the mimic weight chosen on validation.
+# the study run sets stage1_ckpt, teacher_ckpt and the mimic weight chosen on validation.
 _base_ = './rfcn_inception-1-2-deconv_vtest-half.py'
 model = dict(
     _delete_=True,

@@ -1,7 +1,7 @@
 # Stage 2 of the built-in benchmark's cross-scale block (paper Sec. 3.3, Table 6, at half input
 # as Table 10): the 1/2-Inception R-FCN on the frames at half size with the x2 deconv neck
 # (stride 8), backbone + deconv + RPN initialised from a stage-1 RPN student (mimic or scratch:
-# tools/mimic_demo.py sets stage1_ckpt; a distiller checkpoint's "student." entries are used),
+# the study run sets stage1_ckpt; a distiller checkpoint's "student." entries are used),
 # ground truth only; new R-FCN layers random, RPN at 1/10 lr, 7x7 PS RoI bins.
 _base_ = './rfcn_inception_vtest.py'
 stage1_ckpt = 'work_dirs/mimic_demo/seed0/xs-mimic-1-2/iter_600.pth'

@@ -1,7 +1,8 @@
-# Schedule of the built-in vtest benchmark (tools/mimic_demo.py): the same for teacher and every
+# Schedule of the vtest study (projects/vtest_mimic): the same for teacher and every
 # student. The paper's SGD at lr 0.001 for 40k iterations does not fit a CPU budget; from-scratch
 # training over a few thousand iterations is stable with AdamW + warm-up. The paper's shape is kept:
-# one step down by 10x for the last quarter. tools/mimic_demo.py rescales max_iters/milestones.
+# one step down by 10x for the last quarter. The study's vtest_train_config rescales
+# max_iters/milestones.
 max_iters = 3000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')

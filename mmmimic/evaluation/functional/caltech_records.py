@@ -1,27 +1,24 @@
-"""Statistics of a paired seed comparison of detectors: t-intervals over seeds, a bootstrap over
-test frames, and the share of the scratch-to-teacher gap that mimicking closes.
+"""Per-frame records of a Caltech evaluation and the block bootstrap over test frames.
 
-Two sources of noise are measured separately (``docs/statistics.md``):
-
-* **seeds** (training noise): :func:`t_interval` over the per-seed metric values and
-  :func:`paired_difference` of two models trained on the same seeds;
-* **test frames** (which frames happen to be in the test set): :func:`bootstrap_paired`
-  resamples the frames, the same resample for every model and seed, and recomputes the metric
-  from :class:`FrameRecords`, each frame matched once (:func:`load_frame_records`).
+:func:`load_frame_records` matches every frame of a result folder once
+(:func:`~mmmimic.evaluation.functional.match_caltech`) and keeps the matched detections frame by
+frame (:class:`FrameRecords`), so MR-2 / MR-4 / AP of any resample of the frames is recomputed
+without matching again. :func:`bootstrap_paired` resamples the test frames (in blocks of
+consecutive frames of a video: :func:`resample_counts`), the same draw for two models and every
+seed, and gives a percentile :class:`Interval` of their mean difference.
 
 All metric values are in % (as ``CaltechMRMetric`` reports them): MR-2 / MR-4 lower is better,
-AP higher is better. numpy/scipy only (no torch).
+AP higher is better. numpy/scipy only (imports neither torch nor mmdet).
 """
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import stats as sps
 
-from mmmimic.evaluation.functional.caltech_eval import (MR_RANGES, ap_from_counts, get_setting,
-                                                        match_caltech, reference_points)
-from mmmimic.evaluation.functional.caltech_results import load_detections, load_ground_truth
+from .caltech_eval import (MR_RANGES, ap_from_counts, get_setting, match_caltech,
+                           reference_points)
+from .caltech_results import load_detections, load_ground_truth
 
 #: metrics a :class:`FrameRecords` can recompute (AP at the setting's IoU threshold)
 METRICS = ('MR-2', 'MR-4', 'AP')
@@ -75,42 +72,13 @@ class Interval:
                     method=self.method, conf=self.conf, std=num(self.std), note=self.note)
 
 
-def _check_conf(conf: float) -> None:
+def check_conf(conf: float) -> None:
+    """Refuse a confidence level outside (0, 1)."""
     if not 0 < conf < 1:
         raise ValueError(f'conf must be in (0, 1), got {conf}')
 
 
-def t_interval(values: Sequence[float], conf: float = 0.95) -> Interval:
-    """Mean and Student-t interval ``mean +- t_{(1+conf)/2, n-1} * sd / sqrt(n)``.
-
-    Args:
-        values: one value per seed (n >= 1).
-        conf: confidence level.
-
-    Returns:
-        the :class:`Interval`; with one value the bounds are NaN and ``note`` says why (a single
-        seed measures no spread: never a zero-width interval).
-
-    Raises:
-        ValueError: no value, a NaN/inf value (names its position), or ``conf`` outside (0, 1).
-    """
-    _check_conf(conf)
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    if len(v) == 0:
-        raise ValueError('t_interval: no values')
-    bad = np.flatnonzero(~np.isfinite(v))
-    if len(bad):
-        raise ValueError(f't_interval: value [{bad[0]}] is {v[bad[0]]}; all values must be '
-                         f'finite')
-    mean = float(v.mean())
-    if len(v) == 1:
-        return Interval(mean, math.nan, math.nan, 1, 't', conf, note='one seed')
-    sd = float(v.std(ddof=1))
-    half = float(sps.t.ppf((1 + conf) / 2, len(v) - 1)) * sd / math.sqrt(len(v))
-    return Interval(mean, mean - half, mean + half, len(v), 't', conf, sd)
-
-
-def _common_seeds(named: Mapping[str, Mapping[int, object]]) -> List[int]:
+def common_seeds(named: Mapping[str, Mapping[int, object]]) -> List[int]:
     """The seeds of several per-seed mappings, which must all be the same set."""
     names = list(named)
     ref = set(named[names[0]])
@@ -125,24 +93,6 @@ def _common_seeds(named: Mapping[str, Mapping[int, object]]) -> List[int]:
     return sorted(ref)
 
 
-def paired_difference(a: Mapping[int, float], b: Mapping[int, float],
-                      conf: float = 0.95) -> Interval:
-    """Mean of ``a[seed] - b[seed]`` and its t-interval over seeds (a paired comparison).
-
-    Args:
-        a, b: ``{seed: metric value}`` of two models trained on the same seeds.
-        conf: confidence level.
-
-    Raises:
-        ValueError: the seed sets differ (names the seeds in only one of them).
-    """
-    seeds = _common_seeds({'a': a, 'b': b})
-    return t_interval([a[s] - b[s] for s in seeds], conf)
-
-
-# --------------------------------------------------------------------------------------------------
-# per-frame records and the frame bootstrap
-# --------------------------------------------------------------------------------------------------
 @dataclass(eq=False)
 class FrameRecords:
     """One model's matched detections on a test set for one Caltech setting, frame by frame.
@@ -363,12 +313,14 @@ def resample_counts(frames: Sequence[Tuple[int, int, int]],
     return block_counts[:, block_of].astype(np.float64)
 
 
-def _check_records(named: Mapping[str, Mapping[int, FrameRecords]]) -> List[int]:
+def check_records(named: Mapping[str, Mapping[int, FrameRecords]]) -> List[int]:
+    """The common seeds of ``{name: {seed: FrameRecords}}``, all scored on the same frames and
+    setting (else a TypeError / ValueError that names the odd one)."""
     for name, per_seed in named.items():
         if not isinstance(per_seed, Mapping):
             raise TypeError(f'{name} must be a {{seed: FrameRecords}} dict (the seed pairs the '
                             f'models), got a {type(per_seed).__name__}')
-    seeds = _common_seeds(named)
+    seeds = common_seeds(named)
     first = None
     for name, per_seed in named.items():
         for s in seeds:
@@ -385,7 +337,9 @@ def _check_records(named: Mapping[str, Mapping[int, FrameRecords]]) -> List[int]
     return seeds
 
 
-def _percentile_interval(estimate: float, stats: np.ndarray, conf: float, what: str) -> Interval:
+def percentile_interval(estimate: float, stats: np.ndarray, conf: float, what: str) -> Interval:
+    """The percentile :class:`Interval` of bootstrap ``stats`` around ``estimate``; no bounds
+    (``note``: ``what``) when some resample's statistic is not finite."""
     good = stats[np.isfinite(stats)]
     if len(good) < len(stats):
         return Interval(estimate, math.nan, math.nan, len(good), 'bootstrap', conf,
@@ -421,112 +375,13 @@ def bootstrap_paired(records_a: Mapping[int, FrameRecords],
     Raises:
         ValueError: different seed sets (names them), records on different frames or settings.
     """
-    _check_conf(conf)
-    seeds = _check_records({'records_a': records_a, 'records_b': records_b})
+    check_conf(conf)
+    seeds = check_records({'records_a': records_a, 'records_b': records_b})
     counts = resample_counts(records_a[seeds[0]].frames, n_boot, seed, block)
     diff = np.zeros(n_boot)
     full = 0.
     for s in seeds:
         diff += records_a[s].values(metric, counts) - records_b[s].values(metric, counts)
         full += records_a[s].value(metric) - records_b[s].value(metric)
-    return _percentile_interval(full / len(seeds), diff / len(seeds), conf,
-                                f'{metric} undefined (no non-ignore gt)')
-
-
-@dataclass(frozen=True)
-class GapClosed:
-    """Share (%) of the scratch-to-teacher gap closed by mimicking, ``100 * (scratch - mimic) /
-    (scratch - teacher)`` in a lower-is-better metric.
-
-    Attributes:
-        estimate: the ratio of the means over seeds, on all frames (None: see ``reason``).
-        seeds: t-interval over seeds of the per-seed ratio (the teacher is one fixed model).
-        frames: frame-bootstrap percentile interval of the ratio of the means.
-        gap: mean scratch - teacher (metric points).
-        reason: why ``estimate`` (or an interval) is missing, else ''.
-    """
-
-    estimate: Optional[float]
-    seeds: Optional[Interval]
-    frames: Optional[Interval]
-    gap: float
-    reason: str = ''
-
-    def as_dict(self) -> Dict:
-        """A JSON-ready dict (intervals as :meth:`Interval.as_dict`)."""
-        return dict(estimate=self.estimate, gap=self.gap, reason=self.reason,
-                    seeds=self.seeds.as_dict() if self.seeds is not None else None,
-                    frames=self.frames.as_dict() if self.frames is not None else None)
-
-    def format(self, digits: int = 0) -> str:
-        """``62 % (seeds [35, 89], frames [40, 85])`` or the reason."""
-        if self.estimate is None:
-            return f'n/a ({self.reason})'
-        parts = []
-        for name, iv in (('seeds', self.seeds), ('frames', self.frames)):
-            if iv is not None:
-                parts.append(f'{name} [{iv.lo:.{digits}f}, {iv.hi:.{digits}f}]' if iv.ok else
-                             f'{name}: {iv.note}')
-        return f'{self.estimate:.{digits}f} % ({", ".join(parts)})'
-
-
-def gap_closed(scratch: Mapping[int, FrameRecords],
-               mimic: Mapping[int, FrameRecords],
-               teacher: FrameRecords,
-               metric: str = 'MR-2',
-               conf: float = 0.95,
-               n_boot: int = 1000,
-               seed: int = 0,
-               block: int = 1,
-               min_gap: float = 1.0) -> GapClosed:
-    """How much of the scratch student's distance to the teacher mimicking recovers.
-
-    Args:
-        scratch, mimic: ``{seed: FrameRecords}`` of the student trained alone and with mimic.
-        teacher: the teacher's records (one model, shared by all seeds), same frames.
-        metric: a lower-is-better metric, ``'MR-2'`` or ``'MR-4'``.
-        conf, n_boot, seed, block: as :func:`bootstrap_paired` (same resamples for the same
-            ``seed``, ``n_boot`` and ``block``).
-        min_gap: the smallest gap (metric points) for which the share is computed; below it,
-            the share divides by about zero and is not reported.
-
-    Returns:
-        a :class:`GapClosed`. ``estimate`` is None when the mean gap is below ``min_gap`` (the
-        teacher is not better than the scratch student); ``seeds`` is None when some seed's gap
-        is below ``min_gap`` and ``frames`` has no bounds when some resample's gap is: ``reason``
-        says which.
-    """
-    if metric not in ('MR-2', 'MR-4'):
-        raise ValueError(f'gap_closed needs a lower-is-better metric (MR-2, MR-4), got {metric!r}')
-    _check_conf(conf)
-    seeds = _check_records({'scratch': scratch, 'mimic': mimic, 'teacher': {
-        s: teacher for s in scratch}})
-    t_val = teacher.value(metric)
-    sc = np.array([scratch[s].value(metric) for s in seeds])
-    mi = np.array([mimic[s].value(metric) for s in seeds])
-    gap = float(sc.mean() - t_val)
-    if not gap >= min_gap:
-        return GapClosed(None, None, None, gap,
-                         f'the teacher ({t_val:.2f}) is not better than the scratch student '
-                         f'({sc.mean():.2f}) by min_gap={min_gap} {metric} points')
-    estimate = 100 * float(sc.mean() - mi.mean()) / gap
-    reasons = []
-    per_seed_gap = sc - t_val
-    if np.all(per_seed_gap >= min_gap):
-        seeds_iv = t_interval(100 * (sc - mi) / per_seed_gap, conf)
-    else:
-        seeds_iv = None
-        small = [s for s, g in zip(seeds, per_seed_gap) if not g >= min_gap]
-        reasons.append(f'no per-seed interval: the gap is below {min_gap} for seeds {small}')
-    counts = resample_counts(teacher.frames, n_boot, seed, block)
-    t_boot = teacher.values(metric, counts)
-    sc_boot = np.mean([scratch[s].values(metric, counts) for s in seeds], axis=0)
-    mi_boot = np.mean([mimic[s].values(metric, counts) for s in seeds], axis=0)
-    gap_boot = sc_boot - t_boot
-    with np.errstate(divide='ignore', invalid='ignore'):
-        ratio = np.where(gap_boot >= min_gap, 100 * (sc_boot - mi_boot) / gap_boot, np.nan)
-    frames_iv = _percentile_interval(estimate, ratio, conf,
-                                     f'gap below min_gap={min_gap} or {metric} undefined')
-    if not frames_iv.ok:
-        reasons.append(f'no frame interval: {frames_iv.note}')
-    return GapClosed(estimate, seeds_iv, frames_iv, gap, '; '.join(reasons))
+    return percentile_interval(full / len(seeds), diff / len(seeds), conf,
+                               f'{metric} undefined (no non-ignore gt)')

@@ -3,7 +3,7 @@
 # are ~20-110 px tall, inside the anchors' 32-128 px with the RPN's regression) and photometric
 # distortion (brightness, contrast, saturation, hue) before the same 320x384 stride-aligned crops
 # and flips. Tested on the whole full-size frames like the plain teacher. Whether it replaces the
-# plain teacher is decided on the validation split by benchmarks/vtest_teacher_sweep.py.
+# plain teacher is decided on the validation split by projects/vtest_mimic/tools/teacher_sweep.py.
 _base_ = './rpn_inception_vtest.py'
 
 backend_args = None

@@ -6,8 +6,8 @@
 # the 128 sampled proposals (Eq. 4), mapped x2 to the teacher's pixels. The student keeps its
 # ScaledInputDataPreprocessor (so the extracted student tests on full frames); the distiller
 # resizes the student's batch itself (student_input_scale, which must equal the student's
-# input_scale) and preprocesses the teacher's batch with the plain DetDataPreprocessor. tools/mimic_demo.py sets teacher_ckpt,
-# the loss weight chosen on the validation split, and the teacher-feature cache.
+# input_scale) and preprocesses the teacher's batch with the plain DetDataPreprocessor. The
+# study run sets teacher_ckpt, the loss weight chosen on the validation split, and the teacher-feature cache.
 _base_ = './rpn_inception-1-2-deconv_vtest-half.py'
 model = dict(
     _delete_=True,

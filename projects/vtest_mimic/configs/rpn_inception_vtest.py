@@ -3,10 +3,10 @@
 # 3:1; scales 2, 4, 8 (32-128 px sides) because vtest people at 640x480 are 25-90 px tall
 # (Caltech's 4, 8, 16 are for frames upscaled to a 1000 px short side).
 _base_ = [
-    '../_base_/models/inception_rpn.py',
-    '../_base_/datasets/vtest.py',
-    '../_base_/schedules/vtest.py',
-    '../_base_/default_runtime.py',
+    '../../../configs/_base_/models/inception_rpn.py',
+    './_base_/datasets/vtest.py',
+    './_base_/schedules/vtest.py',
+    '../../../configs/_base_/default_runtime.py',
 ]
 model = dict(rpn_head=dict(anchor_generator=dict(scales=[2, 4, 8])))
 # iteration-based logging and checkpoints

@@ -1,12 +1,12 @@
 # R-FCN teacher of the built-in benchmark's two-stage mimic (paper Sec. 3.4, Table 9): the
 # full-width Inception R-FCN on the full-size frames, fine-tuned (stage-2 recipe: RPN at 1/10 lr,
-# new R-FCN layers random) from the benchmark's Inception RPN teacher; tools/mimic_demo.py sets the
+# new R-FCN layers random) from the benchmark's Inception RPN teacher; the study run sets the
 # stage-1 checkpoint. Anchors as ./rpn_inception_vtest.py.
 _base_ = [
-    '../_base_/models/rfcn_inception.py',
-    '../_base_/datasets/vtest.py',
-    '../_base_/schedules/vtest.py',
-    '../_base_/default_runtime.py',
+    '../../../configs/_base_/models/rfcn_inception.py',
+    './_base_/datasets/vtest.py',
+    './_base_/schedules/vtest.py',
+    '../../../configs/_base_/default_runtime.py',
 ]
 stage1_ckpt = 'work_dirs/mimic_demo/teacher/best.pth'
 model = dict(
