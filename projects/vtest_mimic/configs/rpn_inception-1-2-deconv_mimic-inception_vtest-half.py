@@ -7,7 +7,8 @@
 # ScaledInputDataPreprocessor (so the extracted student tests on full frames); the distiller
 # resizes the student's batch itself (student_input_scale, which must equal the student's
 # input_scale) and preprocesses the teacher's batch with the plain DetDataPreprocessor. The
-# study run sets teacher_ckpt, the loss weight chosen on the validation split, and the teacher-feature cache.
+# study run sets teacher_ckpt, the loss weight chosen on the validation split, and the
+# teacher-feature cache.
 _base_ = './rpn_inception-1-2-deconv_vtest-half.py'
 model = dict(
     _delete_=True,

@@ -1,4 +1,4 @@
-# Cross-scale mimic, 1/4-Inception student (the student of ./rpn_inception-1-4-deconv_vtest-half.py):
+# Cross-scale mimic, 1/4-Inception student (student of ./rpn_inception-1-4-deconv_vtest-half.py):
 # see ./rpn_inception-1-2-deconv_mimic-inception_vtest-half.py (connector 132 -> 528 channels).
 _base_ = './rpn_inception-1-2-deconv_mimic-inception_vtest-half.py'
 model = dict(

@@ -3,7 +3,7 @@
 
 The video (795 frames, 768x576, 10 fps, a fixed camera over a campus) ships in Debian's
 ``opencv-doc`` package.  It is labelled with the classical procedure of
-:mod:`mmmimic.datasets.vtest` (no learned model) and written as::
+:mod:`projects.vtest_mimic.vtest_mimic.dataset` (no learned model) and written as::
 
     <out>/set00/V000.seq              train  (video frames 0-416 by default)
     <out>/set01/V000.seq              val    (447-526: carved from the training part)
@@ -14,28 +14,24 @@ The video (795 frames, 768x576, 10 fps, a fixed camera over a campus) ships in D
 Splits are separated by gaps of 30 frames (3 s) so near-identical frames do not leak.
 Frames are resized to Caltech's 640x480 by default (exactly 5/6 of 768x576), so the
 unmodified Caltech border rule (5 px inside 640x480) applies; ``--size native`` keeps
-768x576.  See ``docs/vtest_labels.md`` for the procedure and the measured label quality.
+768x576.  See ``projects/vtest_mimic/docs/labels.md`` for the procedure and the measured label
+quality.
 
 Example::
 
-    python tools/dataset_converters/build_vtest.py --out data/vtest_caltech \\
+    python -m projects.vtest_mimic.tools.build_vtest --out data/vtest_caltech \\
         --show-dir /tmp/vtest_show
 
 This script is the command line only: the labeller and the release writer live in
-:mod:`mmmimic.datasets.vtest` (``build_release``, ``render_samples``, ...).
+:mod:`projects.vtest_mimic.vtest_mimic.dataset` (``build_release``, ``render_samples``, ...).
 """
 import argparse
-import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-try:
-    from mmmimic.datasets.vtest import (LabelerConfig, build_release, default_cache_dir,
-                                        locate_video, render_samples, resolve_hog)
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-    from mmmimic.datasets.vtest import (LabelerConfig, build_release, default_cache_dir,
-                                        locate_video, render_samples, resolve_hog)
+from projects.vtest_mimic.vtest_mimic.dataset import (LabelerConfig, build_release,
+                                                      default_cache_dir, locate_video,
+                                                      render_samples, resolve_hog)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

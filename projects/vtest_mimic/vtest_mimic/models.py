@@ -1,10 +1,11 @@
-"""Models, presets and run configs of the built-in vtest.avi benchmark.
+"""The model list and run configs of the vtest study.
 
-Shared by ``tools/mimic_demo.py`` (the main job) and the validation sweeps in ``benchmarks/``
-(``vtest_mimic_sweep.py``), so that every run trains with the same schedule rescaling, seeds,
-data paths, initial weights and teacher-feature cache.
+Shared by the study's run (:mod:`.job`) and its validation sweeps (``tools/weight_sweep.py``,
+``tools/teacher_sweep.py``), so that every run trains with the same schedule rescaling, seeds,
+data paths, initial weights and teacher-feature cache. The presets are config files
+(``configs/presets/``).
 
-The benchmark's blocks (README "The main job"):
+The study's blocks (the project's README):
 
 * ``teacher``: the full-width Inception RPN on the full-size frames, its checkpoint chosen on the
   validation split (``save_best``); the R-FCN teacher of two-stage mimic is fine-tuned from it.
@@ -22,7 +23,11 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence
 
 #: repository root: the configs below are relative to it
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+#: the study's configs, relative to the repository root
+CONFIG_DIR = 'projects/vtest_mimic/configs/'
+#: where the configs lived before the study moved into ``projects/`` (old work dirs' stamps)
+OLD_CONFIG_DIR = 'configs/vtest/'
 #: the metric the teacher's checkpoint is chosen by on the validation split (lower is better)
 VAL_METRIC = 'caltech/Reasonable_MR-2'
 #: how a model is scored on the validation split (the teacher's checkpoint choice, the report's
@@ -66,7 +71,7 @@ class BenchmarkModel:
     run_dir: Optional[str] = None
 
 
-_V = 'configs/vtest/'
+_V = CONFIG_DIR
 MODELS = (
     BenchmarkModel('teacher', _V + 'rpn_inception_vtest.py', 'Inception RPN (teacher)', 'teacher',
                    seeded=False),
@@ -121,12 +126,11 @@ MODELS = (
                    speed_config=_V + 'rfcn_inception-1-2-deconv_vtest-half.py'),
 )
 BY_NAME: Dict[str, BenchmarkModel] = {m.name: m for m in MODELS}
-#: candidates for the RPN teacher (``--teacher`` of tools/mimic_demo.py; the presets' ``teacher``),
-#: compared on the validation split by benchmarks/vtest_teacher_sweep.py: the full-size frames,
-#: the frames upscaled x2 (the paper's Sec. 3.5 teacher sees a ~1000 px short side) and the
-#: full-size frames with scale jitter and photometric distortion, each trained and
-#: checkpoint-selected the same way. Validation MR-2 of the kept checkpoint (1500 iterations,
-#: benchmarks/results/vtest_teacher_sweep/): full 26.0, x2 52.3, jitter 18.0
+#: candidates for the RPN teacher (``--teacher`` of the run; the presets' ``teacher``), compared
+#: on the validation split by ``tools/teacher_sweep.py``: the full-size frames, the frames
+#: upscaled x2 (the paper's Sec. 3.5 teacher sees a ~1000 px short side) and the full-size frames
+#: with scale jitter and photometric distortion, each trained and checkpoint-selected the same
+#: way. Their validation MR-2: ``projects/vtest_mimic/results/teacher_sweep/teacher_sweep.md``
 TEACHER_CANDIDATES = {
     'full': BY_NAME['teacher'],
     'x2': replace(BY_NAME['teacher'], config=_V + 'rpn_inception_vtest-x2.py',
@@ -145,32 +149,6 @@ COMPARISONS = (
     ('stage2', '1-2', 's2-mimic-1-2', 's2-scratch-1-2', 's2-twostage-1-2'),
 )
 
-PRESETS = {
-    # iterations of batch 2 (320x384 crops of the full frames; half-input students see them at
-    # 160x192). ``iters``: stage-1 students; ``stage2_iters``: stage 2 on top (every stage-2 model
-    # has iters + stage2_iters in total); ``teacher_iters``: the RPN teacher, validated every
-    # ``teacher_val_interval`` iterations, the best checkpoint kept. Run times: README.md.
-    # ``mimic_weight``: lambda1 of every mimic student, chosen on the validation split by
-    # benchmarks/vtest_mimic_sweep.py (benchmarks/results/vtest_mimic_sweep/sweep.md: cross-scale
-    # 1/2 student, seeds 0 and 1, mean validation MR-2 scratch 60.4, lambda1 0.1 54.7, 1 60.8,
-    # 10 52.2). ``mimic_weights``: per-model exceptions, each chosen on validation by the same
-    # script for its own block (``--block same-input``; sweep_same-input_<width>.md).
-    # ``teacher``: the RPN teacher, a TEACHER_CANDIDATES entry. The validation sweep chose
-    # 'jitter' (kept checkpoint 18.0 MR-2 against 'full' 26.0) after every result in README.md
-    # had been measured with 'full'; moving to it re-runs every stage that depends on the teacher
-    # (the cache, every mimic student, stage 2) and the lambda1 sweeps, more than one sitting on
-    # this CPU, so the presets stay on 'full' until that re-run lands (``--teacher jitter``).
-    'quick': dict(seeds=(0, 1, 2), iters=600, teacher='full', teacher_iters=1500,
-                  teacher_val_interval=250, stage2_iters=0, mimic_weight=10.0, mimic_weights={},
-                  blocks=('teacher', 'cross-scale')),
-    'default': dict(seeds=(0, 1, 2, 3, 4), iters=600, teacher='full', teacher_iters=1500,
-                    teacher_val_interval=250, stage2_iters=400, mimic_weight=10.0,
-                    # same-input block, seeds 0 and 1, mean validation MR-2: 1/2 scratch 31.0,
-                    # lambda1 0.01 30.9, 0.1 22.8, 1 29.3, 10 54.4; 1/4 scratch 51.7, lambda1
-                    # 0.01 43.2, 0.1 37.7, 1 43.4, 10 48.7
-                    mimic_weights={'mimic-1-2': 0.1, 'mimic-1-4': 0.1},
-                    blocks=('teacher', 'cross-scale', 'same-input', 'stage2')),
-}
 #: the validation / test parts of the vtest release (build_vtest: set00 train, set01 val, set02
 #: test)
 VAL_SET, TEST_SET = 1, 2

@@ -1,5 +1,5 @@
-"""Tests of the command line tools/dataset_converters/build_vtest.py (the library it calls,
-:mod:`mmmimic.datasets.vtest`, is tested in tests/test_datasets/test_vtest)."""
+"""Tests of the command line projects/vtest_mimic/tools/build_vtest.py (the library it calls,
+:mod:`projects.vtest_mimic.vtest_mimic.dataset`, is tested in test_dataset/)."""
 import json
 import os
 import os.path as osp
@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from mmmimic.datasets.caltech_io import SeqReader, read_vbb
-from mmmimic.datasets.vtest import LabelerConfig, build_release
-from mmmimic.testing import write_synthetic_video
+from projects.vtest_mimic.vtest_mimic.dataset import LabelerConfig, build_release
+from projects.vtest_mimic.vtest_mimic.synthetic_video import write_synthetic_video
 
-TOOL = osp.join('tools', 'dataset_converters', 'build_vtest.py')
+TOOL = 'projects.vtest_mimic.tools.build_vtest'
 SPLIT_ARGS = ['--test-frac', '0.3', '--val-frac', '0.1', '--gap', '2']
 
 
 def _run(repo_root, args):
-    return subprocess.run([sys.executable, TOOL] + args, cwd=repo_root, capture_output=True,
+    return subprocess.run([sys.executable, '-m', TOOL] + args, cwd=repo_root, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -52,10 +52,11 @@ def test_cli_builds_release(repo_root, tmp_path):
 
 def test_cli_errors(repo_root, tmp_path, monkeypatch, capsys):
     # In-process (runpy) to spare a second interpreter start-up.
-    argv = [TOOL, '--video', str(tmp_path / 'missing.avi'), '--out', str(tmp_path / 'out')]
+    argv = ['build_vtest.py', '--video', str(tmp_path / 'missing.avi'), '--out',
+            str(tmp_path / 'out')]
     monkeypatch.setattr(sys, 'argv', argv)
     with pytest.raises(SystemExit) as exc:
-        runpy.run_path(osp.join(repo_root, TOOL), run_name='__main__')
+        runpy.run_module(TOOL, run_name='__main__')
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert 'error: --video' in err and 'does not exist' in err

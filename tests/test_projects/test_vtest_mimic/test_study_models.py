@@ -1,5 +1,5 @@
-"""mmmimic.benchmark: the vtest benchmark's models, blocks, presets and the run config shared by
-tools/mimic_demo.py and benchmarks/vtest_mimic_sweep.py."""
+"""projects.vtest_mimic.vtest_mimic.models and .options: the vtest study's models, blocks,
+presets and the run config shared by the run and the sweeps."""
 import dataclasses
 import os.path as osp
 
@@ -7,10 +7,13 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmmimic.benchmark import (BY_NAME, COMPARISONS, MODELS, PRESETS, BenchmarkModel, models_of,
-                               speed_config, speed_configs, student_init_state,
-                               vtest_train_config)
-from mmmimic.benchmark.vtest import REPO_ROOT
+from projects.vtest_mimic.vtest_mimic.models import (BY_NAME, COMPARISONS, MODELS, REPO_ROOT,
+                                                     BenchmarkModel, models_of, speed_config,
+                                                     speed_configs, student_init_state,
+                                                     vtest_train_config)
+from projects.vtest_mimic.vtest_mimic.options import load_preset
+
+PRESETS = {name: load_preset(name) for name in ('quick', 'default')}
 
 
 def test_models_blocks_and_dependencies():
@@ -88,3 +91,20 @@ def test_student_init_state_is_seeded():
     assert a.keys() == b.keys() and any(k.startswith('neck.') for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a['backbone.stem.0.conv.weight'], c['backbone.stem.0.conv.weight'])
+
+
+def test_presets_are_config_files_with_the_values_of_the_former_dict():
+    """configs/presets/{quick,default}.py hold exactly what the former PRESETS dict held;
+    --cfg-options-style keys override them and unknown keys are refused."""
+    assert load_preset('quick') == dict(
+        seeds=(0, 1, 2), iters=600, teacher='full', teacher_iters=1500, teacher_val_interval=250,
+        stage2_iters=0, mimic_weight=10.0, mimic_weights={}, blocks=('teacher', 'cross-scale'))
+    assert load_preset('default') == dict(
+        seeds=(0, 1, 2, 3, 4), iters=600, teacher='full', teacher_iters=1500,
+        teacher_val_interval=250, stage2_iters=400, mimic_weight=10.0,
+        mimic_weights={'mimic-1-2': 0.1, 'mimic-1-4': 0.1},
+        blocks=('teacher', 'cross-scale', 'same-input', 'stage2'))
+    over = load_preset('quick', {'iters': 300, 'mimic_weights.mimic-1-4': 1})
+    assert over['iters'] == 300 and over['mimic_weights'] == {'mimic-1-4': 1}
+    with pytest.raises(KeyError, match='not a preset key'):
+        load_preset('default', {'itres': 300})

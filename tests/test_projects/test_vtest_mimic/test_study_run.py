@@ -1,7 +1,8 @@
-"""The main job end to end on a 32-frame synthetic walker video, 1-2 iterations per model: the
-cross-scale block and stage 2 (two-stage mimic included), two paired seeds, the teacher chosen on
-validation, the teacher-feature cache, the report with its precondition and interval tables, and
-a re-run that reuses every stage / stops on a stale one."""
+"""The vtest study run (projects/vtest_mimic/tools/run.py) end to end on a 32-frame synthetic
+walker video, 1-2 iterations per model: the cross-scale block and stage 2 (two-stage mimic
+included), two paired seeds, the teacher chosen on validation, the teacher-feature cache, the
+report with its precondition and interval tables, and a re-run that reuses every stage / stops on
+a stale one."""
 import json
 import os
 import os.path as osp
@@ -11,7 +12,13 @@ import sys
 import pytest
 import torch
 
-from mmmimic.testing import write_synthetic_video
+from projects.vtest_mimic.tools.run import main as run_main
+from projects.vtest_mimic.vtest_mimic.common import MR2
+from projects.vtest_mimic.vtest_mimic.job import MainJob
+from projects.vtest_mimic.vtest_mimic.models import BY_NAME, TEACHER_CANDIDATES
+from projects.vtest_mimic.vtest_mimic.options import load_preset, parse_args
+from projects.vtest_mimic.vtest_mimic.report import precondition, weights_text
+from projects.vtest_mimic.vtest_mimic.synthetic_video import write_synthetic_video
 
 
 def run(cmd, repo_root, env):
@@ -19,11 +26,11 @@ def run(cmd, repo_root, env):
                           timeout=1800)
 
 
-def test_mimic_demo_end_to_end(repo_root, tmp_path):
+def test_study_run_end_to_end(repo_root, tmp_path):
     video = str(tmp_path / 'walk.avi')
     write_synthetic_video(video, num_frames=32, size=(320, 240))
     out = str(tmp_path / 'demo')
-    cmd = [sys.executable, 'tools/mimic_demo.py', '--video', video, '--out', out,
+    cmd = [sys.executable, '-m', 'projects.vtest_mimic.tools.run', '--video', video, '--out', out,
            '--data-dir', osp.join(out, 'data'), '--blocks', 'cross-scale', 'stage2',
            '--seeds', '0', '1', '--iters', '1', '--teacher-iters', '2',
            '--teacher-val-interval', '1', '--stage2-iters', '1', '--gap', '2', '--workers', '0',
@@ -107,12 +114,7 @@ def test_mimic_demo_end_to_end(repo_root, tmp_path):
 
 
 def test_precondition_judges_the_same_input_students_one_by_one(repo_root):
-    sys.path.insert(0, osp.join(repo_root, 'tools'))
-    try:
-        import mimic_demo
-    finally:
-        sys.path.pop(0)
-    mr2 = mimic_demo.MR2
+    mr2 = MR2
 
     class Job:
         class args:
@@ -122,15 +124,15 @@ def test_precondition_judges_the_same_input_students_one_by_one(repo_root):
            'xs-scratch-1-2': {0: {mr2: 60.0}, 1: {mr2: 61.0}},
            'scratch-1-2': {0: {mr2: 27.0}, 1: {mr2: 29.8}},  # 2.4 points behind the teacher
            'scratch-1-4': {0: {mr2: 43.0}, 1: {mr2: 44.2}}}
-    pre = mimic_demo.precondition(Job, val)
+    pre = precondition(Job, val)
     assert pre['met']  # the headline (cross-scale) block can test the claim
     assert pre['same_input_not_met'] == ['scratch-1-2']
     assert abs(pre['margins']['scratch-1-2'] - 2.4) < 1e-9
     val['xs-scratch-1-2'] = {0: {mr2: 29.0}, 1: {mr2: 30.0}}
-    assert mimic_demo.precondition(Job, val)['met'] is False
+    assert precondition(Job, val)['met'] is False
     # a run without the cross-scale block has no headline verdict, only the per-student one
     del val['xs-scratch-1-2']
-    pre = mimic_demo.precondition(Job, val)
+    pre = precondition(Job, val)
     assert pre['met'] is None and pre['same_input_not_met'] == ['scratch-1-2']
 
 
@@ -138,25 +140,19 @@ def test_mimic_weights_per_model(repo_root, tmp_path, capsys):
     """The preset's per-model lambda1 reaches that model's training config only; --mimic-weight
     sets every mimic student; --mimic-weights overrides single models and refuses bad ones."""
     import pytest
-    sys.path.insert(0, osp.join(repo_root, 'tools'))
-    try:
-        import mimic_demo
-    finally:
-        sys.path.pop(0)
-    from mmmimic.benchmark import BY_NAME, PRESETS
 
     def weights(*argv):
-        job = mimic_demo.MainJob(mimic_demo.parse_args(['--out', str(tmp_path), *argv]))
+        job = MainJob(parse_args(['--out', str(tmp_path), *argv]))
         return {m.name: job.weight_of(m) for m in job.models if m.mimic}, job
 
-    default = PRESETS['default']
+    default = load_preset('default')
     got, job = weights()
     assert got['xs-mimic-1-2'] == got['xs-mimic-1-4'] == default['mimic_weight']
     assert got['s2-twostage-1-2'] == default['mimic_weight']
     for name, w in default['mimic_weights'].items():
         assert got[name] == w
     assert set(default['mimic_weights']) <= set(got)
-    assert mimic_demo.weights_text(job) == \
+    assert weights_text(job) == \
         '10 (xs-mimic-1-2, xs-mimic-1-4, s2-twostage-1-2); 0.1 (mimic-1-2, mimic-1-4)'
     job.ckpts['teacher@0'] = 'teacher.pth'
     cfg = job.config_of(BY_NAME['mimic-1-2'], 0, for_training=False)
@@ -167,12 +163,12 @@ def test_mimic_weights_per_model(repo_root, tmp_path, capsys):
     got, _ = weights('--mimic-weight', '2', '--mimic-weights', 'mimic-1-4=0.5')
     assert got['mimic-1-4'] == 0.5 and got['mimic-1-2'] == 2.0
     got, _ = weights('--quick', '--mimic-weights', 'xs-mimic-1-4=1')
-    assert got == {'xs-mimic-1-2': PRESETS['quick']['mimic_weight'], 'xs-mimic-1-4': 1.0}
+    assert got == {'xs-mimic-1-2': load_preset('quick')['mimic_weight'], 'xs-mimic-1-4': 1.0}
     for bad, words in ((['--mimic-weights', 'scratch-1-2=1'], "'scratch-1-2' is not a mimic"),
                        (['--mimic-weights', 'mimic-1-2=x'], "'x' is not a number"),
                        (['--mimic-weights', 'mimic-1-2=-1'], 'lambda1 must be >= 0')):
         with pytest.raises(SystemExit):
-            mimic_demo.parse_args(bad)
+            parse_args(bad)
         assert words in capsys.readouterr().err
 
 
@@ -182,18 +178,12 @@ def test_teacher_candidate_choice(repo_root, tmp_path, capsys):
     its own folders for everything that reads it; the scratch students do not change; an
     unknown candidate is refused."""
     import pytest
-    sys.path.insert(0, osp.join(repo_root, 'tools'))
-    try:
-        import mimic_demo
-    finally:
-        sys.path.pop(0)
-    from mmmimic.benchmark import BY_NAME, PRESETS, TEACHER_CANDIDATES
 
     def job(*argv):
-        return mimic_demo.MainJob(mimic_demo.parse_args(['--out', str(tmp_path), *argv]))
+        return MainJob(parse_args(['--out', str(tmp_path), *argv]))
 
     plain = job()
-    assert plain.args.teacher == PRESETS['default']['teacher'] == 'full'
+    assert plain.args.teacher == load_preset('default')['teacher'] == 'full'
     teacher = plain.models[0]
     assert teacher is BY_NAME['teacher']
     assert plain.work_dir(teacher, 0) == osp.join(str(tmp_path), 'shared', 'teacher')
@@ -238,21 +228,16 @@ def test_teacher_candidate_choice(repo_root, tmp_path, capsys):
         assert jitter.result_dir(m, seed) == osp.join(
             root, osp.dirname(jitter_dir), 'results', 'res', osp.basename(jitter_dir)), name
     with pytest.raises(SystemExit):
-        mimic_demo.parse_args(['--teacher', 'huge'])
+        parse_args(['--teacher', 'huge'])
     assert "invalid choice: 'huge'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('name', ['report.md', 'results.json', 'mr_fppi.png'])
 def test_an_earlier_report_is_kept_unless_overwrite(repo_root, tmp_path, name):
-    sys.path.insert(0, osp.join(repo_root, 'tools'))
-    try:
-        import mimic_demo
-    finally:
-        sys.path.pop(0)
     kept = tmp_path / name
     kept.write_text('an earlier run')
     data_dir = tmp_path / 'no-data'
     with pytest.raises(FileExistsError, match=f'study output {kept} already exists; pass '
                        '--overwrite'):
-        mimic_demo.main(['--out', str(tmp_path), '--data-dir', str(data_dir)])
+        run_main(['--out', str(tmp_path), '--data-dir', str(data_dir)])
     assert kept.read_text() == 'an earlier run' and not data_dir.exists()  # refused at once

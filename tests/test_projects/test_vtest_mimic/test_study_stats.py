@@ -1,5 +1,7 @@
-"""mmmimic.benchmark.stats: intervals over seeds, per-frame records and the frame bootstrap, on
-tiny generated Caltech-format annotations and result files."""
+"""The study's statistics (projects.vtest_mimic.vtest_mimic.stats: intervals over seeds, the gap
+closed) and the Caltech per-frame records and frame bootstrap they use
+(mmmimic.evaluation.functional.caltech_records), on tiny generated Caltech-format annotations and
+result files."""
 import json
 import math
 import os
@@ -11,11 +13,11 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mmmimic.benchmark.stats import (Interval, bootstrap_paired, gap_closed,
-                                     load_frame_records, paired_difference, resample_counts,
-                                     t_interval)
 from mmmimic.datasets import caltech_io as cio
 from mmmimic.evaluation.functional import evaluate_caltech, load_ground_truth, score_result_dirs
+from mmmimic.evaluation.functional.caltech_records import (Interval, bootstrap_paired,
+                                                           load_frame_records, resample_counts)
+from projects.vtest_mimic.vtest_mimic.stats import gap_closed, paired_difference, t_interval
 
 SET = 2
 
@@ -327,10 +329,12 @@ def test_interval_format_digits():
 def test_stats_import_without_torch():
     """The statistics load numpy/scipy only (MMMIMIC_LIGHT_IMPORT=1), like the scoring core."""
     code = ('import sys\n'
-            'from mmmimic.benchmark.stats import bootstrap_paired, load_frame_records\n'
+            'from mmmimic.evaluation.functional.caltech_records import bootstrap_paired, '
+            'load_frame_records\n'
+            'from projects.vtest_mimic.vtest_mimic.stats import gap_closed, t_interval\n'
             'print(sorted(m for m in ("torch", "mmdet", "mmengine", "mmcv", "matplotlib") '
             'if m in sys.modules))\n')
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
     proc = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True,
                           env=dict(os.environ, MMMIMIC_LIGHT_IMPORT='1'), timeout=120)
     assert proc.returncode == 0, proc.stderr

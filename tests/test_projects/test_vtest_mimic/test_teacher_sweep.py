@@ -1,4 +1,4 @@
-"""benchmarks/vtest_teacher_sweep.py on a 32-frame synthetic walker video: every teacher
+"""projects/vtest_mimic/tools/teacher_sweep.py on a 32-frame synthetic walker video: every teacher
 candidate (full-size frames, upscaled x2, scale jitter + photometric distortion) trained for 2
 iterations, validated after each, their kept checkpoints re-scored on the validation split, and
 the choice written."""
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from mmmimic.benchmark import BY_NAME, TEACHER_CANDIDATES
-from mmmimic.testing import write_synthetic_video
+from projects.vtest_mimic.vtest_mimic.models import BY_NAME, TEACHER_CANDIDATES
+from projects.vtest_mimic.vtest_mimic.synthetic_video import write_synthetic_video
 
 
 def test_candidates_differ_only_in_the_input():
@@ -52,7 +52,7 @@ def test_teacher_sweep_end_to_end(repo_root, tmp_path):
     write_synthetic_video(video, num_frames=32, size=(320, 240))
     out = str(tmp_path / 'demo')
     commit = str(tmp_path / 'commit')
-    cmd = [sys.executable, 'benchmarks/vtest_teacher_sweep.py', '--commit-to', commit,
+    cmd = [sys.executable, '-m', 'projects.vtest_mimic.tools.teacher_sweep', '--commit-to', commit,
            '--video', video, '--out', out, '--data-dir', osp.join(out, 'data'),
            '--teacher-iters', '2', '--teacher-val-interval', '1', '--gap', '2', '--workers', '0']
     env = dict(os.environ, MMMIMIC_CACHE=str(tmp_path / 'cache'))
@@ -74,7 +74,7 @@ def test_teacher_sweep_end_to_end(repo_root, tmp_path):
     assert result['chosen'] == min(rows, key=lambda n: rows[n]['val_mr2'])
     table = open(osp.join(commit, 'teacher_sweep.md')).read()
     assert f'Chosen (lowest validation MR-2 of the kept checkpoint): {result["chosen"]}' in table
-    assert 'configs/vtest/rpn_inception_vtest-x2.py' in table
+    assert 'projects/vtest_mimic/configs/rpn_inception_vtest-x2.py' in table
     assert osp.getsize(osp.join(commit, 'teacher_sweep.png')) > 1000
     # the test split was never scored
     for name in ('teacher', 'teacher-x2', 'teacher-jitter'):

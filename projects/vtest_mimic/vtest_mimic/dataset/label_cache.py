@@ -10,9 +10,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from mmmimic.utils.progress_bar import progress
+
 from . import blob_rules, foreground, hog, labeler, perspective, structures, tracking
 from .labeler import VideoPedestrianLabeler
-from .progress import progress_bar
 from .source import file_digest
 from .structures import FrameLabels, LabelerConfig
 from .video import decode_video
@@ -82,7 +83,9 @@ def label_video(video: str, cfg: LabelerConfig, cache_dir: Optional[str], force:
     print(f'labelling {len(frames)} frames (HOG splitting {"on" if cfg.use_hog else "off"}) ...',
           flush=True)
     t0 = time.time()
-    result = VideoPedestrianLabeler(cfg).label(frames, progress=progress_bar)
+    result = VideoPedestrianLabeler(cfg).label(
+        frames, progress=lambda it, desc, total: progress(it, desc=desc, total=total, unit='frame',
+                                                          leave=False))
     d = labels_to_json(result, len(frames), frames[0].shape[:2])
     d['seconds'] = round(time.time() - t0, 1)
     print(f'labelled {len(frames)} frames in {d["seconds"]:.1f} s; height model: '

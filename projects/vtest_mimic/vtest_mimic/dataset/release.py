@@ -20,9 +20,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..caltech_io import write_seq, write_vbb
+from mmmimic.datasets.caltech_io import write_seq, write_vbb
+from mmmimic.utils.progress_bar import progress
 from .label_cache import BUILD_VERSION, label_video, labeller_digest, labels_from_json
-from .progress import progress_bar
 from .source import file_digest
 from .structures import PERSON, FrameLabels, LabelerConfig
 from .video import decode_video
@@ -132,7 +132,6 @@ def label_stats(vbb_frames: Sequence[Sequence[dict]], img_width: float) -> dict:
     return stats
 
 
-
 def parse_size(size: str, native: Tuple[int, int]) -> Tuple[int, int]:
     """``'640x480'`` -> (640, 480); ``'native'`` -> ``native`` (width, height)."""
     if size == 'native':
@@ -203,7 +202,7 @@ def _encode_jpegs(frames: Sequence[np.ndarray], indices: range, out_size: Tuple[
                   jpeg_quality: int, desc: str) -> List[bytes]:
     """JPEG bytes of ``frames[i]`` for ``i`` in ``indices``, resized to ``out_size``."""
     jpegs = []
-    for i in progress_bar(indices, desc, len(indices)):
+    for i in progress(indices, desc=desc, total=len(indices), unit='frame', leave=False):
         img = frames[i]
         if out_size != (img.shape[1], img.shape[0]):
             img = cv2.resize(img, out_size, interpolation=cv2.INTER_AREA)

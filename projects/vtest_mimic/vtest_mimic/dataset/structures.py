@@ -23,7 +23,8 @@ X, Y, W, H, AREA = range(5)
 @dataclass
 class LabelerConfig:
     """Parameters of :class:`VideoPedestrianLabeler` (defaults tuned once, documented in
-    ``docs/vtest_labels.md``; nothing here is a pixel coordinate of a particular video).
+    ``projects/vtest_mimic/docs/labels.md``; nothing here is a pixel coordinate of a particular
+    video).
 
     Args:
         bg_max_frames: at most this many frames (evenly spaced over the clip) enter the

@@ -5,7 +5,7 @@ from typing import Iterator, List
 import cv2
 import numpy as np
 
-from .progress import progress_bar
+from mmmimic.utils.progress_bar import progress
 
 
 def iter_video_frames(path: str) -> Iterator[np.ndarray]:
@@ -36,7 +36,8 @@ def decode_video(video: str) -> List[np.ndarray]:
     cap = cv2.VideoCapture(video)
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
     cap.release()
-    frames = list(progress_bar(iter_video_frames(video), 'decode', total or None))
+    frames = list(progress(iter_video_frames(video), desc='decode', total=total or None,
+                           unit='frame', leave=False))
     if not frames:
         raise RuntimeError(f'no frame could be decoded from {video!r}')
     return frames

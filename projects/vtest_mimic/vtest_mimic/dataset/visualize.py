@@ -9,7 +9,7 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
-from ..caltech_io import SeqReader, read_vbb
+from mmmimic.datasets.caltech_io import SeqReader, read_vbb
 from .structures import PERSON
 
 SHOW_COLORS = {PERSON: (0, 200, 0)}

@@ -1,8 +1,8 @@
 """Tests of the per-frame blob rules of the vtest labeller."""
 import numpy as np
 
-from mmmimic.datasets.vtest import (FAR, GROUP, PERSON, UNCERTAIN, HeightModel, LabelerConfig,
-                                    classify_blob, merge_fragments)
+from projects.vtest_mimic.vtest_mimic.dataset import (FAR, GROUP, PERSON, UNCERTAIN, HeightModel,
+                                                      LabelerConfig, classify_blob, merge_fragments)
 
 
 def test_merge_fragments_rejoins_cut_body():

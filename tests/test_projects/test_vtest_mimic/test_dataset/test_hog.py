@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mmmimic.datasets.vtest import HogSplitter, LabelerConfig, hog, hog_available, resolve_hog
+from projects.vtest_mimic.vtest_mimic.dataset import (HogSplitter, LabelerConfig, hog,
+                                                      hog_available, resolve_hog)
 
 
 def test_resolve_hog(monkeypatch, capsys):

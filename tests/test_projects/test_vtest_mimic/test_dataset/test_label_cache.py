@@ -4,11 +4,12 @@ import shutil
 
 import numpy as np
 
-from mmmimic.datasets.vtest import (LabelerConfig, VideoPedestrianLabeler, iter_video_frames,
-                                    label_video, labeller_digest, labels_from_json,
-                                    labels_to_json)
-from mmmimic.datasets.vtest import label_cache as lc
-from mmmimic.testing import write_synthetic_video
+from projects.vtest_mimic.vtest_mimic.dataset import (LabelerConfig, VideoPedestrianLabeler,
+                                                      iter_video_frames, label_video,
+                                                      labeller_digest, labels_from_json,
+                                                      labels_to_json)
+from projects.vtest_mimic.vtest_mimic.dataset import label_cache as lc
+from projects.vtest_mimic.vtest_mimic.synthetic_video import write_synthetic_video
 
 
 def test_digest_follows_every_labeller_module(tmp_path, monkeypatch):

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from mmmimic.datasets.vtest import (GROUP, PERSON, UNCERTAIN, VideoPedestrianLabeler,
-                                    iter_video_frames)
-from mmmimic.testing import write_synthetic_video
+from projects.vtest_mimic.vtest_mimic.dataset import (GROUP, PERSON, UNCERTAIN,
+                                                      VideoPedestrianLabeler, iter_video_frames)
+from projects.vtest_mimic.vtest_mimic.synthetic_video import write_synthetic_video
 
 
 def _iou(a, b):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mmmimic.datasets.caltech_io import SeqReader, read_vbb
-from mmmimic.datasets.vtest import (LabelerConfig, build_release, make_splits, parse_size,
-                                    render_samples, resolve_hog)
-from mmmimic.testing import write_synthetic_video
+from projects.vtest_mimic.vtest_mimic.dataset import (LabelerConfig, build_release, make_splits,
+                                                      parse_size, render_samples, resolve_hog)
+from projects.vtest_mimic.vtest_mimic.synthetic_video import write_synthetic_video
 
 SPLIT_KW = dict(test_frac=0.3, val_frac=0.1, gap=2)
 

@@ -1,7 +1,7 @@
 """Tests of locating vtest.avi (no download is attempted)."""
 import pytest
 
-from mmmimic.datasets.vtest import file_digest, locate_video, source
+from projects.vtest_mimic.vtest_mimic.dataset import file_digest, locate_video, source
 
 
 def test_locate_video_and_errors(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """Tests of the tracking stage of the vtest labeller."""
 import numpy as np
 
-from mmmimic.datasets.vtest import link_frames, merge_flags, track_ids
+from projects.vtest_mimic.vtest_mimic.dataset import link_frames, merge_flags, track_ids
 
 
 def test_merge_flags_forward_and_backward():

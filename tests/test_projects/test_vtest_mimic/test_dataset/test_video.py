@@ -1,8 +1,8 @@
 """Tests of video decoding in the vtest wing."""
 import pytest
 
-from mmmimic.datasets.vtest import decode_video, iter_video_frames
-from mmmimic.testing import write_synthetic_video
+from projects.vtest_mimic.vtest_mimic.dataset import decode_video, iter_video_frames
+from projects.vtest_mimic.vtest_mimic.synthetic_video import write_synthetic_video
 
 
 def test_decode_synthetic_video(tmp_path):

@@ -2,8 +2,9 @@
 # procedure of projects/vtest_mimic/tools/build_vtest.py (projects/vtest_mimic/docs/labels.md),
 # as a Caltech-format release converted by tools/dataset_converters/caltech.py (presets
 # vtest_train/vtest_val/vtest_test). Frames are 640x480 (Caltech's size); people are ~25-90 px
-# tall. `python -m projects.vtest_mimic.tools.run` builds data/vtest/ itself. NOT Caltech numbers: a single static campus scene.
-_base_ = '../../../../../configs/_base_/datasets/caltech_480x640.py'
+# tall. `python -m projects.vtest_mimic.tools.run` builds data/vtest/ itself. NOT Caltech
+# numbers: a single static campus scene.
+_base_ = '../../../../../configs/_base_/datasets/caltech_480x640.py'  # noqa: E501
 
 data_root = 'data/vtest/'
 backend_args = None

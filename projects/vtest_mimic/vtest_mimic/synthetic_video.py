@@ -1,6 +1,6 @@
 # Copyright (c) mmmimic contributors. All rights reserved.
 """A synthetic static-camera walker video with ground truth, for tests and smoke runs of the
-vtest labeller (:mod:`mmmimic.datasets.vtest`) and the main job."""
+vtest labeller (:mod:`.dataset`) and the study run."""
 from typing import Dict, Tuple
 
 import cv2
