@@ -1,5 +1,6 @@
 """Generic statistics of the study's paired seed comparison: the t-interval over seeds and the
-share of the scratch-to-teacher gap that mimicking closes (``docs/statistics.md``).
+share of the scratch-to-teacher gap that mimicking closes
+(``projects/vtest_mimic/docs/statistics.md``).
 
 The t-intervals come from :mod:`scipy.stats` (``ttest_1samp`` / ``ttest_rel`` and their
 ``confidence_interval``); the frame bootstrap is Caltech evaluation code
