@@ -15,8 +15,10 @@ def _load(path):
 
 
 def _user_facing_configs():
-    """Every config except bases, the tiny test fixtures and the smoke test."""
-    paths = glob.glob(osp.join(ROOT, 'configs', '*', '*.py'))
+    """Every config except bases, the tiny test fixtures and the smoke test (the projects' configs
+    folders count: their presets sit one level down)."""
+    paths = glob.glob(osp.join(ROOT, 'configs', '*', '*.py')) + \
+        glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py'))
     return sorted(
         osp.relpath(p, ROOT) for p in paths
         if osp.basename(osp.dirname(p)) not in ('_base_', 'smoke'))

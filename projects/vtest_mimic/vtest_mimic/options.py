@@ -16,7 +16,8 @@ PRESET_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs'
 PRESET_KEYS = ('seeds', 'iters', 'teacher', 'teacher_iters', 'teacher_val_interval',
                'stage2_iters', 'mimic_weight', 'mimic_weights', 'blocks')
 #: where the teacher and 2 seeds of the cross-scale block were timed (``--quick``'s help)
-QUICK_TIMES = ('results/teacher_sweep/teacher_sweep.md', 'results/xs5/report.md')
+QUICK_TIMES = ('projects/vtest_mimic/results/teacher_sweep/teacher_sweep.md',
+               'projects/vtest_mimic/results/xs5/report.md')
 
 
 def load_preset(name: str, cfg_options: Optional[Dict] = None) -> Dict:
@@ -46,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--quick', action='store_true',
                         help='the quick preset (configs/presets/quick.py): 3 seeds, teacher + '
                         'cross-scale block. Measured on 2 CPU cores: the teacher alone 39 min '
-                        f'({QUICK_TIMES[0]}), 2 seeds of the block with the teacher and cache '
-                        f'reused 44 min ({QUICK_TIMES[1]}); a fresh --quick is the sum: about '
-                        '1.7 h')
+                        f'({QUICK_TIMES[0]}); 2 seeds of the block trained and every model '
+                        f'scored, teacher and cache reused, 44 min ({QUICK_TIMES[1]}); about '
+                        '1.7 h fresh (projects/vtest_mimic/README.md, Cost)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override preset keys (' + ', '.join(PRESET_KEYS) + '), e.g. '
                         'iters=300 mimic_weights.mimic-1-4=1')
