@@ -241,3 +241,54 @@ def test_an_earlier_report_is_kept_unless_overwrite(repo_root, tmp_path, name):
                        '--overwrite'):
         run_main(['--out', str(tmp_path), '--data-dir', str(data_dir)])
     assert kept.read_text() == 'an earlier run' and not data_dir.exists()  # refused at once
+
+
+def test_cfg_options_override_the_preset(tmp_path, capsys):
+    """--cfg-options sets preset keys (under the explicit flags); a key no preset has is
+    refused."""
+    args = parse_args(['--out', str(tmp_path), '--quick', '--cfg-options', 'iters=5',
+                       'mimic_weights.xs-mimic-1-4=2', 'seeds=[3,4]'])
+    assert args.iters == 5 and list(args.seeds) == [3, 4]
+    job = MainJob(args)
+    assert {m.name: job.weight_of(m) for m in job.models if m.mimic} == {
+        'xs-mimic-1-2': load_preset('quick')['mimic_weight'], 'xs-mimic-1-4': 2.0}
+    assert parse_args(['--quick', '--cfg-options', 'iters=5', '--iters', '7']).iters == 7
+    with pytest.raises(SystemExit):
+        parse_args(['--cfg-options', 'itres=5'])
+    assert "--cfg-options itres: not a preset key" in capsys.readouterr().err
+
+
+def test_a_stage_written_before_the_move_is_reused(tmp_path, capsys):
+    """A work dir stamped when the configs lived in configs/vtest/ (the distillers' teacher path
+    differs) is reused with its stamp renewed; a really different config still stops the run."""
+    import hashlib
+
+    from projects.vtest_mimic.vtest_mimic.common import REPO_ROOT, StageError
+    from projects.vtest_mimic.vtest_mimic.models import CONFIG_DIR, OLD_CONFIG_DIR
+    job = MainJob(parse_args(['--out', str(tmp_path), '--quick']))
+    job.ckpts['teacher@0'] = 'teacher.pth'
+    cfg = job.config_of(BY_NAME['xs-mimic-1-2'], 0)
+    old_text = cfg.pretty_text.replace(osp.join(REPO_ROOT, CONFIG_DIR),
+                                       osp.join(REPO_ROOT, OLD_CONFIG_DIR))
+    assert old_text != cfg.pretty_text  # the teacher config's path is in the config
+    work_dir = str(tmp_path / 'seed0' / 'xs-mimic-1-2')
+    os.makedirs(work_dir)
+    stamp = osp.join(work_dir, 'stage.json')
+    with open(stamp, 'w') as f:
+        json.dump(dict(config_sha256=hashlib.sha256(old_text.encode()).hexdigest()), f)
+    assert job.check_stamp(work_dir, cfg, 'xs-mimic-1-2') is True
+    assert 'written before the study moved from configs/vtest/' in capsys.readouterr().out
+    assert json.load(open(stamp))['config_sha256'] == \
+        hashlib.sha256(cfg.pretty_text.encode()).hexdigest()
+    assert job.check_stamp(work_dir, cfg, 'xs-mimic-1-2') is True
+    with open(stamp, 'w') as f:
+        json.dump(dict(config_sha256='0' * 64), f)
+    with pytest.raises(StageError, match='holds a xs-mimic-1-2 run of another config'):
+        job.check_stamp(work_dir, cfg, 'xs-mimic-1-2')
+
+
+def test_the_old_entry_point_names_the_new_one(repo_root):
+    proc = subprocess.run([sys.executable, 'tools/mimic_demo.py', '--quick'], cwd=repo_root,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert 'python -m projects.vtest_mimic.tools.run' in proc.stderr
