@@ -54,16 +54,17 @@ from mmmimic.utils import markdown_table, time_round_robin
 DEFAULT_CONFIG = 'configs/mimic/rpn_inception-1-2_mimic-inception_1xb2-40k_caltech.py'
 # (config, teacher input h, w, batch, cached image h, w): the sizes each config trains at; vtest
 # trains on 320x384 crops of 480x640 frames, so its entries hold whole frames, served sliced
+VTEST = 'projects/vtest_mimic/configs/'  # the vtest study's configs
 CACHE_CASES = (
     (DEFAULT_CONFIG, 1000, 1333, 1, 1000, 1333),
     ('configs/cross_scale/'
      'rpn_inception-1-2-deconv_mimic-inception_1xb2-40k_caltech-480x640.py', 960, 1280, 1, 960,
      1280),
-    ('configs/vtest/rpn_inception-1-2_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
-    ('configs/vtest/rpn_inception-1-4_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
-    # the built-in main job's cross-scale students (half input, deconv)
-    ('configs/vtest/rpn_inception-1-2-deconv_mimic-inception_vtest-half.py', 320, 384, 2, 480, 640),
-    ('configs/vtest/rpn_inception-1-4-deconv_mimic-inception_vtest-half.py', 320, 384, 2, 480, 640),
+    (VTEST + 'rpn_inception-1-2_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
+    (VTEST + 'rpn_inception-1-4_mimic-inception_vtest.py', 320, 384, 2, 480, 640),
+    # the vtest study's cross-scale students (half input, deconv)
+    (VTEST + 'rpn_inception-1-2-deconv_mimic-inception_vtest-half.py', 320, 384, 2, 480, 640),
+    (VTEST + 'rpn_inception-1-4-deconv_mimic-inception_vtest-half.py', 320, 384, 2, 480, 640),
 )
 MIMIC_PARTS = ('proposals (student RPN predict + NMS)', 'assign + sample RoIs', 'connector fwd',
                'mimic loss fwd', 'connector + loss bwd (isolated)')

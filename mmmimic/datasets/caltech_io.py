@@ -93,10 +93,10 @@ FRAME_PRESETS: Dict[str, Dict] = {
     'train10x': dict(sets=tuple(range(0, 6)), start=2, step=3),
     'train1x': dict(sets=tuple(range(0, 6)), start=29, step=30),
     'test': dict(sets=tuple(range(6, 11)), start=29, step=30),
-    # the built-in vtest.avi mini-release (tools/dataset_converters/build_vtest.py): every frame
+    # the vtest.avi mini-release (projects/vtest_mimic/tools/build_vtest.py): every frame
     # of its train (set00), validation (set01) and test (set02) parts. Every test frame counts:
     # at FPPI 1e-2 one false positive per 100 frames decides MR-2's low end, so fewer frames make
-    # it coarser (neighbouring frames are alike: the main job's frame bootstrap resamples blocks)
+    # it coarser (neighbouring frames are alike: the vtest study resamples blocks of them)
     'vtest_train': dict(sets=(0, ), start=0, step=1),
     'vtest_val': dict(sets=(1, ), start=0, step=1),
     'vtest_test': dict(sets=(2, ), start=0, step=1),

@@ -22,8 +22,10 @@ def _load(path):
 
 
 def _user_facing_configs():
-    """Every config under configs/ except the bases (test fixtures live in mmmimic/testing/)."""
-    paths = glob.glob(osp.join(ROOT, 'configs', '*', '*.py'))
+    """Every config under configs/ and projects/*/configs/ except the bases (test fixtures live in
+    mmmimic/testing/; the projects' presets sit one level down)."""
+    paths = glob.glob(osp.join(ROOT, 'configs', '*', '*.py')) + \
+        glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py'))
     return sorted(
         osp.relpath(p, ROOT) for p in paths if osp.basename(osp.dirname(p)) != '_base_')
 

@@ -592,7 +592,7 @@ def match_caltech(gts: Sequence[Dict],
     """Steps 1-4 of dbEval for several settings: filtered gts and matched detections.
 
     :func:`evaluate_caltech` summarises this output; callers that need the per-detection outcome
-    (e.g. a bootstrap over images, :mod:`mmmimic.benchmark.stats`) use it directly. Matching is
+    (e.g. a bootstrap over images, :mod:`.caltech_records`) use it directly. Matching is
     per image, so every image's outcome is independent of the other images.
 
     Args:

@@ -109,9 +109,10 @@ def test_two_stage_training_proposals_match():
 
 
 @pytest.mark.parametrize('config,heads', [
-    ('configs/vtest/rpn_inception-1-2-deconv_vtest-half.py', 1),
-    ('configs/vtest/rfcn_inception_vtest.py', 1),
-    ('configs/vtest/rpn_inception-1-4-deconv_mimic-inception_vtest-half.py', 1),  # student
+    ('projects/vtest_mimic/configs/rpn_inception-1-2-deconv_vtest-half.py', 1),
+    ('projects/vtest_mimic/configs/rfcn_inception_vtest.py', 1),
+    ('projects/vtest_mimic/configs/rpn_inception-1-4-deconv_mimic-inception_vtest-half.py',
+     1),  # student
 ])
 def test_use_fast_exact_rpn_turns_every_rpn_head(repo_root, config, heads):
     from mmengine.config import Config
