@@ -1,7 +1,10 @@
 """Bit-identity of mimic training across a refactoring of the distiller or the teacher cache.
 
-    python -m benchmarks.distiller_split_identity --out benchmarks/results/distiller_split_identity/before.json
-    python -m benchmarks.distiller_split_identity --check benchmarks/results/distiller_split_identity/before.json
+    python -m benchmarks.distiller_split_identity --out RESULTS/before.json
+    python -m benchmarks.distiller_split_identity --check RESULTS/before.json
+
+(``RESULTS``: benchmarks/results/distiller_split_identity; ``before.json`` was recorded by the
+commit that added this script, on the distiller and cache as they were before the split.)
 
 Trains every tiny mimic variant for ``--iters`` SGD steps from a fixed seed on generated tiny COCO
 data (one torch thread, fixed batches) and records every loss value (exactly, as ``float.hex``)
