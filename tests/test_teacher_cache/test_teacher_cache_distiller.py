@@ -94,6 +94,11 @@ def test_build_refuses_uncacheable_pipeline_and_bad_keys(setup, tmp_path):
         MODELS.build(cfg.model)
     with pytest.raises(ValueError, match=r"unknown teacher_cache key\(s\) \['verfy'\]"):
         build(setup['cfg'], verfy=2)
+    # the store is built from this dict, not from a registry
+    with pytest.raises(ValueError, match=r"teacher_cache.type='TeacherFeatureCache': the teacher "
+                                         r'cache is not built from a registry; remove the key '
+                                         r'"type"'):
+        build(setup['cfg'], type='TeacherFeatureCache')
     with pytest.raises(CacheError, match='teacher cache not found'):
         build(setup['cfg'], dir=str(tmp_path / 'none'))
     with pytest.raises(CacheError, match='stale: it was filled for another pipeline'):
