@@ -236,7 +236,8 @@ def attach_filled_cache(model, inputs, samples, cache_dir, frame_hw):
     """Fill an LMDB TeacherFeatureCache with one float16 entry per image of the batch (the
     teacher's map of a random ``frame_hw`` image; a smaller batch is a stride-aligned crop of
     it, served sliced) and make ``model`` serve its teacher map from it."""
-    from mmmimic.models.distillers.teacher_cache import TeacherFeatureCache, cache_key
+    from mmmimic.models.distillers.teacher_features import CachedTeacherFeatures
+    from mmmimic.teacher_cache import TeacherFeatureCache, cache_key
     cache = TeacherFeatureCache(cache_dir, dict(hash='benchmark'), dtype='float16',
                                 max_gb=4.0, readonly=False)
     frames = torch.randn(inputs.shape[0], 3, *frame_hw, device=inputs.device)
@@ -249,9 +250,10 @@ def attach_filled_cache(model, inputs, samples, cache_dir, frame_hw):
         sample.set_metainfo(meta)
         cache.put(cache_key(sample.img_path, None, frame_hw), feats[i])
     cache.mark_complete(len(samples))
-    model.teacher_cache = cache
-    model._teacher_cache_plan = dict(loading=[])
-    model._teacher_cache_verified = True
+    model.teacher_features = CachedTeacherFeatures(
+        cache, dict(loading=[]), model.teacher_features, model.teacher_feature,
+        int(model.teacher_stride), model.data_preprocessor)
+    model.teacher_features.verified = True
     return cache
 
 
@@ -358,10 +360,8 @@ def main():
         frame_hw = tuple(args.frame) if args.frame else (args.height, args.width)
         attach_filled_cache(model, inputs, samples, tempfile.mkdtemp(), frame_hw)
         model.teacher.to('meta')  # the cached step never runs the teacher
-    if cached:
-        timer.wrap(fmd, 'cached_teacher_feats', 'teacher map from cache')
-    else:
-        timer.wrap(model, 'extract_teacher_feat', 'teacher fwd (no_grad)')
+    timer.wrap(model, 'teacher_features',
+               'teacher map from cache' if cached else 'teacher fwd (no_grad)')
     timer.wrap(model.connector, 'forward', MIMIC_PARTS[2])
     timer.wrap(model.mimic_loss, 'forward', MIMIC_PARTS[3])
     optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4,

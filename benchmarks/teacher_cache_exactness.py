@@ -1,6 +1,6 @@
 """What the teacher cache serves vs the live teacher, near crop and padding borders.
 
-    python benchmarks/teacher_cache_exactness.py [--teacher CONFIG] [--out JSON]
+    python -m benchmarks.teacher_cache_exactness [--teacher CONFIG] [--out JSON]
 
 1. Crops: the cache serves a stride-aligned crop as the slice of the whole image's map; the live
    teacher runs on the crop alone (zero padding where the image continues). Both are compared per
@@ -13,18 +13,14 @@ network): the receptive-field effect does not need trained weights, its size may
 """
 import argparse
 import json
-import os.path as osp
-import sys
 
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-import mmmimic  # noqa: E402,F401
-from mmengine.config import Config  # noqa: E402
-
-from mmdet.registry import MODELS  # noqa: E402
-from mmdet.utils import register_all_modules  # noqa: E402
+import mmmimic  # noqa: F401  (registers the modules)
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 
 
 def ring_errors(a, b, dist, max_d):

@@ -8,7 +8,7 @@ every augmentation state the training pipeline can draw (resize from its fixed s
 the size estimate and refuses to start beyond ``teacher_cache.max_gb``; shows a progress bar;
 an interrupted run resumes where it stopped (each entry is one transaction: a half-written entry
 is never readable). Under DDP (``torchrun ... --launcher pytorch``) rank 0 writes, the others
-wait. The library is :func:`mmmimic.models.distillers.teacher_cache.fill_cache_from_config`.
+wait. The library is :func:`mmmimic.teacher_cache.fill_cache_from_config`.
 
 The target folder is checked first: a teacher cache of the same identity is resumed (a complete
 one is left as it is); a teacher cache of another identity (another teacher, checkpoint,
@@ -18,10 +18,7 @@ is refused even with ``--overwrite`` (it is never written into). A full disk sto
 with a message naming the store. Exit code 1 with the message on any refusal.
 """
 import argparse
-import os.path as osp
 import sys
-
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 
 def parse_args(argv=None):
@@ -46,7 +43,7 @@ def main(argv=None) -> dict:
     from mmengine.config import Config
     from mmengine.dist import init_dist
 
-    from mmmimic.models.distillers.teacher_cache import fill_cache_from_config
+    from mmmimic.teacher_cache import fill_cache_from_config
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -57,7 +54,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    from mmmimic.models.distillers.teacher_cache import CacheError
+    from mmmimic.teacher_cache import CacheError
     try:
         main()
     except (CacheError, ValueError) as err:  # refusals: the message, exit code 1

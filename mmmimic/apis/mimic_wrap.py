@@ -99,7 +99,8 @@ def wrap_with_teacher(cfg: Union[str, Config],
             connector bridges the strides, an unknown loss, a negative weight, a missing val
             evaluator for the check (each message names the culprit and the fix).
     """
-    from mmmimic.models.distillers import FeatureMimicDistiller, measure_feature_map
+    from mmmimic.models.distillers.checks import (check_normalisation, check_student_rpn,
+                                                  measure_feature_map)
     cfg = _load_config(cfg, 'student')
     teacher_full = _load_config(teacher_cfg, 'teacher (--teacher)')
     if not isinstance(teacher_ckpt, str) or not osp.isfile(teacher_ckpt):
@@ -122,11 +123,11 @@ def wrap_with_teacher(cfg: Union[str, Config],
 
     student_model = copy.deepcopy(cfg.model)
     teacher_model = copy.deepcopy(teacher_full.model)
-    FeatureMimicDistiller.check_normalisation(
+    check_normalisation(
         student_model.get('data_preprocessor'), teacher_model.get('data_preprocessor'))
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         student = MODELS.build(copy.deepcopy(student_model))
-        FeatureMimicDistiller.check_student_rpn(student)  # no RPN, or one it cannot run
+        check_student_rpn(student)  # no RPN, or one it cannot run
         teacher = MODELS.build(copy.deepcopy(teacher_model))
         s_stride, s_count = _measure(student, student_feature, 'student')
         t_stride, t_count = _measure(teacher, teacher_feature, 'teacher')
@@ -160,7 +161,7 @@ def wrap_with_teacher(cfg: Union[str, Config],
 
 def _measure(detector, index: int, name: str):
     """``(stride of map index, number of maps)`` of ``detector.extract_feat``."""
-    from mmmimic.models.distillers import measure_feature_map
+    from mmmimic.models.distillers.checks import measure_feature_map
     if isinstance(index, bool) or not isinstance(index, int):
         raise TypeError(f'--mimic-{name}-feature ({name}_feature) must be an int index into '
                         f'extract_feat\'s maps, got {index!r}')

@@ -1,62 +1,19 @@
 """Tiny teacher/student fixtures for the distiller tests (mmdet ResNet-18 trunks, stride 16).
 
-Imports the tiny configs of a source checkout (``configs/mimic/tiny``) and registers mmdet's
-modules when imported; only the tests import it."""
-import copy
-import os.path as osp
-
+Registers mmdet's modules when imported; only the tests import it."""
 import torch
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mmmimic  # noqa: F401
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 
-#: the tiny fixture configs shipped in this package
-CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'configs', 'mimic')
-MIMIC_CFG = osp.join(CONFIG_DIR, 'mimic_rpn_r18-w8_tiny.py')
-TEACHER_CFG = osp.join(CONFIG_DIR, 'rpn_r18-w16_tiny.py')
+from mmmimic.testing.tiny_mimic import (CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG,  # noqa: F401
+                                        TEACHER_CFG, cache_batch, make_teacher_ckpt)
 
 register_all_modules()
-
-# A training pipeline the teacher-feature cache can serve (fixed resize, horizontal flip).
-CACHE_PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(128, 96), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-
-
-def cache_batch(cfg, model, flips=(False, True)):
-    """Training samples 0, 1, ... of ``cfg``'s dataset, sample ``i`` flipped as ``flips[i]``,
-    through ``model``'s data preprocessor: ``(inputs, data_samples)`` as the cache keys them."""
-    packed = []
-    for i, flip in enumerate(flips):
-        pipeline = copy.deepcopy(CACHE_PIPELINE)
-        pipeline[3] = dict(type='RandomFlip', prob=float(flip))
-        dataset = DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
-                                      pipeline=pipeline))
-        packed.append(dataset[i])
-    data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in packed],
-                                        data_samples=[p['data_samples'] for p in packed]), True)
-    return data['inputs'], data['data_samples']
-
-
-def make_teacher_ckpt(path):
-    """A teacher checkpoint with non-trivial BN statistics (the teacher is random otherwise)."""
-    torch.manual_seed(0)
-    teacher = MODELS.build(Config.fromfile(TEACHER_CFG).model)
-    for name, buf in teacher.named_buffers():
-        if name.endswith('running_mean'):
-            buf.normal_(0, 0.1)
-        elif name.endswith('running_var'):
-            buf.uniform_(0.5, 1.5)
-    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
-    return path
 
 
 def mimic_model_cfg(teacher_ckpt, config=MIMIC_CFG, **overrides):

@@ -14,11 +14,10 @@ import pytest
 import torch
 
 from mmdet.registry import MODELS
-from mmmimic.models.distillers.teacher_cache import CacheError
-from mmmimic.testing import checkout_env
-from mmmimic.testing.distill import CACHE_PIPELINE, MIMIC_CFG, make_teacher_ckpt
+from mmmimic.teacher_cache import CacheError
+from mmmimic.testing.tiny_mimic import CACHE_PIPELINE, MIMIC_CFG, make_teacher_ckpt
 
-REPO = osp.join(osp.dirname(__file__), '..', '..')
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
 PIPELINE = CACHE_PIPELINE
 
@@ -173,14 +172,16 @@ def on_small_disk(mount, size, argv, timeout=300):
     os.makedirs(mount, exist_ok=True)
     cmd = (f'mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount))} && exec ' +
            ' '.join(shlex.quote(str(a)) for a in argv))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(  # this checkout's mmmimic
+        [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
     return subprocess.run(['unshare', '-rm', 'sh', '-c', cmd], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env=checkout_env())
+                          timeout=timeout, cwd=REPO, env=env)
 
 
 FULL_DISK_JOB = '''
 import os, sys
 import torch
-from mmmimic.models.distillers.teacher_cache import CacheError, TeacherFeatureCache
+from mmmimic.teacher_cache import CacheError, TeacherFeatureCache
 mount, phase = {mount!r}, sys.argv[1]
 if phase == 'full':  # nothing left before the store is opened
     try:
@@ -206,7 +207,7 @@ def test_a_full_disk_is_named_not_a_crash(tmp_path, tiny_coco):
     without the store's name; the tool also refuses up front when the estimate does not fit."""
     mount = tmp_path / 'disk'
     script = tmp_path / 'job.py'
-    script.write_text(FULL_DISK_JOB.format(repo=REPO, mount=str(mount)))
+    script.write_text(FULL_DISK_JOB.format(mount=str(mount)))
     proc = on_small_disk(mount, '512k', [sys.executable, script, 'full'])
     assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr[-2000:])
     assert f'REFUSED: disk full: 0 bytes free on {mount}/cache; the teacher cache ' \
@@ -214,7 +215,7 @@ def test_a_full_disk_is_named_not_a_crash(tmp_path, tiny_coco):
     proc = on_small_disk(mount, '1100k', [sys.executable, script, 'writing'])
     assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr[-2000:])
     assert f'REFUSED: teacher cache {mount}/cache/data.mdb, key ' in proc.stdout
-    assert f'|none|96x128\': disk full (' in proc.stdout
+    assert '|none|96x128\': disk full (' in proc.stdout
     assert f'bytes free on {mount}/cache): write failed (mdb_txn_commit: No space left on ' \
            'device)' in proc.stdout
     ckpt = make_teacher_ckpt(str(tmp_path / 'teacher.pth'))

@@ -1,6 +1,6 @@
 """A random crop whose offset is a multiple of the teacher's stride (teacher-feature cache).
 
-The teacher-feature cache (:class:`~mmmimic.models.distillers.teacher_cache.TeacherFeatureCache`)
+The teacher-feature cache (:class:`~mmmimic.teacher_cache.TeacherFeatureCache`)
 stores the teacher's map of each whole (resized, flipped) image and serves a crop by slicing that
 map. Cell ``j`` of a stride-``s`` map covers pixels ``[j*s, (j+1)*s)``, so the slice lines up with
 the crop only when the crop starts on a cell boundary: a crop offset of ``s*k`` pixels is exactly

@@ -9,6 +9,7 @@ mmdet's ``rescale=True`` map the student's predictions to the original image.
 import copy
 from typing import Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -80,3 +81,35 @@ def resize_batch(batch_inputs: Tensor, batch_data_samples: SampleList, scale: fl
                 instances.bboxes = _scale_boxes(instances.bboxes, scale)
         samples.append(data_sample)
     return inputs, samples
+
+
+def student_batch(batch_inputs: Tensor, batch_data_samples: SampleList,
+                  scale: float) -> Tuple[Tensor, SampleList]:
+    """The batch the student sees: the teacher's batch resized by ``scale``.
+
+    Identity at scale 1; otherwise :func:`resize_batch` (images, gt boxes, ``img_shape``,
+    ``pad_shape``, ``batch_input_shape``, ``scale_factor``).
+
+    Args:
+        batch_inputs: ``(B, 3, H, W)`` the teacher's (full-size) images.
+        batch_data_samples: their data samples (not modified).
+        scale: the student's input scale.
+
+    Returns:
+        ``(inputs, data_samples)`` for the student.
+    """
+    if scale == 1.0:
+        return batch_inputs, batch_data_samples
+    return resize_batch(batch_inputs, batch_data_samples, scale)
+
+
+def to_teacher_coords(rois: Tensor, scale: float) -> Tensor:
+    """RoIs ``(N, 5)`` in the student's input pixels -> the teacher's (``/ scale``).
+
+    For scale 0.5 this is exact in floating point, so a RoI crops the same cells of the
+    student map (stride ``s / 2`` on the half image after the x2 deconv) and of the teacher
+    map (stride ``s`` on the full image). Returns ``rois`` itself at scale 1.
+    """
+    if scale == 1.0:
+        return rois
+    return torch.cat([rois[:, :1], rois[:, 1:] / scale], dim=1)

@@ -23,15 +23,15 @@ import torch
 from mmengine.config import Config
 
 from mmdet.registry import DATASETS, MODELS, TRANSFORMS
-from mmmimic.models.distillers import teacher_cache as tc
-from mmmimic.models.distillers.teacher_cache import (CacheError, TeacherFeatureCache,
-                                                     compare_maps, fill_cache_from_config,
-                                                     make_sample_computer, sample_cache_key)
-from mmmimic.testing import checkout_env
-from mmmimic.testing.distill import CACHE_PIPELINE, MIMIC_CFG, cache_batch, make_teacher_ckpt
+from mmmimic.teacher_cache import (CacheError, TeacherFeatureCache, compare_maps,
+                                   fill_cache_from_config, make_sample_computer,
+                                   recipe_pipeline, sample_cache_key)
+from mmmimic.teacher_cache.codec import HEADER_LEN
+from mmmimic.teacher_cache.codec import encode_entry as encode_map
+from mmmimic.testing.tiny_mimic import CACHE_PIPELINE, MIMIC_CFG, cache_batch, make_teacher_ckpt
 
 HERE = osp.dirname(osp.abspath(__file__))
-REPO = osp.abspath(osp.join(HERE, '..', '..', '..'))
+REPO = osp.abspath(osp.join(HERE, '..', '..'))
 TIMEOUT = 240  # s, per subprocess; each finishes in ~10 s
 
 
@@ -96,14 +96,9 @@ def writer_of(model, cache_dir):
 
 
 def encode_entry(store_hash, key, array, **extra):
-    """A format-2 entry of ``array`` bound to ``key`` and ``store_hash`` with a valid checksum,
-    plus ``extra`` header fields (e.g. a recipe)."""
-    payload = array.tobytes()
-    shape, dtype = list(array.shape), str(array.dtype)
-    header = dict(format=tc.CACHE_FORMAT, key=key, store=store_hash, shape=shape, dtype=dtype,
-                  blake2b=tc._entry_checksum(store_hash, key, shape, dtype, payload), **extra)
-    header = json.dumps(header).encode()
-    return struct.pack('<I', len(header)) + header + payload
+    """An entry of ``array`` (any dtype) bound to ``key`` and ``store_hash`` with a valid
+    checksum, plus ``extra`` metadata (e.g. a recipe)."""
+    return encode_map(torch.from_numpy(array), key, store_hash, **extra)
 
 
 PRELUDE = '''
@@ -111,9 +106,12 @@ import copy, os, sys
 import torch
 torch.set_num_threads(1)
 from mmengine.config import Config
+import mmmimic
 from mmdet.registry import DATASETS, MODELS
-from mmmimic.testing.distill import cache_batch as batch
-from mmmimic.models.distillers.teacher_cache import CacheError
+from mmdet.utils import register_all_modules
+from mmmimic.testing.tiny_mimic import cache_batch as batch
+from mmmimic.teacher_cache import CacheError
+register_all_modules()
 
 '''
 
@@ -124,8 +122,10 @@ def run_job(tmp_path, body):
     script = tmp_path / 'job.py'
     script.write_text(PRELUDE + 'try:\n' + textwrap.indent(textwrap.dedent(body), '    ') +
                       'except CacheError as err:\n    print("REFUSED:", err)\n    sys.exit(3)\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(  # this checkout's mmmimic
+        [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
     return subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
-                          text=True, timeout=TIMEOUT, env=checkout_env())
+                          text=True, timeout=TIMEOUT, env=env)
 
 
 # ------------------------------------------------------------------ 1. data never becomes code
@@ -142,10 +142,10 @@ def test_recipe_payload_runs_under_full_trust_and_is_refused_without_running(sto
                   resize=dict(type='subprocess.run', args=['touch', marker]))
     writer = writer_of(model, cache_dir)
     good = writer.get(key0).numpy()
-    # a valid format-2 entry (checksum, key and store binding) that also carries the recipe
+    # a valid entry (checksum, key and store binding) that also carries the recipe
     writer._raw_put(key0.encode(), encode_entry(writer.identity['hash'], key0, good,
-                                                recipe=recipe))
-    # and the entry exactly as the previous format wrote it (shape, dtype, blake2b, recipe)
+                                                recipe=json.dumps(recipe)))
+    # and the entry exactly as format 1 wrote it (shape, dtype, blake2b, recipe)
     old_header = json.dumps(dict(shape=list(good.shape), dtype='float16', recipe=recipe,
                                  blake2b=hashlib.blake2b(good.tobytes(),
                                                          digest_size=16).hexdigest())).encode()
@@ -171,14 +171,14 @@ def test_recipe_payload_runs_under_full_trust_and_is_refused_without_running(sto
     message = proc.stdout
     assert f'teacher cache {cache_dir}/data.mdb, key {key0!r}' in message
     assert ("entry header is not of this cache format (unknown field(s) ['recipe']): an "
-            "entry holds exactly ['format', 'key', 'store', 'shape', 'dtype', 'blake2b'] and "
-            'nothing in it is built or run') in message
+            "entry holds exactly the tensor 'map' and the metadata ['format', 'key', 'store', "
+            "'blake2b'], and nothing in it is built or run") in message
     assert not osp.exists(marker)
     _, reader = build_model(stores['cfg_a'], cache_dir)
     with pytest.raises(CacheError) as err:
         reader.teacher_cache.get(key1)
-    assert (f"key {key1!r}: entry header is not of this cache format (unknown field(s) "
-            "['recipe']; missing field(s) ['format', 'key', 'store'])") in str(err.value)
+    # its 4-byte header length and the header's first bytes read as safetensors' 8-byte one
+    assert f'key {key1!r}: corrupt entry header (header length ' in str(err.value)
     assert not osp.exists(marker)
 
 
@@ -202,11 +202,11 @@ def test_swapped_and_rotated_entries_are_refused_at_every_read(stores, tmp_path)
 
     _, model = build_model(stores['cfg_a'], cache_dir)
     compute = make_sample_computer(model.teacher, model.data_preprocessor,
-                                   model._teacher_cache_plan, model.teacher_feature)
+                                   model.teacher_features.plan, model.teacher_feature)
     dataset = {flip: DATASETS.build(dict(copy.deepcopy(cfg.train_dataloader.dataset),
-                                         pipeline=tc.recipe_pipeline(
-                                             model._teacher_cache_plan['loading'],
-                                             model._teacher_cache_plan['resizes'][0], flip)))
+                                         pipeline=recipe_pipeline(
+                                             model.teacher_features.plan['loading'],
+                                             model.teacher_features.plan['resizes'][0], flip)))
                for flip in (False, True)}
     metas = {sample_cache_key(d[i]['data_samples'].metainfo)[0]: d[i]['data_samples'].metainfo
              for d in dataset.values() for i in range(len(d))}
@@ -243,7 +243,7 @@ def test_verify_recomputes_from_the_sample_not_from_the_entry(stores, tmp_path):
            'teacher on that training sample' in message
     cosine = float(message.split('cosine ')[1].split(',')[0])
     assert cosine < 0.999
-    assert model._teacher_cache_checked == [key0]
+    assert model.teacher_features.checked == [key0]
 
 
 # ------------------------------------------------------------------ 3. shape, dtype, store
@@ -358,13 +358,13 @@ def test_bad_identity_records_and_headers_are_named(stores, tmp_path):
     writer = writer_of(model, cache_dir)
     key = sorted(writer.keys())[0]
     for value, words in [
-            (b'\x05\x00\x00\x00[1, 2', 'corrupt entry header (not JSON: JSONDecodeError'),
-            (struct.pack('<I', 3000) + b'[' * 3000,
+            (HEADER_LEN.pack(5) + b'[1, 2', 'corrupt entry header (not JSON: JSONDecodeError'),
+            (HEADER_LEN.pack(3000) + b'[' * 3000,
              'corrupt entry header (not JSON: RecursionError'),
-            (struct.pack('<I', 4) + b'[42]', 'corrupt entry header (a JSON list, not an '
-                                             'object)'),
-            (struct.pack('<I', 1 << 30) + b'{}', 'corrupt entry header (header length '
-                                                 '1073741824, entry of 6 bytes')]:
+            (HEADER_LEN.pack(4) + b'[42]', 'corrupt entry header (a JSON list, not an '
+                                           'object)'),
+            (HEADER_LEN.pack(1 << 30) + b'{}', 'corrupt entry header (header length '
+                                               '1073741824, entry of 10 bytes')]:
         writer._raw_put(key.encode(), value)
         with pytest.raises(CacheError) as err:
             writer.get(key)
@@ -383,5 +383,5 @@ def test_bad_identity_records_and_headers_are_named(stores, tmp_path):
     with pytest.raises(CacheError) as err:
         build_model(stores['cfg_a'], cache_dir)
     assert f"teacher cache {cache_dir}/data.mdb was written in cache format '1'; this code " \
-           "reads format '2' only" in str(err.value)
+           "reads format '3' only" in str(err.value)
     writer.close()

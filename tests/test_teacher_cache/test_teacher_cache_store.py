@@ -11,11 +11,10 @@ from mmcv.transforms import Compose
 from mmengine.config import Config
 
 from mmdet.registry import DATASETS, MODELS
-from mmmimic.models.distillers.teacher_cache import (
-    CacheError, TeacherFeatureCache, cache_identity, cache_key, cache_marked_complete, compare_maps,
-    fill_teacher_cache, make_sample_computer, plan_cache_pipeline)
-
-from mmmimic.testing.distill import TEACHER_CFG, make_teacher_ckpt
+from mmmimic.teacher_cache import (CacheError, TeacherFeatureCache, cache_identity, cache_key,
+                                   cache_marked_complete, compare_maps, fill_teacher_cache,
+                                   make_sample_computer, plan_cache_pipeline)
+from mmmimic.testing.tiny_mimic import TEACHER_CFG, make_teacher_ckpt
 
 FP16_TOL = 2**-10  # max relative error of an fp16-rounded value is 2**-11; one more bit of slack
 STRIDE = 16

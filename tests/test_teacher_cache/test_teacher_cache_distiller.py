@@ -10,10 +10,9 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 from mmdet.registry import MODELS
-from mmmimic.models.distillers.teacher_cache import (CacheError, TeacherFeatureCache,
-                                                     fill_cache_from_config)
-from mmmimic.testing.distill import (CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, cache_batch,
-                                     make_teacher_ckpt)
+from mmmimic.teacher_cache import CacheError, TeacherFeatureCache, fill_cache_from_config
+from mmmimic.testing.tiny_mimic import (CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, cache_batch,
+                                        make_teacher_ckpt)
 
 PIPELINE = CACHE_PIPELINE
 
@@ -66,8 +65,8 @@ def test_cached_losses_equal_live_losses(setup):
     inputs, samples = batch(setup['cfg'], cached)
     assert [s.flip for s in samples] == [False, True]
     got, expected = losses_of(cached, inputs, samples), losses_of(live, inputs, samples)
-    assert cached._teacher_cache_verified  # verify=2: both samples of the first step
-    assert len(cached._teacher_cache_checked) == 2
+    assert cached.teacher_features.verified  # verify=2: both samples of the first step
+    assert len(cached.teacher_features.checked) == 2
     assert copy.deepcopy(cached).teacher_cache is cached.teacher_cache  # e.g. an EMA copy
     assert got.keys() == expected.keys()
     for key in ('loss_rpn_cls', 'loss_rpn_bbox'):
@@ -95,6 +94,11 @@ def test_build_refuses_uncacheable_pipeline_and_bad_keys(setup, tmp_path):
         MODELS.build(cfg.model)
     with pytest.raises(ValueError, match=r"unknown teacher_cache key\(s\) \['verfy'\]"):
         build(setup['cfg'], verfy=2)
+    # the store is built from this dict, not from a registry
+    with pytest.raises(ValueError, match=r"teacher_cache.type='TeacherFeatureCache': the teacher "
+                                         r'cache is not built from a registry; remove the key '
+                                         r'"type"'):
+        build(setup['cfg'], type='TeacherFeatureCache')
     with pytest.raises(CacheError, match='teacher cache not found'):
         build(setup['cfg'], dir=str(tmp_path / 'none'))
     with pytest.raises(CacheError, match='stale: it was filled for another pipeline'):
@@ -108,7 +112,7 @@ def test_verify_fails_at_the_first_training_step_on_a_stale_entry(setup, tmp_pat
     is wrong under a valid checksum (written through the cache's own put) is named."""
     import shutil
 
-    from mmmimic.models.distillers.teacher_cache import sample_cache_key
+    from mmmimic.teacher_cache import sample_cache_key
     cache_dir = tmp_path / 'tampered'
     shutil.copytree(setup['root'] / 'cache', cache_dir)
     probe = build(setup['cfg'], dir=str(cache_dir))
@@ -124,9 +128,9 @@ def test_verify_fails_at_the_first_training_step_on_a_stale_entry(setup, tmp_pat
     with pytest.raises(CacheError) as err:
         model.loss(inputs, samples)
     assert repr(key) in str(err.value) and 'does not match the live teacher' in str(err.value)
-    assert model._teacher_cache_checked == [sample_cache_key(samples[0].metainfo)[0]]
+    assert model.teacher_features.checked == [sample_cache_key(samples[0].metainfo)[0]]
     model.eval()  # outside training no verification (e.g. the tool's checks)
-    assert not model._teacher_cache_verified
+    assert not model.teacher_features.verified
 
 
 def test_incomplete_cache_errors_or_falls_back_live_when_configured(setup, tmp_path):
@@ -156,17 +160,15 @@ def test_incomplete_cache_errors_or_falls_back_live_when_configured(setup, tmp_p
 def test_served_map_has_the_teacher_networks_own_size(setup):
     """Inception floors odd sizes (100x136 -> 6x8 cells at stride 16, not ceil's 7x9): the served
     map takes the size the teacher itself gives for the batch shape (measured once per shape)."""
-    from types import SimpleNamespace
-
-    from mmmimic.models.distillers.teacher_cache import teacher_map_shape
-    teacher_cfg = Config.fromfile(osp.join(CONFIG_DIR, '..', '..', '..', '..', 'configs',
-                                           'inception', 'rpn_inception_1xb2-40k_caltech.py')).model
+    from mmmimic.teacher_cache import TeacherMapGeometry
+    teacher_cfg = Config.fromfile(osp.join(CONFIG_DIR, '..', '..', 'inception',
+                                           'rpn_inception_caltech.py')).model
     teacher = MODELS.build(teacher_cfg).eval()
-    distiller = SimpleNamespace(teacher=teacher, teacher_feature=-1)
+    geometry = TeacherMapGeometry(teacher, -1)
     with torch.no_grad():
         live = teacher.extract_feat(torch.zeros(1, 3, 100, 136))[-1]
-    assert teacher_map_shape(distiller, (100, 136)) == tuple(live.shape[-2:]) == (6, 8)
-    assert distiller._teacher_map_sizes == {(100, 136): (6, 8)}
+    assert geometry.map_shape((100, 136)) == tuple(live.shape[-2:]) == (6, 8)
+    assert geometry.sizes == {(100, 136): (6, 8)}
     model = build(setup['cfg'])
     inputs, samples = batch(setup['cfg'], model)
     served, _ = model.teacher_cache.serve(samples, (96, 128), 16, 'cpu', map_shape=(5, 7))
