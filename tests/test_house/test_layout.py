@@ -59,7 +59,7 @@ def test_no_oversized_library_module():
             if n > MODULE_MAX_LINES and p not in LONG_MODULE_ALLOWED} == {}
 
 
-def _imported_names(tree, module, is_pkg):
+def _imported_names(tree, module, is_pkg, modules_have=lambda name: False):
     """Absolute names of the module-level imports of ``tree`` (not those inside functions)."""
     names, stack = [], list(tree.body)
     while stack:
@@ -75,7 +75,9 @@ def _imported_names(tree, module, is_pkg):
                 base = module.split('.') if is_pkg else module.split('.')[:-1]
                 base = base[:len(base) - node.level + 1]
                 src = '.'.join(base + ([node.module] if node.module else []))
-            names += [src] + [f'{src}.{a.name}' for a in node.names]
+            # ``from pkg import module`` imports the module; ``from pkg import name`` the package
+            names += [f'{src}.{a.name}' for a in node.names]
+            names += [src] if any(not modules_have(f'{src}.{a.name}') for a in node.names) else []
     return names
 
 
@@ -84,7 +86,8 @@ def _package_graph():
     for path in _tracked_py('mmmimic'):
         name = path[:-3].replace('/', '.')
         modules[name[:-9] if name.endswith('.__init__') else name] = path
-    return {m: {n for n in _imported_names(_tree(p), m, p.endswith('__init__.py'))
+    return {m: {n for n in _imported_names(_tree(p), m, p.endswith('__init__.py'),
+                                           modules.__contains__)
                 if n in modules and n != m} for m, p in modules.items()}
 
 
