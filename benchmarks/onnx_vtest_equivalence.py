@@ -31,6 +31,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from mmmimic.utils.tables import markdown_table
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -152,9 +154,9 @@ def report(result: dict) -> str:
     lines = [f"# ONNX vs PyTorch on {result['data_dir']} (test split)", '',
              f"config `{result['config']}`, checkpoint `{result['checkpoint']}`, export: "
              f"{result['export']}, input scale {result['input_scale']}", '',
-             '| metric | PyTorch | onnxruntime | difference (points) |', '|---|---|---|---|']
-    for key, (t, o) in result['metrics'].items():
-        lines.append(f'| {key} | {t:.4f} | {o:.4f} | {o - t:+.4f} |')
+             markdown_table([[key, f'{t:.4f}', f'{o:.4f}', f'{o - t:+.4f}']
+                             for key, (t, o) in result['metrics'].items()],
+                            ['metric', 'PyTorch', 'onnxruntime', 'difference (points)'])]
     agree = result['detections']
     lines += ['', f"{agree['frames']} frames, {agree['detections']} PyTorch detections; frames "
               f"with another detection count: {agree['frames_with_other_count']}; every box "

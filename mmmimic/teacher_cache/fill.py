@@ -77,7 +77,7 @@ def fill_teacher_cache(cache: TeacherFeatureCache, build_dataset: Callable[[List
         teacher: the frozen teacher (eval mode).
         data_preprocessor: the distiller's data preprocessor.
         feature: the cached map's index.
-        progress: show a progress bar (tqdm).
+        progress: show a progress bar (:func:`mmmimic.utils.progress`).
         stop_after: stop after writing this many entries (tests: an interrupted fill).
         log: where messages go.
 
@@ -112,8 +112,8 @@ def fill_teacher_cache(cache: TeacherFeatureCache, build_dataset: Callable[[List
                          f'{cache.dir}; free space or choose another teacher_cache.dir')
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc='teacher cache', unit='img')
+        from mmmimic.utils.progress_bar import progress as progress_bar
+        bar = progress_bar(total=total, desc='teacher cache', unit='img', enabled=True)
     written = skipped = bytes_written = 0
     for name, resize, flip, dataset in datasets:
         for index in range(len(dataset)):
