@@ -1,7 +1,8 @@
 """model-index.yml imports one metafile.yml per config family (as mmdet does); every user-facing
 config is listed exactly once, with existing paths and a declared collection. Each family's
 collection points to its folder's README.md, whose table has a row per model with the command
-that reproduces it and either every metric of the model's ``Results`` or "not trained here"."""
+that trains it (``tools/train.py``, or for a project its own ``python -m projects.<name>.tools.*``
+command) and either every metric of the model's ``Results`` or "not trained here"."""
 import glob
 import os.path as osp
 import re
@@ -12,8 +13,6 @@ import yaml
 
 ROOT = osp.normpath(osp.join(osp.dirname(__file__), '..', '..'))
 NOT_TRAINED = 'not trained here'
-# configs/vtest/ moves to projects/vtest_mimic/ (issue 26), whose README its metafile will name
-LEGACY_README = {'configs/vtest/metafile.yml'}
 
 
 def _load(path):
@@ -44,12 +43,16 @@ def readme_row(readme: str, config_name: str) -> str:
 def readme_problems(metafile: str, meta: dict, readme: str) -> List[str]:
     """What the README table gets wrong about the metafile's models (empty: nothing).
 
-    Every metric value of a model's ``Results`` must appear in its row as a number; a zoo model
-    (``configs/``) without ``Results`` must say "not trained here", and its row must hold its
-    ``tools/train.py`` command.
+    Every metric value of a model's ``Results`` must appear in its row as a number; a model
+    without ``Results`` must say "not trained here" (and one with them must not). A zoo model's
+    (``configs/``) row must hold its ``tools/train.py`` command; a project's (``projects/<name>/``)
+    that command or one of the project's own tools, ``python -m projects.<name>.tools.<tool>``
+    with ``projects/<name>/tools/<tool>.py`` in the repository (the command its study trains
+    it with).
     """
     problems = []
     zoo = metafile.startswith('configs/')
+    project = None if zoo else metafile.split('/')[1]
     for model in meta['Models']:
         name = osp.basename(model['Config'])
         row = readme_row(readme, name)
@@ -64,15 +67,23 @@ def readme_problems(metafile: str, meta: dict, readme: str) -> List[str]:
                 if not number.search(row):
                     problems.append(f'{name}: {metric} = {value} on {result["Dataset"]} is not '
                                     'in its README row')
-        if zoo and not results and NOT_TRAINED not in row:
+        if not results and NOT_TRAINED not in row:
             problems.append(f'{name}: no Results, and its README row does not say '
                             f'"{NOT_TRAINED}"')
-        if zoo and results and NOT_TRAINED in row:
+        if results and NOT_TRAINED in row:
             problems.append(f'{name}: has Results, but its README row says "{NOT_TRAINED}"')
-        if zoo and f'python tools/train.py {model["Config"]}' not in row:
-            problems.append(f'{name}: its README row lacks "python tools/train.py '
-                            f'{model["Config"]}"')
+        train = f'python tools/train.py {model["Config"]}'
+        if train not in row and not (project and _project_tool_commands(project, row)):
+            problems.append(f'{name}: its README row lacks "{train}"' + (
+                '' if zoo else f' or a "python -m projects.{project}.tools.<tool>" command'))
     return problems
+
+
+def _project_tool_commands(project: str, row: str) -> List[str]:
+    """The ``python -m projects.<project>.tools.<tool>`` commands of ``row`` whose tool exists."""
+    tools = re.findall(rf'python -m projects\.{re.escape(project)}\.tools\.(\w+)', row)
+    return [t for t in tools
+            if osp.isfile(osp.join(ROOT, 'projects', project, 'tools', t + '.py'))]
 
 
 def test_model_index_imports_one_metafile_per_config_family():
@@ -110,7 +121,7 @@ def test_metafile_models_exist_and_name_their_collection(metafile):
                 isinstance(v, (int, float)) for v in result['Metrics'].values()), result
 
 
-@pytest.mark.parametrize('metafile', [m for m in _metafiles() if m not in LEGACY_README])
+@pytest.mark.parametrize('metafile', _metafiles())
 def test_collection_readme_is_the_folder_readme_and_matches_the_metafile(metafile):
     meta = _load(metafile)
     folder = osp.dirname(metafile)
@@ -150,6 +161,38 @@ def test_readme_check_catches_a_wrong_number_and_a_missing_mark():
         'a_1xb2-40k_caltech.py: MR-2 = 12.34 on Caltech is not in its README row',
         'b_1xb2-40k_caltech.py: no Results, and its README row does not say "not trained here"',
         'c_1xb2-40k_caltech.py: no row in the README table'], problems
+
+
+def test_readme_check_takes_a_projects_own_command_only_if_its_tool_exists():
+    meta = {'Models': [
+        {'Config': 'projects/vtest_mimic/configs/a_vtest.py',
+         'Results': [{'Task': 'Object Detection', 'Dataset': 'vtest (test split)',
+                      'Metrics': {'MR-2 (%)': 39.7, 'AP50 (%)': 84.5}}]},
+        {'Config': 'projects/vtest_mimic/configs/b_vtest.py'}]}
+    metafile = 'projects/vtest_mimic/configs/metafile.yml'
+    good = ('| [a_vtest.py](a_vtest.py) | 39.7 | 84.5 | '
+            '`python -m projects.vtest_mimic.tools.run --blocks cross-scale` |\n'
+            '| [b_vtest.py](b_vtest.py) | not trained here | '
+            '`python tools/train.py projects/vtest_mimic/configs/b_vtest.py` |\n')
+    assert readme_problems(metafile, meta, good) == []
+    bad = ('| [a_vtest.py](a_vtest.py) | 39.7 | 84.5 | not trained here | '
+           '`python -m projects.vtest_mimic.tools.no_such_tool` |\n'
+           '| [b_vtest.py](b_vtest.py) | | `python -m projects.other.tools.run` |\n')
+    assert readme_problems(metafile, meta, bad) == [
+        'a_vtest.py: has Results, but its README row says "not trained here"',
+        'a_vtest.py: its README row lacks "python tools/train.py '
+        'projects/vtest_mimic/configs/a_vtest.py" or a '
+        '"python -m projects.vtest_mimic.tools.<tool>" command',
+        'b_vtest.py: no Results, and its README row does not say "not trained here"',
+        'b_vtest.py: its README row lacks "python tools/train.py '
+        'projects/vtest_mimic/configs/b_vtest.py" or a '
+        '"python -m projects.vtest_mimic.tools.<tool>" command']
+    # a zoo model's row takes tools/train.py only
+    zoo = {'Models': [{'Config': 'configs/x/c.py'}]}
+    assert readme_problems('configs/x/metafile.yml', zoo,
+                           '| [c.py](c.py) | not trained here | '
+                           '`python -m projects.vtest_mimic.tools.run` |\n') == [
+        'c.py: its README row lacks "python tools/train.py configs/x/c.py"']
 
 
 def test_every_user_facing_config_is_listed_exactly_once():
