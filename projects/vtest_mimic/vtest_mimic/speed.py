@@ -1,10 +1,7 @@
 """The speed table of the vtest study: params, FLOPs and CPU latency of every model at its own
 input, and each model's speed-up over the teacher of its kind."""
-import csv
 import json
 import os.path as osp
-import subprocess
-import sys
 from typing import Dict, Sequence
 
 from .common import REPO_ROOT, log
@@ -17,10 +14,11 @@ def measure_speed(args, models: Sequence[BenchmarkModel]) -> Dict[str, Dict[str,
     its own input (half-input students resize inside the model), speed-ups over the teacher of
     the same kind (RPN students over the RPN teacher, R-FCNs over the R-FCN teacher).
 
-    The timings are ``tools/analysis_tools/benchmark_speed.py``'s (``speed/speed.{csv,md,png}``
-    in the output folder); ``speed/speed.json`` keeps the result, reused while the timed
-    configs are the same (also when an earlier run named them by their ``configs/vtest/``
-    path)."""
+    The timings are :func:`mmmimic.apis.speed.benchmark_detectors`' (random weights, 1 warm-up
+    round, ``--speed-runs`` timed rounds, the models round-robin), written as
+    ``tools/analysis_tools/benchmark_speed.py`` writes them (``speed/speed.{csv,md,png}`` in the
+    output folder); ``speed/speed.json`` keeps the result, reused while the timed configs are
+    the same (also when an earlier run named them by their ``configs/vtest/`` path)."""
     out_dir = osp.join(args.out, 'speed')
     out_json = osp.join(out_dir, 'speed.json')
     configs = speed_configs(models)
@@ -30,32 +28,26 @@ def measure_speed(args, models: Sequence[BenchmarkModel]) -> Dict[str, Dict[str,
                  for c in saved.get('configs') or []]
         if moved == configs:
             return saved['models']
-    cmd = [sys.executable, 'tools/analysis_tools/benchmark_speed.py', *configs, '--shapes',
-           args.speed_shape, '--runs', str(args.speed_runs), '--warmup', '1', '--out-dir',
-           out_dir]
-    log('$ ' + ' '.join(cmd))
-    subprocess.run(cmd, check=True, cwd=REPO_ROOT)
-    with open(osp.join(out_dir, 'speed.csv')) as f:
-        rows = list(csv.DictReader(f))
+    from mmmimic.apis.speed import (benchmark_detectors, speed_columns, speed_conditions,
+                                    write_speed_outputs)
+    shape, runs, warmup = args.speed_shape, args.speed_runs, 1
+    log(f'speed: timing {len(configs)} configs at {shape} (CPU, {runs} runs after {warmup} '
+        f'warm-up) -> {out_dir}')
+    rows = benchmark_detectors([osp.join(REPO_ROOT, c) for c in configs], [shape],
+                               warmup=warmup, runs=runs)
+    write_speed_outputs(rows, speed_columns([shape], True), out_dir,
+                        speed_conditions('cpu', runs, warmup, False))
     by_config = dict(zip(configs, rows))  # rows are in the order of the configs given
-    shape = args.speed_shape
     names = {m.name for m in models}
     speed = {}
     for m in models:
-        row = {k: _num(v) for k, v in by_config[speed_config(m)].items()}
+        row = by_config[speed_config(m)]
         ref_name = ('teacher-rfcn' if 'rfcn' in m.config and 'teacher-rfcn' in names
                     else 'teacher')
-        ref = {k: _num(v) for k, v in by_config[speed_config(BY_NAME[ref_name])].items()}
+        ref = by_config[speed_config(BY_NAME[ref_name])]
         speed[m.name] = dict(params_m=row['params_M'], gflops=row.get(f'GFLOPs@{shape}'),
                              latency_ms=row[f'ms@{shape}'], reference=ref_name,
                              speedup=ref[f'ms@{shape}'] / row[f'ms@{shape}'])
     with open(out_json, 'w') as f:
         json.dump(dict(configs=configs, models=speed), f, indent=1)
     return speed
-
-
-def _num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return v
