@@ -31,21 +31,20 @@ from mmengine.config import Config
 import mmmimic  # noqa: F401  (registers the modules)
 from mmdet.registry import DATASETS, MODELS
 from mmdet.utils import register_all_modules
+from mmmimic.testing.config import config_path
 from mmmimic.testing.data import make_tiny_coco, tiny_coco_dataloader_cfg
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..')
-MIMIC = osp.join(ROOT, 'configs', 'mimic', 'tiny', 'mimic_rpn_r18-w8_tiny.py')
+MIMIC = config_path('mimic/mimic_rpn_r18-w8_tiny.py')
 VARIANTS = {
     'single_level': (MIMIC, {}),
     'pooled': (MIMIC, dict(mimic_loss=dict(type='PooledFeatureL2Loss', loss_weight=1.0))),
-    'whole': (osp.join(ROOT, 'configs', 'mimic', 'tiny', 'whole-mimic_rpn_r18-w8_tiny.py'), {}),
-    'logits': (osp.join(ROOT, 'configs', 'mimic', 'tiny', 'logits-mimic_rpn_r18-w8_tiny.py'), {}),
-    'cross_scale_deconv': (osp.join(ROOT, 'configs', 'cross_scale', 'tiny',
-                                    'rpn_r18-w8-deconv_mimic_tiny.py'), {}),
-    'two_stage_faster_rcnn': (osp.join(ROOT, 'configs', 'two_stage_mimic', 'tiny',
-                                       'faster-rcnn_r18-w8_two-stage-mimic_tiny.py'), {}),
-    'two_stage_rfcn': (osp.join(ROOT, 'configs', 'two_stage_mimic', 'tiny',
-                                'rfcn_r18-w8_two-stage-mimic_tiny.py'), {}),
+    'whole': (config_path('mimic/whole-mimic_rpn_r18-w8_tiny.py'), {}),
+    'logits': (config_path('mimic/logits-mimic_rpn_r18-w8_tiny.py'), {}),
+    'cross_scale_deconv': (config_path('cross_scale/rpn_r18-w8-deconv_mimic_tiny.py'), {}),
+    'two_stage_faster_rcnn': (
+        config_path('two_stage_mimic/faster-rcnn_r18-w8_two-stage-mimic_tiny.py'), {}),
+    'two_stage_rfcn': (config_path('two_stage_mimic/rfcn_r18-w8_two-stage-mimic_tiny.py'), {}),
     'cached_single_level': (MIMIC, {}),
 }
 # a training pipeline the teacher cache can serve (fixed resize, horizontal flip)
