@@ -1,5 +1,5 @@
 """The tiny fixture configs ship in mmmimic/testing/configs/ and load from there; their runtime
-base restates configs/_base_/default_runtime.py exactly."""
+and tiny-COCO bases restate configs/_base_/default_runtime.py and datasets/tiny_coco.py exactly."""
 import glob
 import os.path as osp
 
@@ -16,6 +16,14 @@ FIXTURES = sorted(p for p in glob.glob(osp.join(CONFIG_ROOT, '*', '*.py'))
 def test_fixture_runtime_equals_the_zoo_runtime():
     fixture = Config.fromfile(osp.join(CONFIG_ROOT, '_base_', 'default_runtime.py'))
     zoo = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'default_runtime.py'))
+    assert fixture.to_dict() == zoo.to_dict()
+
+
+def test_fixture_tiny_data_base_equals_the_zoo_one():
+    """The quickstart's tiny-COCO base (configs/_base_/) and the fixtures' copy stay equal."""
+    name = osp.join('_base_', 'datasets', 'tiny_coco.py')
+    fixture = Config.fromfile(osp.join(CONFIG_ROOT, name))
+    zoo = Config.fromfile(osp.join(ROOT, 'configs', name))
     assert fixture.to_dict() == zoo.to_dict()
 
 

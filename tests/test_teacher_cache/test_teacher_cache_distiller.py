@@ -14,6 +14,7 @@ from mmmimic.teacher_cache import CacheError, TeacherFeatureCache, fill_cache_fr
 from mmmimic.testing.tiny_mimic import (CACHE_PIPELINE, CONFIG_DIR, MIMIC_CFG, cache_batch,
                                         make_teacher_ckpt)
 
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 PIPELINE = CACHE_PIPELINE
 
 
@@ -161,8 +162,8 @@ def test_served_map_has_the_teacher_networks_own_size(setup):
     """Inception floors odd sizes (100x136 -> 6x8 cells at stride 16, not ceil's 7x9): the served
     map takes the size the teacher itself gives for the batch shape (measured once per shape)."""
     from mmmimic.teacher_cache import TeacherMapGeometry
-    teacher_cfg = Config.fromfile(osp.join(CONFIG_DIR, '..', '..', 'inception',
-                                           'rpn_inception_caltech.py')).model
+    teacher_cfg = Config.fromfile(osp.join(REPO, 'configs', 'inception',
+                                           'rpn_inception_1xb2-40k_caltech.py')).model
     teacher = MODELS.build(teacher_cfg).eval()
     geometry = TeacherMapGeometry(teacher, -1)
     with torch.no_grad():

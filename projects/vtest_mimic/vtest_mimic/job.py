@@ -176,7 +176,7 @@ class MainJob:
         """Whether a train / eval stage finished in an earlier run and will be reused (the
         ETA leaves it out; the stage itself still checks its config stamp)."""
         if kind == 'cache':  # a finished fill (the stage still checks the cache's identity)
-            from mmmimic.models.distillers.teacher_cache import cache_marked_complete
+            from mmmimic.teacher_cache import cache_marked_complete
             return cache_marked_complete(self.cache_cfg()['dir'])
         if m.name in self.args.force:
             return False
@@ -366,7 +366,7 @@ class MainJob:
         return final
 
     def fill_cache(self) -> dict:
-        from mmmimic.models.distillers.teacher_cache import fill_cache_from_config
+        from mmmimic.teacher_cache import fill_cache_from_config
         mimic = next(m for m in self.models if self.reads_cache(m))
         cfg = self.config_of(mimic, self.args.seeds[0])
         t0 = time.time()
