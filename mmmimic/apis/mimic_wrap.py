@@ -227,7 +227,11 @@ def choose_pairs(student, teacher, mimic_levels: Union[str, List[dict]],
     teacher_maps = pyramid.measure_feature_maps(teacher)
     pyramid.check_declared_levels(student, student_maps, 'student')
     pyramid.check_declared_levels(teacher, teacher_maps, 'teacher')
-    pairs = pyramid.parse_pairs(mimic_levels, student_maps, teacher_maps, scale)
+    try:
+        pairs = pyramid.parse_pairs(mimic_levels, student_maps, teacher_maps, scale)
+    except ValueError as err:
+        raise ValueError(f'{err} (--mimic-levels S:T,S:T gives the pairs; '
+                         '--mimic-student-feature / --mimic-teacher-feature one pair)') from None
     levels = []
     for k, pair in enumerate(pairs):
         s_map, t_map = student_maps[pair['student']], teacher_maps[pair['teacher']]
