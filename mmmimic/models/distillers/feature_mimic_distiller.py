@@ -223,19 +223,26 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         for k, pair in enumerate(pairs):
             (s_ch, s_stride), (t_ch, t_stride) = (student_maps[pair['student']],
                                                   teacher_maps[pair['teacher']])
-            cfg = ConfigDict(pair['connector'] or connector or dict(type='Conv1x1Connector'))
-            cfg.setdefault('in_channels', s_ch)
-            cfg.setdefault('out_channels', t_ch)
-            try:
-                module = MODELS.build(cfg)
-                module.check_channels(s_ch, t_ch)
-            except (TypeError, ValueError) as err:
-                raise type(err)(f'mimic_levels[{k}] (student level {pair["student"]}, '
-                                f'{s_ch} channels -> teacher level {pair["teacher"]}, {t_ch} '
-                                f'channels): {err}') from err
+            cfg = pair['connector'] or connector
+            where = (f'mimic_levels[{k}] (student level {pair["student"]}, {s_ch} channels -> '
+                     f'teacher level {pair["teacher"]}, {t_ch} channels)')
+            if cfg is None:  # connector=None: the maps are compared as they are
+                if s_ch != t_ch:
+                    raise ValueError(f'{where}: without a connector the channels must be equal')
+                module = torch.nn.Identity()
+            else:
+                cfg = ConfigDict(cfg)
+                cfg.setdefault('in_channels', s_ch)
+                cfg.setdefault('out_channels', t_ch)
+                try:
+                    module = MODELS.build(cfg)
+                    module.check_channels(s_ch, t_ch)
+                except (TypeError, ValueError) as err:
+                    raise type(err)(f'{where}: {err}') from err
             pyramid.check_pair_strides(f'mimic_levels[{k}]', (s_ch, s_stride),
                                        (t_ch, t_stride), (pair['student'], pair['teacher']),
-                                       self.student_input_scale, module.scale_factor)
+                                       self.student_input_scale,
+                                       getattr(module, 'scale_factor', 1))
             self.connectors.append(module)
             pair.update(student_stride=s_stride, student_channels=s_ch, teacher_stride=t_stride,
                         teacher_channels=t_ch, connector_type=type(module).__name__)

@@ -196,6 +196,23 @@ def test_refusals_name_key_levels_strides_and_channels(fpn_teacher_ckpt, teacher
     with pytest.raises(ValueError, match='lists a student level twice'):
         fpn_distiller(fpn_teacher_ckpt, mimic_levels=[dict(student=0, teacher=0),
                                                       dict(student=-5, teacher=0)])
+    with pytest.raises(ValueError, match=r'mimic_levels\[0\] \(student level 0, 32 channels -> '
+                       r'teacher level 0, 48 channels\): without a connector the channels'):
+        fpn_distiller(fpn_teacher_ckpt, mimic_levels='auto', connector=None)
     with pytest.raises(ValueError, match="mimic_input 'images'"):
         fpn_distiller(fpn_teacher_ckpt, mimic_levels='auto',
                       mimic_loss=dict(type='WholeFeatureL2Loss'))
+
+
+def test_no_connector_where_channels_agree(tmp_path):
+    """connector=None: the pairs compare the maps as they are (same channels), no parameters."""
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'same.pth')
+    torch.save({'state_dict': MODELS.build(fpn_student()).state_dict(), 'meta': {}}, ckpt)
+    model = MODELS.build(dict(type='FeatureMimicDistiller', student=fpn_student(),
+                              teacher=fpn_student(), teacher_ckpt=ckpt, mimic_levels='auto',
+                              connector=None))
+    assert not any(k.startswith('connectors.') for k in model.state_dict())
+    assert [p['connector_type'] for p in model.mimic_pairs] == ['Identity'] * 5
+    inputs, samples = make_batch(num_imgs=1, h=128, w=128)
+    assert torch.isfinite(model.loss(inputs, samples)['loss_mimic'])
