@@ -121,3 +121,21 @@ def test_fpn_student_trains_with_one_flag(tiny_coco, tmp_path):
     model.load_state_dict(state, strict=False)
     inputs, samples = make_batch(num_imgs=1, h=128, w=128)
     assert torch.isfinite(model.loss(inputs, samples)['loss_mimic'])
+
+
+def test_teacher_check_scores_an_fpn_teacher_of_a_pyramid_run(tiny_coco, tmp_path):
+    """The teacher check runs for a pyramid run's FPN teacher (COCO mAP on the val images): a
+    random teacher is stopped before iteration 1."""
+    from mmengine.runner import Runner
+    teacher = Config.fromfile(SMOKE_FPN)
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': MODELS.build(teacher.model).state_dict(), 'meta': {}}, ckpt)
+    student = load_tiny_config(SMOKE_FPN, tiny_coco, str(tmp_path), **{
+        'train_cfg.max_iters': 1, 'visualizer.name': 'vis_pyramid_check'})
+    cfg = wrap_with_teacher(student, teacher, ckpt, teacher_check_images=6)
+    assert len(cfg.model.mimic_levels) == 5
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(RuntimeError, match='this teacher looks untrained: teacher .*coco/bbox'):
+        runner.train()
+    assert runner.iter == 0
