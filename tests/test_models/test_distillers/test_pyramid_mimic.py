@@ -216,3 +216,45 @@ def test_no_connector_where_channels_agree(tmp_path):
     assert [p['connector_type'] for p in model.mimic_pairs] == ['Identity'] * 5
     inputs, samples = make_batch(num_imgs=1, h=128, w=128)
     assert torch.isfinite(model.loss(inputs, samples)['loss_mimic'])
+
+
+def _retinanet_teacher():
+    """mmdet's RetinaNet (P3-P7, a one-stage teacher) with the student's tiny trunk."""
+    import os.path as osp
+
+    import mmdet
+    student = fpn_student()
+    model = Config.fromfile(osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs',
+                                     'retinanet', 'retinanet_r50_fpn_1x_coco.py')).model
+    model.backbone = copy.deepcopy(student.backbone)
+    model.neck.in_channels, model.neck.out_channels = [16, 32, 64, 128], 32
+    model.bbox_head.in_channels = model.bbox_head.feat_channels = 32
+    model.bbox_head.stacked_convs = 1
+    model.data_preprocessor = student.data_preprocessor
+    return model
+
+
+def _rpn_teacher():
+    """The tiny single-level RPN teacher (stride 16), normalising as the FPN student does."""
+    from mmmimic.testing.distill import TEACHER_CFG
+    model = Config.fromfile(TEACHER_CFG).model
+    model.data_preprocessor = fpn_student().data_preprocessor
+    return model
+
+
+@pytest.mark.parametrize('make_teacher,pairs', [
+    (_retinanet_teacher, [(1, 0), (2, 1), (3, 2), (4, 3)]),  # P3..P6 <-> RetinaNet P3..P6
+    (_rpn_teacher, [(2, 0)]),  # the student's P4 <-> the single stride-16 map
+])
+def test_teachers_of_other_families_pair_by_stride(make_teacher, pairs, tmp_path):
+    teacher = make_teacher()
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': MODELS.build(teacher).state_dict(), 'meta': {}}, ckpt)
+    model = MODELS.build(dict(type='FeatureMimicDistiller', student=fpn_student(),
+                              teacher=teacher, teacher_ckpt=ckpt, mimic_levels='auto'))
+    assert [(p['student'], p['teacher']) for p in model.mimic_pairs] == pairs
+    assert all(p['student_stride'] == p['teacher_stride'] for p in model.mimic_pairs)
+    inputs, samples = make_batch(num_imgs=2, h=128, w=128)
+    loss = model.loss(inputs, samples)['loss_mimic']
+    assert torch.isfinite(loss) and loss > 0
