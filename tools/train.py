@@ -36,11 +36,17 @@ def parse_args(argv=None):
     parser.add_argument('--student-scale', type=float, default=None,
                         help='with --teacher: cross-scale mimic, the student sees the batch '
                         'resized by this factor (e.g. 0.5)')
-    parser.add_argument('--mimic-student-feature', type=int, default=-1, metavar='INDEX',
-                        help='with --teacher: the student map to mimic, an index into its '
-                        'extract_feat() maps (default -1: the last, e.g. the coarsest FPN level)')
-    parser.add_argument('--mimic-teacher-feature', type=int, default=-1, metavar='INDEX',
-                        help='with --teacher: the teacher map it regresses to (same indexing)')
+    parser.add_argument('--mimic-student-feature', type=int, default=None, metavar='INDEX',
+                        help='with --teacher: mimic one student map, an index into its '
+                        'extract_feat() maps (default: a single-level student\'s last map; an '
+                        'FPN student mimics its level pairs, see --mimic-levels)')
+    parser.add_argument('--mimic-teacher-feature', type=int, default=None, metavar='INDEX',
+                        help='with --teacher: the teacher map it regresses to (same indexing; '
+                        'default: the last)')
+    parser.add_argument('--mimic-levels', default=None, metavar='S:T,S:T',
+                        help='with --teacher: the level pairs of pyramid mimic (student level '
+                        ':teacher level, e.g. 0:1,1:2), or auto (default for an FPN student: '
+                        'every student level that has a teacher level of its stride)')
     parser.add_argument('--no-teacher-check', action='store_true',
                         help='with --teacher: skip scoring the teacher before training')
     parser.add_argument('--teacher-check-images', type=int, default=20,

@@ -5,9 +5,10 @@
 """
 import copy
 import os.path as osp
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from mmdet.registry import MODELS
@@ -67,12 +68,18 @@ def wrap_with_teacher(cfg: Union[str, Config],
                       student_scale: Optional[float] = None,
                       teacher_check: bool = True,
                       teacher_check_images: int = 20,
-                      student_feature: int = -1,
-                      teacher_feature: int = -1) -> Config:
+                      student_feature: Optional[int] = None,
+                      teacher_feature: Optional[int] = None,
+                      mimic_levels: Union[None, str, List[dict]] = None) -> Config:
     """A copy of ``cfg`` whose model is a ``FeatureMimicDistiller`` of ``cfg.model``.
 
-    The mimicked maps are ``extract_feat(...)[student_feature]`` of the student and
-    ``[teacher_feature]`` of the teacher (default: the last map of each); the connector
+    A student whose ``extract_feat`` returns several maps (an FPN) mimics a pyramid: every
+    student level that has a teacher level of the same stride in the teacher's pixels
+    (:func:`~mmmimic.models.distillers.pyramid.auto_pairs`), written into the config as
+    ``mimic_levels``, the pairing table printed (``mimic_levels`` / ``--mimic-levels S:T,S:T``
+    overrides the pairs). A single-level student, or one given ``student_feature`` /
+    ``teacher_feature``, mimics one pair: ``extract_feat(...)[student_feature]`` of the student
+    and ``[teacher_feature]`` of the teacher (default: the last map of each); the connector
     is chosen from their measured channels and strides (:func:`choose_connector`); with
     ``student_scale`` the mimic is cross-scale (the student sees the batch resized by that
     factor). The teacher's model config is embedded, so the returned (and dumped) config is a
@@ -91,7 +98,11 @@ def wrap_with_teacher(cfg: Union[str, Config],
         teacher_check: add the teacher check (needs ``val_dataloader``/``val_evaluator``).
         teacher_check_images: validation images the check scores.
         student_feature / teacher_feature: index of the mimicked map in each network's
-            ``extract_feat`` output (``--mimic-student-feature`` / ``--mimic-teacher-feature``).
+            ``extract_feat`` output (``--mimic-student-feature`` / ``--mimic-teacher-feature``);
+            ``None``: the last map (and, for a multi-level student, pyramid mimic instead).
+        mimic_levels: the level pairs of pyramid mimic: ``'auto'``, ``'S:T,S:T'``
+            (``--mimic-levels``) or ``[dict(student=S, teacher=T), ...]``; ``None``: automatic
+            for a multi-level student without ``student_feature`` / ``teacher_feature``.
 
     Raises:
         FileNotFoundError: a config or the checkpoint is missing (names it).
@@ -99,8 +110,7 @@ def wrap_with_teacher(cfg: Union[str, Config],
             connector bridges the strides, an unknown loss, a negative weight, a missing val
             evaluator for the check (each message names the culprit and the fix).
     """
-    from mmmimic.models.distillers.checks import (check_normalisation, check_student_rpn,
-                                                  measure_feature_map)
+    from mmmimic.models.distillers.checks import check_normalisation, check_student_rpn
     cfg = _load_config(cfg, 'student')
     teacher_full = _load_config(teacher_cfg, 'teacher (--teacher)')
     if not isinstance(teacher_ckpt, str) or not osp.isfile(teacher_ckpt):
@@ -129,24 +139,28 @@ def wrap_with_teacher(cfg: Union[str, Config],
         student = MODELS.build(copy.deepcopy(student_model))
         check_student_rpn(student)  # no RPN, or one it cannot run
         teacher = MODELS.build(copy.deepcopy(teacher_model))
-        s_stride, s_count = _measure(student, student_feature, 'student')
-        t_stride, t_count = _measure(teacher, teacher_feature, 'teacher')
-        try:
-            connector = choose_connector(s_stride, t_stride, scale)
-        except ValueError:  # again, listing every map's stride so that the user can pick a pair
-            connector = choose_connector(
-                s_stride, t_stride, scale,
-                [measure_feature_map(student, i, 'student')[1] for i in range(s_count)],
-                [measure_feature_map(teacher, i, 'teacher')[1] for i in range(t_count)])
+        levels = _pyramid_request(student, student_feature, teacher_feature, mimic_levels)
+        if levels is not None:
+            levels = choose_pairs(student, teacher, levels, scale)
+        student_feature = -1 if student_feature is None else student_feature
+        teacher_feature = -1 if teacher_feature is None else teacher_feature
+        if levels is None:
+            s_stride, s_count = _measure(student, student_feature, 'student')
+            t_stride, t_count = _measure(teacher, teacher_feature, 'teacher')
+            connector = _single_connector(student, teacher, s_stride, s_count, t_stride,
+                                          t_count, scale)
 
+    if levels is None:
+        model_keys = dict(student_feature=int(student_feature),
+                          teacher_feature=int(teacher_feature), connector=dict(type=connector))
+    else:
+        model_keys = dict(connector=dict(type='Conv1x1Connector'), mimic_levels=levels)
     cfg.model = ConfigDict(
         type='FeatureMimicDistiller',
         student=student_model,
         teacher=teacher_model,
         teacher_ckpt=osp.abspath(teacher_ckpt),
-        student_feature=int(student_feature),
-        teacher_feature=int(teacher_feature),
-        connector=dict(type=connector),
+        **model_keys,
         mimic_loss=dict(type=mimic_loss, loss_weight=float(mimic_weight)),
         student_input_scale=scale)
     cfg.teacher_config = osp.abspath(teacher_full.filename) if teacher_full.filename else None
@@ -157,6 +171,98 @@ def wrap_with_teacher(cfg: Union[str, Config],
         hooks.append(dict(type='TeacherCheckHook', num_images=teacher_check_images))
     cfg.custom_hooks = hooks
     return cfg
+
+
+def parse_mimic_levels(text: str) -> Union[str, List[dict]]:
+    """``--mimic-levels``: ``'auto'`` or ``'S:T,S:T'`` -> ``[dict(student=S, teacher=T)]``.
+
+    Raises:
+        ValueError: a malformed pair (names it and the expected form).
+    """
+    if text == 'auto':
+        return text
+    pairs = []
+    for item in text.split(','):
+        parts = item.strip().split(':')
+        try:
+            student, teacher = (int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f'--mimic-levels: {item!r} is not STUDENT:TEACHER (two level '
+                             'indices, e.g. --mimic-levels 0:1,1:2 or auto)') from None
+        pairs.append(dict(student=student, teacher=teacher))
+    return pairs
+
+
+def _pyramid_request(student, student_feature, teacher_feature, mimic_levels):
+    """The requested ``mimic_levels`` (parsed), ``'auto'`` for a multi-level student given
+    no feature index, else ``None`` (one pair)."""
+    from mmmimic.models.distillers.pyramid import measure_feature_maps
+    if mimic_levels is not None:
+        if student_feature is not None or teacher_feature is not None:
+            raise ValueError('--mimic-levels (mimic_levels) gives the level pairs; '
+                             '--mimic-student-feature / --mimic-teacher-feature select a single '
+                             'pair: give one or the other')
+        return parse_mimic_levels(mimic_levels) if isinstance(mimic_levels, str) \
+            else [dict(p) for p in mimic_levels]
+    if student_feature is None and teacher_feature is None and \
+            len(measure_feature_maps(student)) > 1:
+        return 'auto'
+    return None
+
+
+def choose_pairs(student, teacher, mimic_levels: Union[str, List[dict]],
+                 scale: float) -> List[dict]:
+    """The level pairs written into the distiller's config, the pairing table printed.
+
+    Pairs meet at equal strides in the teacher's pixels (``Conv1x1Connector``); an explicit
+    pair whose student stride is twice as coarse gets a ``Deconv2xConnector``.
+
+    Raises:
+        ValueError: an index out of range, no pair, strides that do not meet, a neck that
+            returns another number of levels than its config says (each names the levels,
+            strides and channels).
+    """
+    from mmmimic.models.distillers import pyramid
+    student_maps = pyramid.measure_feature_maps(student)
+    teacher_maps = pyramid.measure_feature_maps(teacher)
+    pyramid.check_declared_levels(student, student_maps, 'student')
+    pyramid.check_declared_levels(teacher, teacher_maps, 'teacher')
+    try:
+        pairs = pyramid.parse_pairs(mimic_levels, student_maps, teacher_maps, scale)
+    except ValueError as err:
+        raise ValueError(f'{err} (--mimic-levels S:T,S:T gives the pairs; '
+                         '--mimic-student-feature / --mimic-teacher-feature one pair)') from None
+    levels = []
+    for k, pair in enumerate(pairs):
+        s_map, t_map = student_maps[pair['student']], teacher_maps[pair['teacher']]
+        upsample = 2 if s_map[1] / scale == 2 * t_map[1] else 1
+        pyramid.check_pair_strides(f'mimic_levels[{k}]', s_map, t_map,
+                                   (pair['student'], pair['teacher']), scale, upsample)
+        connector = 'Deconv2xConnector' if upsample == 2 else 'Conv1x1Connector'
+        level = dict(student=pair['student'], teacher=pair['teacher'])
+        if upsample == 2:
+            level['connector'] = dict(type=connector)
+        levels.append(level)
+        pair.update(student_stride=s_map[1], student_channels=s_map[0],
+                    teacher_stride=t_map[1], teacher_channels=t_map[0], connector_type=connector)
+    paired = {p['student'] for p in pairs}
+    unpaired = [(i, st, ch) for i, (ch, st) in enumerate(student_maps) if i not in paired]
+    print_log(pyramid.pairing_table(pairs, scale, unpaired), logger='current')
+    return levels
+
+
+def _single_connector(student, teacher, s_stride, s_count, t_stride, t_count,
+                      scale: float) -> str:
+    """The connector of the single pair (:func:`choose_connector`; its error lists every
+    map's stride)."""
+    from mmmimic.models.distillers.checks import measure_feature_map
+    try:
+        return choose_connector(s_stride, t_stride, scale)
+    except ValueError:  # again, listing every map's stride so that the user can pick a pair
+        return choose_connector(
+            s_stride, t_stride, scale,
+            [measure_feature_map(student, i, 'student')[1] for i in range(s_count)],
+            [measure_feature_map(teacher, i, 'teacher')[1] for i in range(t_count)])
 
 
 def _measure(detector, index: int, name: str):

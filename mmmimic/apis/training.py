@@ -26,10 +26,13 @@ def build_train_config(args) -> Config:
             student_scale=args.student_scale, teacher_check=not args.no_teacher_check,
             teacher_check_images=args.teacher_check_images,
             student_feature=args.mimic_student_feature,
-            teacher_feature=args.mimic_teacher_feature)
+            teacher_feature=args.mimic_teacher_feature,
+            mimic_levels=getattr(args, 'mimic_levels', None))
     elif args.student_scale is not None or args.mimic_weight != 1.0 or \
-            args.mimic_student_feature != -1 or args.mimic_teacher_feature != -1:
-        raise ValueError('--student-scale / --mimic-weight / --mimic-*-feature need --teacher')
+            args.mimic_student_feature is not None or args.mimic_teacher_feature is not None \
+            or getattr(args, 'mimic_levels', None) is not None:
+        raise ValueError('--student-scale / --mimic-weight / --mimic-*-feature need --teacher '
+                         '(so does --mimic-levels)')
 
     # work_dir priority: CLI > config file > config filename
     if args.work_dir is not None:

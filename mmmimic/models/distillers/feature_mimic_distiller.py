@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -21,7 +22,7 @@ from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from ..dense_heads.proposals import candidate_ladder, dense_head_proposals, rpn_proposals
-from . import checks
+from . import checks, pyramid
 from .checks import DEFAULT_MIMIC_CFG, measure_feature_map, merge_mimic_cfg  # noqa: F401
 from .cross_scale import resize_batch, student_batch, to_teacher_coords
 from .sampling import (assign_and_sample, check_map_shapes, class_agnostic, image_rois,
@@ -74,6 +75,18 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
             ``dict(dir=..., pipeline=train_pipeline, dtype='float16', max_gb=50, verify=0,
             missing='error')`` (docs/advanced_guides/distiller.md, "Teacher-feature cache"). ``None``: live.
         init_cfg: mmengine init config.
+        mimic_levels: pyramid mimic (docs/advanced_guides/distiller.md, "Pyramids"):
+            ``'auto'`` (every student level that has a teacher level of its stride in the
+            teacher's pixels) or ``[dict(student=i, teacher=j[, connector=cfg]), ...]``, one
+            connector per pair (``connectors``; ``connector`` is the template, a pair's own
+            ``connector`` overrides it). Strides are measured on the networks; a pair whose
+            strides do not meet is refused. ``None`` (default): the single pair
+            ``student_feature`` -> ``teacher_feature`` with one ``connector``, as always.
+            Feature mimic on RoIs (``mimic_input='rois'``) and the live teacher only.
+        level_rule: the pair(s) each sampled RoI is compared on: ``'scale'`` (default, mmdet's
+            ``SingleRoIExtractor.map_roi_levels`` on the RoI's size in the student's pixels,
+            over the pairs in stride order), ``'all'`` (every pair) or a pair index.
+        finest_scale: ``finest_scale`` of the ``'scale'`` rule (mmdet's default 56).
     """
 
     # what other code calls on the class: the build-time checks (.checks)
@@ -97,8 +110,13 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
                  roi_mimic_bbox_loss: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  teacher_cache: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+                 init_cfg: OptMultiConfig = None,
+                 mimic_levels: Union[None, str, List[dict]] = None,
+                 level_rule: Union[str, int] = 'scale',
+                 finest_scale: float = pyramid.FINEST_SCALE) -> None:
         checks.check_settings(student_feature, teacher_feature, mimic_cfg, student_input_scale)
+        if mimic_levels is not None:
+            checks.check_pyramid_settings(student_feature, teacher_feature, teacher_cache)
         cache_cfg = cache_settings(teacher_cache) if teacher_cache is not None else None
         student = copy.deepcopy(ConfigDict(student))
         teacher_cfg = teacher_model_cfg(teacher)
@@ -114,7 +132,12 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         self._student_rpn_kind = checks.check_student_rpn(self.student)
         self.build_teacher(teacher_cfg, teacher_ckpt)
         self._build_mimic(mimic_loss, mimic_cfg, roi_mimic_cls_loss, roi_mimic_bbox_loss)
-        self._build_connector(connector)
+        #: the level pairs of pyramid mimic (``None``: the single pair of ``connector``)
+        self.mimic_pairs: Optional[List[dict]] = None
+        if mimic_levels is None:
+            self._build_connector(connector)
+        else:
+            self._build_pyramid(connector, mimic_levels, level_rule, finest_scale)
         #: the teacher's maps of a batch: the live teacher, or the cache
         self.teacher_features = LiveTeacherFeatures(self.teacher)
         if cache_cfg is not None:  # after the connector: needs mimic_input and the stride
@@ -176,6 +199,61 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         checks.check_channels_and_strides(s_channels, t_channels, self.connector,
                                           self.student_stride, self.student_input_scale,
                                           self.teacher_stride)
+
+    def _build_pyramid(self, connector: OptConfigType, mimic_levels: Union[str, List[dict]],
+                       level_rule: Union[str, int], finest_scale: float) -> None:
+        """Pyramid mimic: measure every level of both networks, pair them
+        (:func:`~.pyramid.parse_pairs`), build one connector per pair (``connectors``) and
+        check each pair's channels and strides; log the pairing table."""
+        if self.mimic_input != 'rois':
+            raise ValueError(f'mimic_levels: pyramid mimic compares sampled RoIs per level; '
+                             f'mimic_loss {type(self.mimic_loss).__name__} has mimic_input '
+                             f'{self.mimic_input!r}: use ProposalSampledL2Loss or '
+                             'PooledFeatureL2Loss, or remove mimic_levels')
+        student_maps = pyramid.measure_feature_maps(self.student)
+        teacher_maps = pyramid.measure_feature_maps(self.teacher)
+        pyramid.check_declared_levels(self.student, student_maps, 'student')
+        pyramid.check_declared_levels(self.teacher, teacher_maps, 'teacher')
+        pairs = pyramid.parse_pairs(mimic_levels, student_maps, teacher_maps,
+                                    self.student_input_scale)
+        pyramid.check_level_rule(level_rule, len(pairs))
+        self.level_rule, self.finest_scale = level_rule, float(finest_scale)
+        self.connector = None
+        self.connectors = torch.nn.ModuleList()
+        for k, pair in enumerate(pairs):
+            (s_ch, s_stride), (t_ch, t_stride) = (student_maps[pair['student']],
+                                                  teacher_maps[pair['teacher']])
+            cfg = pair['connector'] or connector
+            where = (f'mimic_levels[{k}] (student level {pair["student"]}, {s_ch} channels -> '
+                     f'teacher level {pair["teacher"]}, {t_ch} channels)')
+            if cfg is None:  # connector=None: the maps are compared as they are
+                if s_ch != t_ch:
+                    raise ValueError(f'{where}: without a connector the channels must be equal')
+                module = torch.nn.Identity()
+            else:
+                cfg = ConfigDict(cfg)
+                cfg.setdefault('in_channels', s_ch)
+                cfg.setdefault('out_channels', t_ch)
+                try:
+                    module = MODELS.build(cfg)
+                    module.check_channels(s_ch, t_ch)
+                except (TypeError, ValueError) as err:
+                    raise type(err)(f'{where}: {err}') from err
+            pyramid.check_pair_strides(f'mimic_levels[{k}]', (s_ch, s_stride),
+                                       (t_ch, t_stride), (pair['student'], pair['teacher']),
+                                       self.student_input_scale,
+                                       getattr(module, 'scale_factor', 1))
+            self.connectors.append(module)
+            pair.update(student_stride=s_stride, student_channels=s_ch, teacher_stride=t_stride,
+                        teacher_channels=t_ch, connector_type=type(module).__name__)
+        self.mimic_pairs = pairs
+        # the finest pair's strides (what single-level code reads)
+        self.student_stride, self.teacher_stride = (pairs[0]['student_stride'],
+                                                    pairs[0]['teacher_stride'])
+        paired = {p['student'] for p in pairs}
+        unpaired = [(i, st, ch) for i, (ch, st) in enumerate(student_maps) if i not in paired]
+        print_log(pyramid.pairing_table(pairs, self.student_input_scale, unpaired),
+                  logger='current')
 
     @property
     def mimic_input(self) -> Optional[str]:
@@ -261,7 +339,10 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         teacher_feats = self.teacher_features(batch_inputs, batch_data_samples, self.training)
         if rpn_outs is not None:  # (a CascadeRPNHead gave its proposals with its losses)
             proposals = self._student_proposals(rpn_outs, rpn_samples)
-        if self.mimic_loss is not None:
+        if self.mimic_loss is not None and self.mimic_pairs is not None:
+            losses['loss_mimic'] = self._pyramid_mimic_loss(
+                student_feats, teacher_feats, self.sample_rois(proposals, rpn_samples))
+        elif self.mimic_loss is not None:
             losses['loss_mimic'] = self._mimic_loss(
                 student_feats, teacher_feats, rpn_outs,
                 self._mimic_rois(proposals, rpn_samples, batch_inputs, batch_data_samples))
@@ -333,6 +414,26 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         teacher_map = teacher_feats[self.teacher_feature]
         check_map_shapes(student_map, teacher_map)
         return self.mimic_loss(student_map, teacher_map, rois, self.teacher_stride)
+
+    def _pyramid_mimic_loss(self, student_feats: Tuple[Tensor], teacher_feats: Tuple[Tensor],
+                            rois: Tensor) -> Tensor:
+        """``loss_mimic`` of pyramid mimic: each sampled RoI (student pixels) gets its pair(s)
+        by ``level_rule``; the RoIs go to the teacher's pixels (``/ scale``, exact) and each
+        pair's connected student map is compared with its teacher map
+        (:func:`~.pyramid.pyramid_loss`: per-RoI normalised terms summed, over the number of
+        sampled RoIs)."""
+        levels = pyramid.roi_levels(rois, self.level_rule, len(self.mimic_pairs),
+                                    self.finest_scale)
+        preds, targets, strides = [], [], []
+        for pair, connector in zip(self.mimic_pairs, self.connectors):
+            pred = connector(student_feats[pair['student']])
+            target = teacher_feats[pair['teacher']]
+            check_map_shapes(pred, target)
+            preds.append(pred)
+            targets.append(target)
+            strides.append(pair['teacher_stride'])
+        return pyramid.pyramid_loss(self.mimic_loss, preds, targets, strides,
+                                    self.to_teacher_coords(rois), levels)
 
     def loss_roi_stage(self, student_feats: Tuple[Tensor], teacher_feats: Tuple[Tensor],
                        rpn_results_list: List[InstanceData],
