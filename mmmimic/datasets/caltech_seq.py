@@ -181,7 +181,8 @@ def check_frame(data: bytes, where: str, decode: bool = True) -> None:
     JPEG: starts with the SOI marker ``FF D8`` and ends with the EOI marker ``FF D9`` (zero
     padding after it is allowed), which catches truncated and overwritten frames. PNG: starts
     with the PNG signature. With ``decode``, the frame is also decoded by OpenCV at 1/8 scale in
-    grayscale (the cheap path; its cost per frame is measured in docs/user_guides/caltech.md), which catches
+    grayscale (the cheap path; its cost per frame is measured in docs/user_guides/caltech.md),
+    which catches
     a corrupt header, Huffman tables or a body cut short. A JPEG has no checksum: flipped bits
     inside the compressed body still decode and cannot be detected.
 

@@ -1,7 +1,8 @@
 """Deployment of mmmimic detectors: ONNX export and the onnxruntime runtime.
 
 Needs the optional ``mmmimic[deploy]`` extra (``onnx``, ``onnxruntime``;
-``bash tools/install.sh --deploy``). See docs/user_guides/deployment.md. An ``.onnx`` file is untrusted
+``bash tools/install.sh --deploy``). See docs/user_guides/deployment.md. An ``.onnx`` file is
+untrusted
 data: :mod:`.checks` says what is read from one and how it is checked.
 """
 from ..compat import install as _install_compat

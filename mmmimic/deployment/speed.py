@@ -27,8 +27,10 @@ DEFAULT_GROUPS = [
      'configs/inception/rpn_inception-1-4_1xb2-40k_caltech.py',
      'configs/inception/rpn_inception-1-8_1xb2-40k_caltech.py',
      'configs/cross_scale/rpn_inception-1-2-deconv_mimic-inception_1xb2-40k_caltech-480x640.py'],
-    ['rfcn', 'configs/rfcn/rfcn_inception_1xb2-40k_caltech.py', 'configs/rfcn/rfcn_inception-1-2_1xb2-40k_caltech.py',
-     'configs/rfcn/rfcn_inception-1-4_1xb2-40k_caltech.py', 'configs/rfcn/rfcn_inception-1-8_1xb2-40k_caltech.py'],
+    ['rfcn', 'configs/rfcn/rfcn_inception_1xb2-40k_caltech.py',
+     'configs/rfcn/rfcn_inception-1-2_1xb2-40k_caltech.py',
+     'configs/rfcn/rfcn_inception-1-4_1xb2-40k_caltech.py',
+     'configs/rfcn/rfcn_inception-1-8_1xb2-40k_caltech.py'],
 ]
 
 #: The columns of speed.csv.

@@ -9,7 +9,8 @@ of the flipped image, never a flipped map. A stride-aligned crop
 (:class:`~mmmimic.datasets.transforms.StrideAlignedRandomCrop`) is served by slicing the whole
 image's map at ``offset / stride``: that is the teacher's view of the crop *inside the whole
 image*; the live teacher run on the crop alone differs near the crop borders (its receptive field
-sees zero padding there instead of the surrounding pixels; measured in docs/advanced_guides/distiller.md).
+sees zero padding there instead of the surrounding pixels; measured in
+docs/advanced_guides/distiller.md).
 
 Storage: one LMDB environment (``lmdb``: one writer, many readers, every entry written in its own
 transaction, so an interrupted fill never leaves a half-written entry readable). Entry keys are

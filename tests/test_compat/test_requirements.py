@@ -38,7 +38,8 @@ def test_default_numpy_lies_in_the_supported_range():
     supported = _requirements('runtime.txt')['numpy'].specifier
     default = _pinned(_requirements('constraints.txt')['numpy'])
     assert default.major == 1 and supported.contains(default), (default, supported)
-    assert supported.contains(np.__version__), f'installed numpy {np.__version__} not in {supported}'
+    assert supported.contains(np.__version__), \
+        f'installed numpy {np.__version__} not in {supported}'
 
 
 def test_ci_other_numpy_versions_lie_in_the_supported_range():

@@ -28,7 +28,8 @@ def parse_args(argv=None):
                         help='only these set numbers (each in one of the presets)')
     parser.add_argument('--frame-check', default='decode', choices=FRAME_CHECKS,
                         help='check of every written frame: JPEG markers + a 1/8-scale decode '
-                        '(default; its cost per frame: docs/user_guides/caltech.md), markers only, or none')
+                        '(default; its cost per frame: docs/user_guides/caltech.md), markers '
+                        'only, or none')
     parser.add_argument('--verify', action='store_true',
                         help='re-run: compare the SHA-256 of every byte of each .seq with the one '
                         'recorded at its conversion (default: its size and first and last MiB '

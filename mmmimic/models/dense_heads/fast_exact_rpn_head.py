@@ -25,7 +25,8 @@ class FastExactRPNHead(RPNHead):
     the result), those are exactly the proposals of the full ``nms_pre`` step; otherwise the
     image is recomputed with the full settings (:func:`~.proposals.rpn_proposals`). So the
     boxes, scores and their order are mmdet's bit for bit; only the time changes (a trained
-    half-input vtest student: 158 ms -> 8.6 ms per 480x640 frame, docs/advanced_guides/distiller.md).
+    half-input vtest student: 158 ms -> 8.6 ms per 480x640 frame,
+    docs/advanced_guides/distiller.md).
 
     A checkpoint of an ``RPNHead`` loads as is (same parameters). Soft-NMS, ``with_nms=False``,
     score factors and tracing / ONNX export take mmdet's step unchanged.

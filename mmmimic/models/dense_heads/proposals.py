@@ -11,7 +11,8 @@ boxes, same scores, same order). Otherwise that image tries the next rung of the
 (default ``(500, 1000)``: 500 proves itself on nearly every image of a small map, 1000 on more of
 a large one), and after the last rung is recomputed with the full settings. The
 cheap pass is exact by construction, so no proposal distribution changes; what it saves is the
-decode and NMS of thousands of low-scored candidates (measured in docs/advanced_guides/distiller.md, "Speed").
+decode and NMS of thousands of low-scored candidates (measured in
+docs/advanced_guides/distiller.md, "Speed").
 Used by the distiller for the mimic proposals and by :class:`FastExactRPNHead` for every predict
 step of an RPN (test time, a two-stage detector's training proposals).
 

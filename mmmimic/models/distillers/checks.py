@@ -26,7 +26,8 @@ from ..losses import BaseMimicLoss
 # ``proposal_candidates``: the predict step runs on the best 500 anchors per level first, then on
 # the best 1000 for the images that pass cannot prove, and keeps a result only where it provably
 # equals the full step's (proposals.py); ``None``: off. Chosen by benchmarks/mimic_proposals.py
-# (docs/advanced_guides/distiller.md, "Speed"): 500 proves itself on nearly every image of a small map, 1000 on
+# (docs/advanced_guides/distiller.md, "Speed"): 500 proves itself on nearly every image of a small
+# map, 1000 on
 # more of a large one.
 DEFAULT_MIMIC_CFG = dict(
     proposal=None,

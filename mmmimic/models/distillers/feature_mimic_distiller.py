@@ -1,6 +1,7 @@
 """FeatureMimicDistiller: a frozen teacher detector teaches a student detector with an RPN.
 
-The training step is the paper's Fig. 1 (docs/advanced_guides/distiller.md, "One training step") and reads top to
+The training step is the paper's Fig. 1 (docs/advanced_guides/distiller.md, "One training step")
+and reads top to
 bottom in :meth:`FeatureMimicDistiller.loss`. Prediction runs the student only. The teacher's
 lifecycle is :class:`~.teacher.FrozenTeacherMixin`, the build-time checks are :mod:`.checks`,
 and the teacher's maps of a batch come from one :class:`~.teacher_features.TeacherFeatures`
@@ -73,7 +74,8 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         teacher_cache: serve the teacher's mimicked map from a
             :class:`~mmmimic.teacher_cache.TeacherFeatureCache` instead of running the teacher:
             ``dict(dir=..., pipeline=train_pipeline, dtype='float16', max_gb=50, verify=0,
-            missing='error')`` (docs/advanced_guides/distiller.md, "Teacher-feature cache"). ``None``: live.
+            missing='error')`` (docs/advanced_guides/distiller.md, "Teacher-feature cache").
+            ``None``: live.
         init_cfg: mmengine init config.
         mimic_levels: pyramid mimic (docs/advanced_guides/distiller.md, "Pyramids"):
             ``'auto'`` (every student level that has a teacher level of its stride in the
@@ -202,58 +204,18 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
 
     def _build_pyramid(self, connector: OptConfigType, mimic_levels: Union[str, List[dict]],
                        level_rule: Union[str, int], finest_scale: float) -> None:
-        """Pyramid mimic: measure every level of both networks, pair them
-        (:func:`~.pyramid.parse_pairs`), build one connector per pair (``connectors``) and
-        check each pair's channels and strides; log the pairing table."""
-        if self.mimic_input != 'rois':
-            raise ValueError(f'mimic_levels: pyramid mimic compares sampled RoIs per level; '
-                             f'mimic_loss {type(self.mimic_loss).__name__} has mimic_input '
-                             f'{self.mimic_input!r}: use ProposalSampledL2Loss or '
-                             'PooledFeatureL2Loss, or remove mimic_levels')
-        student_maps = pyramid.measure_feature_maps(self.student)
-        teacher_maps = pyramid.measure_feature_maps(self.teacher)
-        pyramid.check_declared_levels(self.student, student_maps, 'student')
-        pyramid.check_declared_levels(self.teacher, teacher_maps, 'teacher')
-        pairs = pyramid.parse_pairs(mimic_levels, student_maps, teacher_maps,
-                                    self.student_input_scale)
-        pyramid.check_level_rule(level_rule, len(pairs))
-        self.level_rule, self.finest_scale = level_rule, float(finest_scale)
+        """Pyramid mimic: the level pairs and one connector per pair (``connectors``), built and
+        checked by :func:`~.pyramid.build_pairs`; logs the pairing table."""
+        pyramid.check_mimic_input(self.mimic_input, type(self.mimic_loss).__name__)
         self.connector = None
-        self.connectors = torch.nn.ModuleList()
-        for k, pair in enumerate(pairs):
-            (s_ch, s_stride), (t_ch, t_stride) = (student_maps[pair['student']],
-                                                  teacher_maps[pair['teacher']])
-            cfg = pair['connector'] or connector
-            where = (f'mimic_levels[{k}] (student level {pair["student"]}, {s_ch} channels -> '
-                     f'teacher level {pair["teacher"]}, {t_ch} channels)')
-            if cfg is None:  # connector=None: the maps are compared as they are
-                if s_ch != t_ch:
-                    raise ValueError(f'{where}: without a connector the channels must be equal')
-                module = torch.nn.Identity()
-            else:
-                cfg = ConfigDict(cfg)
-                cfg.setdefault('in_channels', s_ch)
-                cfg.setdefault('out_channels', t_ch)
-                try:
-                    module = MODELS.build(cfg)
-                    module.check_channels(s_ch, t_ch)
-                except (TypeError, ValueError) as err:
-                    raise type(err)(f'{where}: {err}') from err
-            pyramid.check_pair_strides(f'mimic_levels[{k}]', (s_ch, s_stride),
-                                       (t_ch, t_stride), (pair['student'], pair['teacher']),
-                                       self.student_input_scale,
-                                       getattr(module, 'scale_factor', 1))
-            self.connectors.append(module)
-            pair.update(student_stride=s_stride, student_channels=s_ch, teacher_stride=t_stride,
-                        teacher_channels=t_ch, connector_type=type(module).__name__)
-        self.mimic_pairs = pairs
+        self.mimic_pairs, self.connectors, table = pyramid.build_pairs(
+            self.student, self.teacher, mimic_levels, connector, level_rule,
+            self.student_input_scale)
+        self.level_rule, self.finest_scale = level_rule, float(finest_scale)
         # the finest pair's strides (what single-level code reads)
-        self.student_stride, self.teacher_stride = (pairs[0]['student_stride'],
-                                                    pairs[0]['teacher_stride'])
-        paired = {p['student'] for p in pairs}
-        unpaired = [(i, st, ch) for i, (ch, st) in enumerate(student_maps) if i not in paired]
-        print_log(pyramid.pairing_table(pairs, self.student_input_scale, unpaired),
-                  logger='current')
+        self.student_stride = self.mimic_pairs[0]['student_stride']
+        self.teacher_stride = self.mimic_pairs[0]['teacher_stride']
+        print_log(table, logger='current')
 
     @property
     def mimic_input(self) -> Optional[str]:
@@ -317,7 +279,8 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         return bbox2roi([res.priors for res in sampling_results])
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """One mimic training step (the paper's Fig. 1; docs/advanced_guides/distiller.md, "One training step").
+        """One mimic training step (the paper's Fig. 1; docs/advanced_guides/distiller.md, "One
+        training step").
 
         Args:
             batch_inputs: ``(B, 3, H, W)`` normalised, padded images.

@@ -143,6 +143,66 @@ def check_pair_strides(key: str, s_map: MapInfo, t_map: MapInfo, levels: Tuple[i
             f'({t_map[0]} channels); pair levels of equal stride (mimic_levels=\'auto\')')
 
 
+def check_mimic_input(mimic_input: Optional[str], loss_name: str) -> None:
+    """Pyramid mimic compares sampled RoIs per level: refuse a loss that does not."""
+    if mimic_input != 'rois':
+        raise ValueError(f'mimic_levels: pyramid mimic compares sampled RoIs per level; '
+                         f'mimic_loss {loss_name} has mimic_input '
+                         f'{mimic_input!r}: use ProposalSampledL2Loss or '
+                         'PooledFeatureL2Loss, or remove mimic_levels')
+
+
+def build_pairs(student: nn.Module, teacher: nn.Module, mimic_levels: Union[str, Sequence[dict]],
+                connector: Optional[dict], level_rule: Union[str, int],
+                student_input_scale: float) -> Tuple[List[dict], nn.ModuleList, str]:
+    """Measure every level of both networks, pair them (:func:`parse_pairs`), build one
+    connector per pair (``connector`` is the template, a pair's own ``connector`` overrides it;
+    ``None`` compares the maps as they are) and check each pair's channels and strides.
+
+    Returns:
+        ``(pairs, connectors, table)``: the pairs (with their measured strides, channels and
+        connector type), the connectors in pair order, and the pairing table to log.
+    """
+    from mmengine.config import ConfigDict
+
+    from mmdet.registry import MODELS
+    student_maps = measure_feature_maps(student)
+    teacher_maps = measure_feature_maps(teacher)
+    check_declared_levels(student, student_maps, 'student')
+    check_declared_levels(teacher, teacher_maps, 'teacher')
+    pairs = parse_pairs(mimic_levels, student_maps, teacher_maps, student_input_scale)
+    check_level_rule(level_rule, len(pairs))
+    connectors = nn.ModuleList()
+    for k, pair in enumerate(pairs):
+        (s_ch, s_stride), (t_ch, t_stride) = (student_maps[pair['student']],
+                                              teacher_maps[pair['teacher']])
+        cfg = pair['connector'] or connector
+        where = (f'mimic_levels[{k}] (student level {pair["student"]}, {s_ch} channels -> '
+                 f'teacher level {pair["teacher"]}, {t_ch} channels)')
+        if cfg is None:  # connector=None: the maps are compared as they are
+            if s_ch != t_ch:
+                raise ValueError(f'{where}: without a connector the channels must be equal')
+            module = nn.Identity()
+        else:
+            cfg = ConfigDict(cfg)
+            cfg.setdefault('in_channels', s_ch)
+            cfg.setdefault('out_channels', t_ch)
+            try:
+                module = MODELS.build(cfg)
+                module.check_channels(s_ch, t_ch)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f'{where}: {err}') from err
+        check_pair_strides(f'mimic_levels[{k}]', (s_ch, s_stride), (t_ch, t_stride),
+                           (pair['student'], pair['teacher']), student_input_scale,
+                           getattr(module, 'scale_factor', 1))
+        connectors.append(module)
+        pair.update(student_stride=s_stride, student_channels=s_ch, teacher_stride=t_stride,
+                    teacher_channels=t_ch, connector_type=type(module).__name__)
+    paired = {p['student'] for p in pairs}
+    unpaired = [(i, st, ch) for i, (ch, st) in enumerate(student_maps) if i not in paired]
+    return pairs, connectors, pairing_table(pairs, student_input_scale, unpaired)
+
+
 def map_roi_levels(rois: Tensor, num_levels: int, finest_scale: float = FINEST_SCALE) -> Tensor:
     """mmdet's ``SingleRoIExtractor.map_roi_levels``: ``floor(log2(sqrt(w h) / finest_scale
     + 1e-6))`` clamped to ``[0, num_levels - 1]``.

@@ -2,7 +2,8 @@
 
 :class:`~.FeatureMimicDistiller` owns one :class:`TeacherFeatures`: :class:`LiveTeacherFeatures`
 runs the frozen teacher; :class:`CachedTeacherFeatures` serves the mimicked map from a
-:class:`~mmmimic.teacher_cache.TeacherFeatureCache` (docs/advanced_guides/distiller.md, "Teacher-feature cache").
+:class:`~mmmimic.teacher_cache.TeacherFeatureCache` (docs/advanced_guides/distiller.md,
+"Teacher-feature cache").
 """
 from typing import List, Optional, Tuple
 

@@ -10,7 +10,8 @@ data_root = 'data/vtest/'
 backend_args = None
 # CPU budget: train on 320x384 crops of the 640x480 frames (people keep their size); test on
 # whole frames. The crop offsets are multiples of 16 (the Inception teacher's stride), so a
-# mimic run can take the teacher's map from the teacher-feature cache (docs/advanced_guides/distiller.md); every
+# mimic run can take the teacher's map from the teacher-feature cache
+# (docs/advanced_guides/distiller.md); every
 # benchmark model, teacher and scratch students included, draws its crops the same way.
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
