@@ -17,74 +17,10 @@ wall seconds and exit status; rewritten after each step, so a cut-off check keep
 measured). Exits 1 when a step failed. ``--skip-tests`` / ``--skip-study`` leave a step out.
 """
 import argparse
-import json
-import math
-import os
-import os.path as osp
-import subprocess
 import sys
-import tempfile
-import time
-from typing import Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
-import torch
-
-NO_GPU = ('gpu_check: no CUDA device (torch.cuda.is_available() is False, torch {}); '
-          'run it on a machine with a GPU')
-
-
-def cuda_smoke(iters: int = 2) -> Dict[str, float]:
-    """Train the tiny mimic distiller for ``iters`` iterations on ``cuda``; returns the last
-    iteration's losses.
-
-    Raises:
-        RuntimeError: a loss is not finite (names it)."""
-    from mmmimic.testing.distill import build_distiller, make_batch, make_teacher_ckpt
-    with tempfile.TemporaryDirectory() as tmp:
-        model = build_distiller(make_teacher_ckpt(osp.join(tmp, 'teacher.pth')),
-                                init_weights=True).to('cuda')
-    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01)
-    model.train()
-    last: Dict[str, float] = {}
-    for step in range(iters):
-        inputs, samples = make_batch(seed=step)
-        losses = model.loss(inputs.cuda(), [s.to('cuda') for s in samples])
-        total = sum(sum(v) if isinstance(v, list) else v for v in losses.values())
-        last = {k: float(sum(v) if isinstance(v, list) else v) for k, v in losses.items()}
-        bad = [k for k, v in last.items() if not math.isfinite(v)]
-        if bad:
-            raise RuntimeError(f'cuda smoke, iteration {step + 1}: {", ".join(bad)} not finite')
-        optim.zero_grad()
-        total.backward()
-        optim.step()
-    torch.cuda.synchronize()
-    return last
-
-
-def write_record(record: Dict, out: str) -> None:
-    """``gpu_check.json`` and ``gpu_check.md`` of ``record`` into ``out``."""
-    os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, 'gpu_check.json'), 'w') as f:
-        json.dump(record, f, indent=1)
-    lines = [f'GPU check on {record["gpu"]} (torch {record["torch"]}, CUDA '
-             f'{record["cuda"]}), started {record["started"]} UTC', '',
-             '| step | command | exit status | wall time |', '|---|---|---|---|']
-    for step in record['steps']:
-        lines.append(f'| {step["name"]} | `{step["command"]}` | {step["rc"]} | '
-                     f'{step["seconds"] / 60:.1f} min |')
-    with open(osp.join(out, 'gpu_check.md'), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-
-
-def run_step(name: str, command: List[str], record: Dict, out: str) -> int:
-    """Run ``command`` (its output passes through), record its exit status and wall time."""
-    print(f'gpu_check: {name}: {" ".join(command)}', flush=True)
-    t0 = time.time()
-    rc = subprocess.call(command)
-    record['steps'].append(dict(name=name, command=' '.join(command), rc=rc,
-                                seconds=time.time() - t0))
-    write_record(record, out)
-    return rc
+from projects.vtest_mimic.vtest_mimic.gpu_check import run_checks
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -95,39 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--skip-tests', action='store_true', help='leave out the test suite')
     parser.add_argument('--skip-study', action='store_true', help='leave out the --quick run')
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(NO_GPU.format(torch.__version__), file=sys.stderr)
-        return 2
-    record = dict(gpu=torch.cuda.get_device_name(0), torch=torch.__version__,
-                  cuda=torch.version.cuda, started=time.strftime('%Y-%m-%d %H:%M:%S',
-                                                                 time.gmtime()), steps=[])
-    write_record(record, args.out)
-    failed = []
-    if not args.skip_tests:
-        if run_step('test suite', [sys.executable, '-m', 'pytest', 'tests', '-x', '-q', '-p',
-                                   'no:cacheprovider'], record, args.out):
-            failed.append('test suite')
-    t0 = time.time()
-    try:
-        losses = cuda_smoke()
-        rc = 0
-        print(f'gpu_check: cuda smoke: 2 iterations, losses {losses}', flush=True)
-    except Exception as err:  # recorded, and the check goes on to the study run
-        print(f'gpu_check: cuda smoke failed: {err!r}', flush=True)
-        rc = 1
-        failed.append('cuda smoke')
-    record['steps'].append(dict(name='cuda smoke', command='cuda_smoke(iters=2)', rc=rc,
-                                seconds=time.time() - t0))
-    write_record(record, args.out)
-    if not args.skip_study:
-        study_out = args.study_out or osp.join(args.out, 'quick_cuda')
-        if run_step('--quick study', [sys.executable, '-m', 'projects.vtest_mimic.tools.run',
-                                      '--quick', '--device', 'cuda', '--out', study_out],
-                    record, args.out):
-            failed.append('--quick study')
-    print(f'gpu_check: {"failed: " + ", ".join(failed) if failed else "all steps passed"}; '
-          f'timings in {osp.join(args.out, "gpu_check.md")}', flush=True)
-    return 1 if failed else 0
+    return run_checks(args.out, args.study_out, args.skip_tests, args.skip_study)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@ import torch
 from mmengine.device import get_device
 
 import mmmimic.teacher_cache
-from projects.vtest_mimic.tools import gpu_check
+from projects.vtest_mimic.tools import gpu_check as gpu_check_tool
+from projects.vtest_mimic.vtest_mimic import gpu_check
 from projects.vtest_mimic.vtest_mimic.device import resolve_device, use_device
 from projects.vtest_mimic.vtest_mimic.job import MainJob
 from projects.vtest_mimic.vtest_mimic.models import BY_NAME
@@ -124,7 +125,7 @@ def test_gpu_check_refuses_without_cuda_before_anything_else(no_cuda, monkeypatc
                                                              capsys):
     monkeypatch.setattr(gpu_check.subprocess, 'call', lambda *a, **k: pytest.fail('ran'))
     out = tmp_path / 'check'
-    assert gpu_check.main(['--out', str(out)]) == 2
+    assert gpu_check_tool.main(['--out', str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('gpu_check: no CUDA device')
     assert not out.exists()
@@ -149,3 +150,10 @@ def test_gpu_check_writes_its_timings(tmp_path):
     assert json.load(open(tmp_path / 'gpu_check.json')) == record
     md = (tmp_path / 'gpu_check.md').read_text()
     assert '| test suite | `python -m pytest tests` | 0 | 1.5 min |' in md
+
+
+def test_the_smoke_trains_the_tiny_distiller_with_finite_losses():
+    """The GPU check's smoke, run here on the CPU (on a GPU machine it runs on cuda)."""
+    losses = gpu_check.cuda_smoke(iters=2, device='cpu')
+    assert set(losses) == {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_mimic'}
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
