@@ -26,6 +26,8 @@ The presets are ``projects/vtest_mimic/configs/presets/{quick,default}.py``; ``-
 KEY=VALUE`` overrides their keys. Every stage prints its ETA; finished stages are reused and an
 interrupted training resumes from its last checkpoint (``--force NAME`` redoes a model). A stage
 whose config changed since it ran (another teacher, schedule or data) stops the run and names it.
+``--device`` (default ``auto``: CUDA when present) picks where the training, cache and scoring
+stages run; the speed table is timed on the CPU (``tools/gpu_check.py``: the prepared GPU check).
 
 These are NOT Caltech numbers: one static campus scene, labels from a classical procedure
 (``projects/vtest_mimic/docs/labels.md``). The method and the tables: the project's README.

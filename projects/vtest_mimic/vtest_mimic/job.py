@@ -25,6 +25,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from .common import REPO_ROOT, StageError, log
+from .device import resolve_device, use_device
 from .models import (BY_NAME, CONFIG_DIR, OLD_CONFIG_DIR, SPLIT_LISTS, VAL_EVALUATOR,
                      BenchmarkModel, models_of, speed_config, student_init_state,
                      vtest_train_config)
@@ -91,7 +92,12 @@ class MainJob:
         self.root = root or args.out
         self.mimic_weights = {**getattr(args, 'mimic_weights', {}), **(mimic_weights or {})}
         self.names = [m.name for m in self.models]
-        self.eta = Eta(osp.join(args.out, 'timings.json'))
+        #: where the training, cache-fill and scoring stages run (``--device``, resolved)
+        self.device = resolve_device(getattr(args, 'device', None))
+        # the measured CPU times keep their file; another device's times go into their own
+        kind = self.device.split(':')[0]
+        self.eta = Eta(osp.join(args.out, 'timings.json' if kind == 'cpu' else
+                                f'timings_{kind}.json'))
         self.ckpts: Dict[str, str] = {}  # '<name>@<seed>' -> trained checkpoint
         self.done = 0
         self.stage_times: Dict[str, float] = {}
@@ -351,14 +357,15 @@ class MainJob:
         if cfg.resume:
             log(f'{m.name} (seed {seed}): resuming the interrupted run in {work_dir}')
         t0 = time.time()
-        Runner.from_cfg(cfg).train()
+        with use_device(self.device):
+            Runner.from_cfg(cfg).train()
         seconds = time.time() - t0
         final = self.final_ckpt(m, work_dir)
         if final is None:
             raise StageError(f'{m.name} (seed {seed}) finished without its checkpoint in '
                              f'{work_dir}')
         with open(osp.join(work_dir, 'train_time.json'), 'w') as f:
-            json.dump(dict(seconds=seconds, resumed=bool(cfg.resume)), f)
+            json.dump(dict(seconds=seconds, resumed=bool(cfg.resume), device=self.device), f)
         if not cfg.resume:
             self.eta.record(f'train/{m.name}', seconds / self.iters_of(m))
         self.stage_times[f'{m.name}@{seed}'] = seconds
@@ -370,7 +377,7 @@ class MainJob:
         mimic = next(m for m in self.models if self.reads_cache(m))
         cfg = self.config_of(mimic, self.args.seeds[0])
         t0 = time.time()
-        stats = fill_cache_from_config(cfg, progress=True, log=log)
+        stats = fill_cache_from_config(cfg, progress=True, log=log, device=self.device)
         if stats.get('written', 0):
             self.eta.record('cache', time.time() - t0)
         return stats
@@ -404,7 +411,8 @@ class MainJob:
         cfg.visualizer.name += f'_{split}'
         log(f'scoring {m.name} (seed {seed}) on the {split} split')
         t0 = time.time()
-        metrics = {k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
+        with use_device(self.device):
+            metrics = {k: float(v) for k, v in Runner.from_cfg(cfg).test().items()}
         if split == 'test':
             self.eta.record(f'eval/{m.name}', time.time() - t0)
         with open(out_json, 'w') as f:

@@ -8,6 +8,7 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
+from .device import resolve_device
 from .models import BY_NAME, MODELS, TEACHER_CANDIDATES
 
 #: the presets' folder
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                              'projects/vtest_mimic/docs/statistics.md)')
     parser.add_argument('--gap', type=int, help='frames dropped between splits (builder default)')
     parser.add_argument('--workers', type=int, default=1, help='dataloader workers')
+    parser.add_argument('--device', default='auto',
+                        help='where every training, cache-fill and scoring stage runs: auto '
+                        '(cuda if torch.cuda.is_available(), else cpu), cpu, cuda or cuda:N; '
+                        'not part of a stage\'s stamp (models trained on one device are '
+                        'reused on another); the speed table stays on the CPU')
     parser.add_argument('--speed-runs', type=int, default=5)
     parser.add_argument('--speed-shape', default='480x640', help='HxW of the speed benchmark')
     parser.add_argument('--skip-speed', action='store_true')
@@ -102,6 +108,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     args.preset = 'quick' if args.quick else 'default'
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as err:
+        parser.error(err.args[0])
     try:
         preset = load_preset(args.preset, args.cfg_options)
     except KeyError as err:
