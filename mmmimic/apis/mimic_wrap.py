@@ -223,16 +223,11 @@ def choose_pairs(student, teacher, mimic_levels: Union[str, List[dict]],
             strides and channels).
     """
     from mmmimic.models.distillers import pyramid
-    student_maps = pyramid.measure_feature_maps(student)
-    teacher_maps = pyramid.measure_feature_maps(teacher)
-    pyramid.check_declared_levels(student, student_maps, 'student')
-    pyramid.check_declared_levels(teacher, teacher_maps, 'teacher')
-    try:
-        pairs = pyramid.parse_pairs(mimic_levels, student_maps, teacher_maps, scale)
-    except ValueError as err:
-        raise ValueError(f'{err} (--mimic-levels S:T,S:T gives the pairs; '
-                         '--mimic-student-feature / --mimic-teacher-feature one pair)') from None
-    levels = []
+    pairs, student_maps, teacher_maps = pyramid.measure_and_pair(
+        student, teacher, mimic_levels, scale,
+        parse_hint=(' (--mimic-levels S:T,S:T gives the pairs; '
+                    '--mimic-student-feature / --mimic-teacher-feature one pair)'))
+    levels, connector_types = [], []
     for k, pair in enumerate(pairs):
         s_map, t_map = student_maps[pair['student']], teacher_maps[pair['teacher']]
         upsample = 2 if s_map[1] / scale == 2 * t_map[1] else 1
@@ -243,11 +238,9 @@ def choose_pairs(student, teacher, mimic_levels: Union[str, List[dict]],
         if upsample == 2:
             level['connector'] = dict(type=connector)
         levels.append(level)
-        pair.update(student_stride=s_map[1], student_channels=s_map[0],
-                    teacher_stride=t_map[1], teacher_channels=t_map[0], connector_type=connector)
-    paired = {p['student'] for p in pairs}
-    unpaired = [(i, st, ch) for i, (ch, st) in enumerate(student_maps) if i not in paired]
-    print_log(pyramid.pairing_table(pairs, scale, unpaired), logger='current')
+        connector_types.append(connector)
+    print_log(pyramid.describe_pairs(pairs, student_maps, teacher_maps, connector_types, scale),
+              logger='current')
     return levels
 
 
@@ -255,14 +248,14 @@ def _single_connector(student, teacher, s_stride, s_count, t_stride, t_count,
                       scale: float) -> str:
     """The connector of the single pair (:func:`choose_connector`; its error lists every
     map's stride)."""
-    from mmmimic.models.distillers.checks import measure_feature_map
+    from mmmimic.models.distillers.pyramid import measure_feature_maps
     try:
         return choose_connector(s_stride, t_stride, scale)
     except ValueError:  # again, listing every map's stride so that the user can pick a pair
         return choose_connector(
             s_stride, t_stride, scale,
-            [measure_feature_map(student, i, 'student')[1] for i in range(s_count)],
-            [measure_feature_map(teacher, i, 'teacher')[1] for i in range(t_count)])
+            [stride for _, stride in measure_feature_maps(student)],
+            [stride for _, stride in measure_feature_maps(teacher)])
 
 
 def _measure(detector, index: int, name: str):

@@ -38,17 +38,6 @@ SPEED_COLUMNS = ['shape', 'threads', 'group', 'model', 'runtime', 'ms', 'speedup
                  'speedup_over_pytorch', 'min_ms', 'max_ms']
 
 
-def make_batch(data_preprocessor, shape: Tuple[int, int]) -> dict:
-    """One random uint8 frame of ``shape`` through the model's preprocessor."""
-    from mmdet.structures import DetDataSample
-    h, w = shape
-    img = torch.randint(0, 256, (3, h, w), generator=torch.Generator().manual_seed(0),
-                        dtype=torch.uint8)
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                         scale_factor=(1.0, 1.0)))
-    return data_preprocessor(dict(inputs=[img], data_samples=[sample]), False)
-
-
 class Entry:
     """One model on one runtime: a callable timed on its batch."""
 
@@ -65,6 +54,7 @@ def build_entries(groups: Sequence[Sequence[str]], shape: Tuple[int, int], threa
     from mmmimic.deployment import (DeployableDetector, OnnxDetector, check_onnx_identity,
                                     config_model_hash, export_onnx, load_detector,
                                     read_onnx_meta)
+    from mmmimic.apis.speed import make_batch
     from mmmimic.models.distillers.cross_scale import resize_batch
     entries = []
     for group in groups:

@@ -1,15 +1,11 @@
 """Configs for the TeacherCheckHook tests (used in-process and by the 2-process worker)."""
-import os.path as osp
 import uuid
 
 from mmengine.config import Config
 
 from mmmimic.testing import load_tiny_config
+from mmmimic.testing.tiny_mimic import MIMIC_CFG, TEACHER_CFG
 
-#: the tiny fixture configs shipped in this package
-TINY = osp.join(osp.dirname(osp.abspath(__file__)), 'configs', 'mimic')
-MIMIC_CFG = osp.join(TINY, 'mimic_rpn_r18-w8_tiny.py')
-TEACHER_CFG = osp.join(TINY, 'rpn_r18-w16_tiny.py')
 # mmdet's usual ImageNet init of a backbone: torchvision is not a dependency of this project
 TORCHVISION_INIT = dict(type='Pretrained', checkpoint='torchvision://resnet18')
 

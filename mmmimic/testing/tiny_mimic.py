@@ -9,8 +9,10 @@ from mmengine.config import Config
 
 from mmdet.registry import DATASETS, MODELS
 
-#: the tiny fixture configs shipped in this package
-CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'configs', 'mimic')
+from mmmimic.testing.config import CONFIG_ROOT
+
+#: the tiny mimic fixture configs shipped in this package
+CONFIG_DIR = osp.join(CONFIG_ROOT, 'mimic')
 MIMIC_CFG = osp.join(CONFIG_DIR, 'mimic_rpn_r18-w8_tiny.py')
 TEACHER_CFG = osp.join(CONFIG_DIR, 'rpn_r18-w16_tiny.py')
 

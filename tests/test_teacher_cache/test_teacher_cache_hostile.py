@@ -28,6 +28,7 @@ from mmmimic.teacher_cache import (CacheError, TeacherFeatureCache, compare_maps
                                    recipe_pipeline, sample_cache_key)
 from mmmimic.teacher_cache.codec import HEADER_LEN
 from mmmimic.teacher_cache.codec import encode_entry as encode_map
+from mmmimic.testing import checkout_env
 from mmmimic.testing.tiny_mimic import CACHE_PIPELINE, MIMIC_CFG, cache_batch, make_teacher_ckpt
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -122,8 +123,7 @@ def run_job(tmp_path, body):
     script = tmp_path / 'job.py'
     script.write_text(PRELUDE + 'try:\n' + textwrap.indent(textwrap.dedent(body), '    ') +
                       'except CacheError as err:\n    print("REFUSED:", err)\n    sys.exit(3)\n')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(  # this checkout's mmmimic
-        [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    env = checkout_env()  # this checkout's mmmimic first
     return subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
                           text=True, timeout=TIMEOUT, env=env)
 

@@ -15,6 +15,7 @@ import torch
 
 from mmdet.registry import MODELS
 from mmmimic.teacher_cache import CacheError
+from mmmimic.testing import checkout_env
 from mmmimic.testing.tiny_mimic import CACHE_PIPELINE, MIMIC_CFG, make_teacher_ckpt
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -172,8 +173,7 @@ def on_small_disk(mount, size, argv, timeout=300):
     os.makedirs(mount, exist_ok=True)
     cmd = (f'mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount))} && exec ' +
            ' '.join(shlex.quote(str(a)) for a in argv))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(  # this checkout's mmmimic
-        [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    env = checkout_env()  # this checkout's mmmimic first
     return subprocess.run(['unshare', '-rm', 'sh', '-c', cmd], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=env)
 

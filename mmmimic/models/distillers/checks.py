@@ -17,6 +17,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType
 from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from ..losses import BaseMimicLoss
+from .pyramid import measure_feature_maps
 
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
@@ -94,18 +95,14 @@ def measure_feature_map(detector: nn.Module, index: int = -1,
         ValueError: ``index`` is out of range (names ``{name}_feature``, the detector and the
             number of maps).
     """
-    size = 256
-    was_training = detector.training
-    detector.eval()
-    param = next(detector.parameters())
-    feats = detector.extract_feat(param.new_zeros(1, 3, size, size))
-    detector.train(was_training)
-    if not -len(feats) <= index < len(feats):
+    maps = measure_feature_maps(detector)
+    if not -len(maps) <= index < len(maps):
         raise ValueError(
             f'{name}_feature={index} is out of range: the {name} ({type(detector).__name__}) '
-            f'extract_feat returns {len(feats)} feature map(s) (valid: {-len(feats)}..'
-            f'{len(feats) - 1})')
-    return feats[index].shape[1], size / feats[index].shape[-1], len(feats)
+            f'extract_feat returns {len(maps)} feature map(s) (valid: {-len(maps)}..'
+            f'{len(maps) - 1})')
+    channels, stride = maps[index]
+    return channels, stride, len(maps)
 
 
 def check_settings(student_feature: int, teacher_feature: int, mimic_cfg: OptConfigType,

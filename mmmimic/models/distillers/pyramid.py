@@ -152,6 +152,43 @@ def check_mimic_input(mimic_input: Optional[str], loss_name: str) -> None:
                          'PooledFeatureL2Loss, or remove mimic_levels')
 
 
+def measure_and_pair(student: nn.Module, teacher: nn.Module,
+                     mimic_levels: Union[str, Sequence[dict]], student_input_scale: float,
+                     parse_hint: str = '') -> Tuple[List[dict], List[MapInfo], List[MapInfo]]:
+    """Measure every level of both networks, check each neck's declared level count and pair
+    the levels (:func:`parse_pairs`; ``parse_hint`` is appended to its errors).
+
+    Returns:
+        ``(pairs, student_maps, teacher_maps)``.
+    """
+    student_maps = measure_feature_maps(student)
+    teacher_maps = measure_feature_maps(teacher)
+    check_declared_levels(student, student_maps, 'student')
+    check_declared_levels(teacher, teacher_maps, 'teacher')
+    try:
+        pairs = parse_pairs(mimic_levels, student_maps, teacher_maps, student_input_scale)
+    except ValueError as err:
+        if not parse_hint:
+            raise
+        raise ValueError(f'{err}{parse_hint}') from None
+    return pairs, student_maps, teacher_maps
+
+
+def describe_pairs(pairs: List[dict], student_maps: Sequence[MapInfo],
+                   teacher_maps: Sequence[MapInfo], connector_types: Sequence[str],
+                   scale: float) -> str:
+    """Record each pair's measured strides, channels and connector type in the pair, and return
+    the pairing table (with the student levels left without a pair)."""
+    for pair, connector_type in zip(pairs, connector_types):
+        (s_ch, s_stride), (t_ch, t_stride) = (student_maps[pair['student']],
+                                              teacher_maps[pair['teacher']])
+        pair.update(student_stride=s_stride, student_channels=s_ch, teacher_stride=t_stride,
+                    teacher_channels=t_ch, connector_type=connector_type)
+    paired = {p['student'] for p in pairs}
+    unpaired = [(i, st, ch) for i, (ch, st) in enumerate(student_maps) if i not in paired]
+    return pairing_table(pairs, scale, unpaired)
+
+
 def build_pairs(student: nn.Module, teacher: nn.Module, mimic_levels: Union[str, Sequence[dict]],
                 connector: Optional[dict], level_rule: Union[str, int],
                 student_input_scale: float) -> Tuple[List[dict], nn.ModuleList, str]:
@@ -166,11 +203,8 @@ def build_pairs(student: nn.Module, teacher: nn.Module, mimic_levels: Union[str,
     from mmengine.config import ConfigDict
 
     from mmdet.registry import MODELS
-    student_maps = measure_feature_maps(student)
-    teacher_maps = measure_feature_maps(teacher)
-    check_declared_levels(student, student_maps, 'student')
-    check_declared_levels(teacher, teacher_maps, 'teacher')
-    pairs = parse_pairs(mimic_levels, student_maps, teacher_maps, student_input_scale)
+    pairs, student_maps, teacher_maps = measure_and_pair(student, teacher, mimic_levels,
+                                                         student_input_scale)
     check_level_rule(level_rule, len(pairs))
     connectors = nn.ModuleList()
     for k, pair in enumerate(pairs):
@@ -196,11 +230,9 @@ def build_pairs(student: nn.Module, teacher: nn.Module, mimic_levels: Union[str,
                            (pair['student'], pair['teacher']), student_input_scale,
                            getattr(module, 'scale_factor', 1))
         connectors.append(module)
-        pair.update(student_stride=s_stride, student_channels=s_ch, teacher_stride=t_stride,
-                    teacher_channels=t_ch, connector_type=type(module).__name__)
-    paired = {p['student'] for p in pairs}
-    unpaired = [(i, st, ch) for i, (ch, st) in enumerate(student_maps) if i not in paired]
-    return pairs, connectors, pairing_table(pairs, student_input_scale, unpaired)
+    table = describe_pairs(pairs, student_maps, teacher_maps,
+                           [type(m).__name__ for m in connectors], student_input_scale)
+    return pairs, connectors, table
 
 
 def map_roi_levels(rois: Tensor, num_levels: int, finest_scale: float = FINEST_SCALE) -> Tensor:
