@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 
 from mmdet.registry import MODELS
 from mmmimic.apis import choose_connector, extract_student, wrap_with_teacher
+from mmmimic.testing.one_stage import mmdet_config_path
 from mmmimic.testing import load_tiny_config, run_tool
 from mmmimic.testing.distill import make_batch, make_teacher_ckpt
 
@@ -213,8 +214,15 @@ def test_bad_inputs_are_named_before_training(tiny_coco, random_teacher, tmp_pat
                             target_stds=[1.] * 4),
             loss_cls=dict(type='FocalLoss', use_sigmoid=True),
             loss_bbox=dict(type='L1Loss')))
-    with pytest.raises(TypeError, match='the student \\(RetinaNet\\) has no RPN head'):
-        wrap_with_teacher(no_rpn, TEACHER_CFG, random_teacher)
+    one_stage = wrap_with_teacher(no_rpn, TEACHER_CFG, random_teacher, teacher_check=False)
+    assert one_stage.model.student.type == 'RetinaNet'  # one map: the single pair
+    assert one_stage.model.student_feature == -1 and 'mimic_levels' not in one_stage.model
+    headless = copy.deepcopy(student)
+    headless.model = Config.fromfile(mmdet_config_path('detr/detr_r50_8xb2-150e_coco.py')).model
+    headless.model.data_preprocessor = student.model.data_preprocessor
+    with pytest.raises(TypeError, match='the student \\(DETR\\) has no RPN head and is not a '
+                       'one-stage detector'):
+        wrap_with_teacher(headless, TEACHER_CFG, random_teacher)
     no_val = copy.deepcopy(student)
     no_val.val_evaluator = None
     with pytest.raises(KeyError, match='no val_dataloader/val_evaluator.*--no-teacher-check'):
@@ -224,8 +232,6 @@ def test_bad_inputs_are_named_before_training(tiny_coco, random_teacher, tmp_pat
     with pytest.raises(ValueError, match='--student-scale / --mimic-weight / --mimic-\\*-feature '
                        'need --teacher'):
         _train(STUDENT_CFG, '--student-scale', '0.5', '--work-dir', str(tmp_path / 'w'))
-    with pytest.raises(TypeError, match='one-stage students .* are not supported yet'):
-        wrap_with_teacher(no_rpn, TEACHER_CFG, random_teacher)
 
 
 def _check_run(tiny_coco, ckpt, work_dir, name):

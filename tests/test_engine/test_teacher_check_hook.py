@@ -292,3 +292,15 @@ def test_proposal_fast_failure_points_to_proposal_recall_metric(tiny_coco, train
     with pytest.raises(RuntimeError, match=r"metric='proposal_fast'\) failed: ValueError.*"
                        r"numpy >= 1\.24.*val_evaluator = dict\(type='ProposalRecallMetric'"):
         the_hook(runner).before_train(runner)
+
+
+def test_a_network_without_detections_scores_the_worst_value():
+    """CocoMetric returns no metric at all when nothing was detected (a fresh one-stage head
+    scores every box under its score_thr): that is the worst score, not a KeyError."""
+    from mmmimic.engine.hooks.teacher_check_hook import metric_value
+    assert metric_value({'coco/bbox_mAP': 0.25}, 'coco/bbox_mAP', 'greater') == 0.25
+    assert metric_value({}, 'coco/bbox_mAP', 'greater') == 0.0
+    assert metric_value({}, 'caltech/MR-2', 'less') == 1.0
+    with pytest.raises(KeyError, match="metric 'coco/bbox_mAP' is not among the val metrics "
+                       r"\['coco/bbox_mAP_50'\]"):
+        metric_value({'coco/bbox_mAP_50': 0.5}, 'coco/bbox_mAP', 'greater')

@@ -81,6 +81,23 @@ def choose_metric(metrics: Dict[str, float]) -> Tuple[str, str, float]:
                    '(MR-2, mAP, recall@N, AR@N); set metric= and rule= explicitly')
 
 
+def metric_value(metrics: Dict[str, float], key: str, rule: str) -> float:
+    """``metrics[key]``; a network that detected nothing on the scored images gets no metric
+    at all from mmdet's ``CocoMetric`` (it logs that the results are empty and returns ``{}``;
+    a freshly initialised one-stage detector scores every box under its ``score_thr``): it
+    scores the worst value, 0 (1 for a lower-is-better metric such as MR-2).
+
+    Raises:
+        KeyError: the evaluator returned metrics, but not ``key`` (names them).
+    """
+    if key in metrics:
+        return float(metrics[key])
+    if not metrics:
+        return 1.0 if rule == 'less' else 0.0
+    raise KeyError(f'TeacherCheckHook: metric {key!r} is not among the val metrics '
+                   f'{sorted(metrics)}')
+
+
 def strip_init_cfg(cfg: Any) -> Any:
     """A copy of a model config with every ``init_cfg`` and ``pretrained`` key removed, at any
     depth (backbone, neck, heads, the model itself): what it builds is randomly initialised by
@@ -303,9 +320,15 @@ class TeacherCheckHook(Hook):
         random_net = self._random_network(teacher_config_of(runner.cfg.model), distiller.teacher)
         random_score = self._score(runner, distiller, random_net, dataloader, total,
                                    _CHANCE_LABEL)
+        if not teacher_score and not random_score:
+            raise RuntimeError(
+                f'this teacher looks untrained: neither the teacher {ckpt} nor a randomly '
+                f'initialised {type(distiller.teacher).__name__} of its config gave a single '
+                f'detection on {total} validation images (the val evaluator returned no metric). '
+                'Check teacher_ckpt: is it the trained checkpoint of this teacher config?')
         key, rule, _ = (self.metric, self.rule, 1.) if self.metric else \
-            choose_metric(teacher_score)
-        t, r = float(teacher_score[key]), float(random_score[key])
+            choose_metric(teacher_score or random_score)
+        t, r = (metric_value(score, key, rule) for score in (teacher_score, random_score))
         return dict(metric=key, teacher=t, random=r, gain=(r - t) if rule == 'less' else (t - r),
                     needed=0., num_images=total, teacher_ckpt=ckpt, teacher_sha256=sha256,
                     settings=self.settings)

@@ -13,6 +13,7 @@ from mmdet.models.dense_heads import (CascadeRPNHead, EmbeddingRPNHead, RPNHead,
                                       StageCascadeRPNHead)
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors.rpn import RPN
+from mmdet.models.detectors.single_stage import SingleStageDetector
 from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType
 from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
@@ -212,20 +213,74 @@ def check_student_rpn(student: nn.Module) -> str:
         student: the built student detector.
 
     Returns:
-        how its RPN head is run (:func:`check_rpn_head`).
+        how its RPN head is run (:func:`check_rpn_head`), or ``'one_stage'`` for a one-stage
+        detector (:func:`check_one_stage_student`).
 
     Raises:
-        TypeError: the student has no RPN head, or one that is not supported (one line naming
-            the head type, why, and what is supported).
+        TypeError: the student has neither an RPN head nor a one-stage head, or one that is not
+            supported (one line naming the head type, why, and what is supported).
     """
     rpn = rpn_of(student)
     if rpn is None:
-        raise TypeError(f'the student ({type(student).__name__}) has no RPN head: feature '
-                        'mimic samples its RoIs from the student RPN\'s proposals. Use an '
-                        'RPN or a two-stage student (e.g. mmdet\'s faster-rcnn_r50_fpn with '
-                        'your backbone and neck); one-stage students (RetinaNet, FCOS, '
-                        'YOLOX, RTMDet) are not supported yet')
+        if isinstance(student, SingleStageDetector):
+            return check_one_stage_student(student)
+        raise TypeError(f'the student ({type(student).__name__}) has no RPN head and is not a '
+                        'one-stage detector: feature mimic samples its RoIs from the '
+                        'student\'s proposals (an RPN) or detections (a one-stage head). Use '
+                        'an RPN, a two-stage or a one-stage mmdet student (e.g. '
+                        'faster-rcnn_r50_fpn, retinanet_r50_fpn, fcos, rtmdet, yolox)')
     return check_rpn_head(rpn)
+
+
+# What every refusal of a one-stage student says is supported (check_one_stage_student).
+SUPPORTED_ONE_STAGE = (
+    'supported: mmdet SingleStageDetector subclasses that keep its loss (RetinaNet, FCOS, ATSS, '
+    'GFL, RTMDet, YOLOX, ...) with a BaseDenseHead that keeps mmdet\'s loss (forward, then '
+    'loss_by_feat) and has predict_by_feat')
+
+
+def check_one_stage_student(student: nn.Module) -> str:
+    """A one-stage student's mimic RoIs are its own post-NMS detections: its head's
+    ``predict_by_feat`` on the training step's head outputs, the one-stage analogue of the RPN's
+    proposals (docs/advanced_guides/distiller.md, "One-stage students"). The step runs the head
+    as mmdet's ``SingleStageDetector.loss`` does (forward, ``loss_by_feat``), so a detector or a
+    head that overrides that loss is refused: the distiller would silently skip what it adds.
+
+    Returns:
+        ``'one_stage'``.
+
+    Raises:
+        TypeError: names the detector or head, why, and what is supported.
+    """
+    name, head = type(student).__name__, getattr(student, 'bbox_head', None)
+    if type(student).loss is not SingleStageDetector.loss:
+        raise TypeError(f'the one-stage student {name} is refused: it overrides '
+                        'SingleStageDetector.loss, and the mimic step runs the head as that '
+                        f'loss does, so it would skip what {name}.loss adds; '
+                        f'{SUPPORTED_ONE_STAGE}')
+    if not isinstance(head, BaseDenseHead) or not callable(getattr(head, 'predict_by_feat',
+                                                                   None)):
+        raise TypeError(f'the one-stage student {name} is refused: its bbox_head '
+                        f'{type(head).__name__} is not an mmdet BaseDenseHead with '
+                        'predict_by_feat, so it gives no detections to sample the mimic RoIs '
+                        f'from; {SUPPORTED_ONE_STAGE}')
+    if type(head).loss is not BaseDenseHead.loss:
+        raise TypeError(f'the one-stage student {name} is refused: its bbox_head '
+                        f'{type(head).__name__} overrides BaseDenseHead.loss, so its losses '
+                        'are not forward + loss_by_feat on outputs the mimic RoIs can be '
+                        f'predicted from; {SUPPORTED_ONE_STAGE}')
+    return 'one_stage'
+
+
+def one_stage_proposal_cfg(test_cfg: Optional[dict]) -> ConfigDict:
+    """The predict settings of a one-stage student's mimic RoIs: the head's ``test_cfg`` with
+    ``score_thr=0``. A freshly initialised head scores every box at its prior probability
+    (RetinaNet's 0.01), under the test threshold (0.05), so with the test settings as they are
+    the mimic would get no RoI until the head has learned; the RPN's proposals have no score
+    threshold either."""
+    cfg = ConfigDict(copy.deepcopy(test_cfg or {}))
+    cfg.score_thr = 0.0
+    return cfg
 
 
 def check_rpn_head(rpn: nn.Module, role: str = 'student') -> str:
@@ -271,6 +326,10 @@ def check_rpn_head(rpn: nn.Module, role: str = 'student') -> str:
 def check_logits_mimic_heads(student_rpn: nn.Module, teacher_rpn: Optional[nn.Module]) -> None:
     """Logits mimic compares ``(cls_scores, bbox_preds)`` of two RPN heads on the same
     anchors: both must be ``RPNHead``s."""
+    if student_rpn is None:
+        raise TypeError('logits mimic (mimic_input \'rpn_outputs\') compares two RPN heads\' '
+                        'outputs; a one-stage student has no RPN head: use feature mimic '
+                        '(ProposalSampledL2Loss)')
     if teacher_rpn is None:
         raise TypeError('logits mimic needs a teacher with an RPN head')
     for role, head in (('student', student_rpn), ('teacher', teacher_rpn)):

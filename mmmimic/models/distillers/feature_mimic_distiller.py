@@ -172,7 +172,9 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
             checks.check_roi_mimic_networks(self.student, self.teacher)
         mimic_cfg = merge_mimic_cfg(mimic_cfg)
         candidate_ladder(mimic_cfg.proposal_candidates, 'mimic_cfg.proposal_candidates')
-        if mimic_cfg.proposal is None:
+        if mimic_cfg.proposal is None and self.one_stage:  # its detections, any score
+            mimic_cfg.proposal = checks.one_stage_proposal_cfg(self.student.bbox_head.test_cfg)
+        elif mimic_cfg.proposal is None:
             student_train_cfg = self.student.train_cfg or {}
             mimic_cfg.proposal = copy.deepcopy(
                 student_train_cfg.get('rpn_proposal', self.student_rpn.test_cfg))
@@ -229,8 +231,27 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
 
     @property
     def student_rpn(self) -> Optional[torch.nn.Module]:
-        """The student's RPN head (``rpn_head``, or ``bbox_head`` of an ``RPN`` detector)."""
+        """The student's RPN head (``rpn_head``, or ``bbox_head`` of an ``RPN`` detector);
+        ``None`` for a one-stage student."""
         return checks.rpn_of(self.student)
+
+    @property
+    def one_stage(self) -> bool:
+        """Whether the student is a one-stage detector (its detections are the mimic RoIs)."""
+        return self._student_rpn_kind == 'one_stage'
+
+    @property
+    def bbox_head(self) -> torch.nn.Module:
+        """A one-stage student's head, so that mmdet hooks which set ``model.bbox_head``
+        attributes (``YOLOXModeSwitchHook``'s ``use_l1``) act on the student.
+
+        Raises:
+            AttributeError: the student is not one-stage (``hasattr`` is then false).
+        """
+        if not self.one_stage:
+            raise AttributeError('bbox_head: the distiller exposes the head of a one-stage '
+                                 'student only')
+        return self.student.bbox_head
 
     @property
     def teacher_rpn(self) -> Optional[torch.nn.Module]:
@@ -296,7 +317,10 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         inputs, samples = self.student_inputs(batch_inputs, batch_data_samples)
         student_feats = self.student.extract_feat(inputs)
         rpn_samples = class_agnostic(samples)
-        rpn_outs, losses, proposals = self._student_rpn_step(student_feats, rpn_samples)
+        if self.one_stage:  # its head's own gt losses; its detections are the proposals
+            rpn_outs, losses, proposals = self._one_stage_step(student_feats, samples)
+        else:
+            rpn_outs, losses, proposals = self._student_rpn_step(student_feats, rpn_samples)
         # The frozen teacher (live or cached) on the full-size batch; the student's proposals,
         # computed once.
         teacher_feats = self.teacher_features(batch_inputs, batch_data_samples, self.training)
@@ -330,6 +354,18 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         rpn_outs = self.student_rpn(student_feats)
         return rpn_outs, self._rpn_gt_losses(rpn_outs, rpn_samples), None
 
+    def _one_stage_step(self, student_feats: Tuple[Tensor], samples: SampleList
+                        ) -> Tuple[tuple, Dict[str, Tensor], None]:
+        """A one-stage student's head forward and ground-truth losses, as mmdet's
+        ``SingleStageDetector.loss`` takes them (its own keys, e.g. ``loss_cls``,
+        ``loss_bbox``); the detections come from the same outputs in
+        :meth:`_student_proposals`."""
+        head = self.student.bbox_head
+        outs = head(student_feats)
+        batch_gt_instances, batch_gt_ignore, batch_img_metas = unpack_gt_instances(samples)
+        return outs, head.loss_by_feat(*outs, batch_gt_instances, batch_img_metas,
+                                       batch_gt_ignore), None
+
     def _rpn_gt_losses(self, rpn_outs: tuple, rpn_samples: SampleList) -> Dict[str, Tensor]:
         """The student RPN head's ground-truth losses (mmdet's ``rpn_``-prefixed keys)."""
         batch_gt_instances, batch_gt_ignore, batch_img_metas = unpack_gt_instances(rpn_samples)
@@ -343,6 +379,10 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         if self.mimic_input != 'rois' and not getattr(self.student, 'with_roi_head', False):
             return None
         batch_img_metas = [data_sample.metainfo for data_sample in rpn_samples]
+        if self.one_stage:  # post-NMS detections; boxes only place the RoIs: no graph
+            with torch.no_grad():
+                return dense_head_proposals(self.student.bbox_head, rpn_outs, batch_img_metas,
+                                            self.mimic_cfg.proposal)
         if self._student_rpn_kind == 'dense':  # its own predict step on all its outputs
             return dense_head_proposals(self.student_rpn, rpn_outs, batch_img_metas,
                                         self.mimic_cfg.proposal)

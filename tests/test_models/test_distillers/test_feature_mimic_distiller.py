@@ -7,8 +7,11 @@ import torch
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
+from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
+from mmmimic.models.distillers import FeatureMimicDistiller
+from mmmimic.testing.one_stage import mmdet_config_path
 from mmmimic.testing.distill import CONFIG_DIR, TEACHER_CFG, build_distiller, make_batch
 
 
@@ -305,10 +308,24 @@ def test_config_errors(teacher_ckpt):
         bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
         loss_cls=dict(type='FocalLoss', use_sigmoid=True), loss_bbox=dict(type='L1Loss'))
     student.pop('rpn_head')
-    student.train_cfg = student.test_cfg = None
-    with pytest.raises(TypeError, match=r'has no RPN head.*one-stage students \(RetinaNet, FCOS, '
-                       r'YOLOX, RTMDet\) are not supported yet'):
-        build_distiller(teacher_ckpt, student=student)
+    retinanet = Config.fromfile(mmdet_config_path('_base_/models/retinanet_r50_fpn.py')).model
+    student.train_cfg, student.test_cfg = retinanet.train_cfg, retinanet.test_cfg
+    model = build_distiller(teacher_ckpt, student=student)  # a single-level one-stage student
+    assert model.one_stage and model.mimic_cfg.proposal.score_thr == 0.0
+    inputs, samples = make_batch()
+    assert model.loss(inputs, samples)['loss_mimic'] > 0
+    with pytest.raises(TypeError, match=r'the student \(HeadlessDetector\) has no RPN head and '
+                       r'is not a one-stage detector'):
+        FeatureMimicDistiller.check_student_rpn(HeadlessDetector())
+
+
+class HeadlessDetector(BaseDetector):
+    """Neither an RPN nor a one-stage head: nothing to take the mimic RoIs from."""
+
+    def loss(self, *args):
+        pass
+
+    predict = _forward = extract_feat = loss
 
 
 def test_the_mimic_proposals_take_the_exact_cheap_pass(teacher_ckpt):
