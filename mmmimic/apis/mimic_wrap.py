@@ -138,6 +138,8 @@ def wrap_with_teacher(cfg: Union[str, Config],
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         student = MODELS.build(copy.deepcopy(student_model))
         check_student_rpn(student)  # no RPN, or one it cannot run
+        if scale != 1.0:
+            _pad_for_scale(student_model, student, scale)
         teacher = MODELS.build(copy.deepcopy(teacher_model))
         levels = _pyramid_request(student, student_feature, teacher_feature, mimic_levels)
         if levels is not None:
@@ -269,3 +271,38 @@ def _measure(detector, index: int, name: str):
     except ValueError as e:
         raise ValueError(f'--mimic-{name}-feature: {e}') from None
     return stride, count
+
+
+def _pad_for_scale(student_model: ConfigDict, student, scale: float) -> None:
+    """At ``--student-scale`` the student sees the padded batch resized: pad it to a multiple of
+    the student backbone's coarsest stride / scale, so that the resized batch holds whole cells
+    at every backbone level (a PAFPN's upsample-and-concat, YOLOX's and RTMDet's necks, fails on
+    a half cell; seen with YOLOX's 416x416 validation input at scale 0.5; the extra levels that
+    FPNs add by strided convolutions take any size). Raises ``pad_size_divisor`` in the
+    student's ``data_preprocessor`` (the distiller's) when needed, and says so."""
+    import math
+
+    import torch
+    with torch.no_grad():
+        was_training = student.training
+        student.eval()
+        maps = student.backbone(next(student.parameters()).new_zeros(1, 3, 256, 256))
+        student.train(was_training)
+    coarsest = max(256 / m.shape[-1] for m in (maps if isinstance(maps, (list, tuple))
+                                                else [maps]))
+    needed = coarsest / scale
+    dp = student_model.get('data_preprocessor')
+    if dp is None or not float(needed).is_integer():
+        return
+    # the padding, and the batch resizes that follow it (YOLOX's BatchSyncRandomResize)
+    slots = [(dp, 'pad_size_divisor', 'data_preprocessor.pad_size_divisor')] + [
+        (aug, 'size_divisor', f'data_preprocessor.batch_augments[{i}].size_divisor')
+        for i, aug in enumerate(dp.get('batch_augments') or []) if 'size_divisor' in aug]
+    for owner, key, name in slots:
+        divisor = int(owner.get(key, 1))
+        padded = math.lcm(divisor, int(needed))
+        if padded != divisor:
+            owner[key] = padded
+            print_log(f'--student-scale {scale:g}: {name} {divisor} -> {padded} (the student '
+                      f'backbone\'s coarsest stride {coarsest:g} / {scale:g}), so the resized '
+                      'batch keeps whole cells at every level', logger='current')

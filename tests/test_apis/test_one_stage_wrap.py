@@ -46,6 +46,8 @@ def test_retinanet_trains_resumes_exactly_and_extracts(tiny_coco, retinanet_teac
     assert dumped.model.student.type == 'RetinaNet'
     assert dumped.model.mimic_levels == [dict(student=i, teacher=i + 1) for i in range(4)]
     assert dumped.model.student_input_scale == 0.5
+    # padded to the backbone's coarsest stride (32) / 0.5: the half batch keeps whole cells
+    assert dumped.model.student.data_preprocessor.pad_size_divisor == 64
     state = _load_checkpoint(osp.join(full, 'iter_4.pth'), map_location='cpu')
     assert {k.split('.')[1] for k in state['state_dict'] if k.startswith('connectors.')} == \
         {'0', '1', '2', '3'}

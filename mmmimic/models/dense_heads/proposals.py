@@ -188,3 +188,70 @@ def dense_head_proposals(head, outs: Sequence[Sequence[Tensor]], batch_img_metas
         one ``InstanceData`` per image (``bboxes``, ``scores``, ``labels``).
     """
     return head.predict_by_feat(*outs, batch_img_metas=batch_img_metas, cfg=cfg)
+
+
+def top_candidates_only(head, cls_scores: Sequence[Tensor],
+                        cfg: ConfigDict) -> Optional[List[Tensor]]:
+    """The classification logits with everything below each image's and level's ``nms_pre``-th
+    best set to ``-inf``, where that does not change the predict step; ``None`` where it might.
+
+    mmdet's one-stage predict step (``BaseDenseHead._predict_by_feat_single``, ``GFLHead``'s)
+    keeps, per image and level, the ``nms_pre`` best (anchor, class) scores above ``score_thr``
+    (``filter_scores_and_topk``: a mask, then a full sort of what passes). At ``score_thr=0``
+    (the mimic RoIs of a fresh head, :func:`one_stage_detections`) every score passes, and sorting
+    all ``H x W x anchors x classes`` of them dominates the step (80 classes: millions per image
+    at 512x512). A logit of ``-inf`` scores exactly 0 and never passes ``score > score_thr >= 0``,
+    while each level's ``nms_pre`` best keep their logits: the step returns the same boxes,
+    scores and labels after sorting ``nms_pre`` scores per level instead of all of them; only
+    the order among exactly equal scores, which torch's unstable sorts do not fix anyway, can
+    differ. Scores are the sigmoid of the logits, so the ``nms_pre``-th best is a ``topk`` on
+    the logits.
+
+    ``None`` for heads that do not filter that way (softmax classifiers, another predict step, no
+    ``nms_pre``, a negative ``score_thr``).
+    """
+    from mmdet.models.dense_heads import GFLHead
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    nms_pre = cfg.get('nms_pre', -1)
+    single = type(head)._predict_by_feat_single
+    if nms_pre is None or nms_pre <= 0 or cfg.get('score_thr', 0.0) < 0 or \
+            not getattr(head, 'use_sigmoid_cls', False) or \
+            single not in (BaseDenseHead._predict_by_feat_single,
+                           GFLHead._predict_by_feat_single):
+        return None
+    return [level if level[0].numel() <= nms_pre else
+            level.masked_fill(level < _kth_best(level, head.cls_out_channels, nms_pre),
+                              float('-inf')) for level in cls_scores]
+
+
+def _kth_best(level: Tensor, num_classes: int, k: int) -> Tensor:
+    """The ``k``-th best logit of each image in ``level`` ``(B, A * C, H, W)``, ``(B, 1, 1, 1)``.
+
+    The ``k`` best (anchor, class) pairs lie among the pairs of the ``k`` anchors of best
+    maximum logit (an anchor outside them has ``k`` anchors, each with a pair above every pair
+    of its own), so the ``topk`` runs on the maxima and then on those anchors' ``k x C`` pairs,
+    not on all ``A x C x H x W``.
+    """
+    b, channels, h, w = level.shape
+    anchors = channels // num_classes
+    flat = level.reshape(b, anchors, num_classes, h * w)
+    best = flat.amax(dim=2).flatten(1)  # (B, A * H * W), anchor-major as the pairs are
+    top = best.topk(min(k, best.size(1)), dim=1).indices
+    a, p = top // (h * w), top % (h * w)
+    pair = ((a * num_classes).unsqueeze(-1) + torch.arange(num_classes, device=level.device)
+            ) * (h * w) + p.unsqueeze(-1)
+    values = level.flatten(1).gather(1, pair.flatten(1))
+    return values.topk(k, dim=1).values[:, -1].view(b, 1, 1, 1)
+
+
+def one_stage_detections(head, outs: Sequence[Sequence[Tensor]], batch_img_metas: List[dict],
+                         cfg: ConfigDict) -> List[InstanceData]:
+    """A one-stage head's post-NMS detections on its training step's outputs (the mimic RoIs of
+    a one-stage student): ``head.predict_by_feat`` without rescale, under ``no_grad`` (the
+    boxes only place the RoIs), on each level's best candidates only where that changes nothing
+    (:func:`top_candidates_only`)."""
+    with torch.no_grad():
+        cls_scores = top_candidates_only(head, outs[0], cfg)
+        if cls_scores is not None:
+            outs = (cls_scores, *outs[1:])
+        return head.predict_by_feat(*outs, batch_img_metas=batch_img_metas, cfg=cfg)

@@ -22,7 +22,8 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from ..dense_heads.proposals import candidate_ladder, dense_head_proposals, rpn_proposals
+from ..dense_heads.proposals import (candidate_ladder, dense_head_proposals,
+                                     one_stage_detections, rpn_proposals)
 from . import checks, pyramid
 from .checks import DEFAULT_MIMIC_CFG, measure_feature_map, merge_mimic_cfg  # noqa: F401
 from .cross_scale import resize_batch, student_batch, to_teacher_coords
@@ -379,10 +380,9 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
         if self.mimic_input != 'rois' and not getattr(self.student, 'with_roi_head', False):
             return None
         batch_img_metas = [data_sample.metainfo for data_sample in rpn_samples]
-        if self.one_stage:  # post-NMS detections; boxes only place the RoIs: no graph
-            with torch.no_grad():
-                return dense_head_proposals(self.student.bbox_head, rpn_outs, batch_img_metas,
-                                            self.mimic_cfg.proposal)
+        if self.one_stage:  # its post-NMS detections
+            return one_stage_detections(self.student.bbox_head, rpn_outs, batch_img_metas,
+                                        self.mimic_cfg.proposal)
         if self._student_rpn_kind == 'dense':  # its own predict step on all its outputs
             return dense_head_proposals(self.student_rpn, rpn_outs, batch_img_metas,
                                         self.mimic_cfg.proposal)
