@@ -5,8 +5,9 @@
 Pairs from mmdet's own configs, 80 classes as on COCO, random weights (timings do not depend on
 training; no checkpoint is downloaded: every ``init_cfg`` is dropped), the student initialised as
 the Runner does: RetinaNet R-50 FPN -> RetinaNet R-18 FPN (the pair of MMRazor's FPN
-distillation figures) and RTMDet-s -> RTMDet-tiny (SyncBN as BN: one process). Pyramid mimic with ``mimic_levels='auto'`` and the default ``'scale'``
-rule; batch 2 at 512x512 and 800x1344 (1333 padded to a multiple of 32), one torch thread, CPU.
+distillation figures) and RTMDet-s -> RTMDet-tiny (SyncBN as BN: one process). Pyramid mimic
+with ``mimic_levels='auto'`` and the default ``'scale'`` rule; batch 2 at 512x512 and 800x1344
+(1333 padded to a multiple of 32), one torch thread, CPU.
 
 Timed in turns (``time_round_robin``), so that load on the shared machine hits all alike:
 

@@ -288,8 +288,8 @@ def _pad_for_scale(student_model: ConfigDict, student, scale: float) -> None:
         student.eval()
         maps = student.backbone(next(student.parameters()).new_zeros(1, 3, 256, 256))
         student.train(was_training)
-    coarsest = max(256 / m.shape[-1] for m in (maps if isinstance(maps, (list, tuple))
-                                                else [maps]))
+    maps = maps if isinstance(maps, (list, tuple)) else [maps]
+    coarsest = max(256 / m.shape[-1] for m in maps)
     needed = coarsest / scale
     dp = student_model.get('data_preprocessor')
     if dp is None or not float(needed).is_integer():

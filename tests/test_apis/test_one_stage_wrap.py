@@ -39,7 +39,7 @@ def _train(tiny_coco, ckpt, work_dir, name, *extra):
 
 
 def test_retinanet_trains_resumes_exactly_and_extracts(tiny_coco, retinanet_teacher_ckpt,
-                                                      tmp_path):
+                                                       tmp_path):
     full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
     _train(tiny_coco, retinanet_teacher_ckpt, full, 'full')
     dumped = Config.fromfile(osp.join(full, osp.basename(STUDENT)))
