@@ -47,7 +47,7 @@ def write_mmdet_tiny(kind: str, folder: str, tiny_coco: bool = False) -> str:
         kind: a key of :data:`MMDET_TINY`.
         folder: where the config is written (``<kind>_tiny.py``).
         tiny_coco: inherit mmdet's model base config only (``_MODEL_BASES``), with the tiny
-            COCO data (``data/tiny_coco/``, one class) and mmengine's test loop instead of COCO;
+            COCO data (``data/tiny_coco/``, one class) and mmengine's loops instead of COCO;
             3 classes otherwise.
     """
     base, heads = MMDET_TINY[kind]
@@ -57,7 +57,9 @@ def write_mmdet_tiny(kind: str, folder: str, tiny_coco: bool = False) -> str:
         bases = [f'mmdet::_base_/models/{_MODEL_BASES[kind]}',
                  osp.join(CONFIG_ROOT, '_base_', 'datasets', 'tiny_coco.py'),
                  osp.join(CONFIG_ROOT, '_base_', 'default_runtime.py')]
-        extra = "test_cfg = dict(type='TestLoop')\n"
+        extra = ("train_cfg = dict(type='IterBasedTrainLoop', max_iters=8, val_interval=8)\n"
+                 "val_cfg = dict(type='ValLoop')\ntest_cfg = dict(type='TestLoop')\n"
+                 "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))\n")
     else:
         bases, extra = [f'mmdet::{base}'], ''
     path = osp.join(folder, f'{kind}{"_tiny-coco" if tiny_coco else ""}_tiny.py')
@@ -69,27 +71,31 @@ def write_mmdet_tiny(kind: str, folder: str, tiny_coco: bool = False) -> str:
 
 def match_detections(onnx_pred, torch_pred, atol: float = 1e-3,
                      score_atol: float = 1e-4) -> Tuple[float, float]:
-    """Assert that two ``pred_instances`` hold the same detections up to the order of near-tied
-    scores: the same count, and each of ``onnx_pred`` paired with a distinct one of
-    ``torch_pred`` of the same label, box within ``atol`` px, score within ``score_atol``
-    (where two scores differ by float32 noise, onnxruntime may rank them the other way).
+    """Assert that two ``pred_instances`` (``InstanceData``, or dicts as ``--out`` dumps them)
+    hold the same detections up to the order of near-tied scores: the same count, and each of
+    ``onnx_pred`` paired with a distinct one of ``torch_pred`` of the same label, box within
+    ``atol`` px, score within ``score_atol`` (where two scores differ by float32 noise,
+    onnxruntime may rank them the other way).
 
     Returns:
         the largest box and score differences of the pairs.
     """
-    assert len(onnx_pred) == len(torch_pred), (len(onnx_pred), len(torch_pred))
-    assert len(torch_pred) > 0, 'no detections: the comparison would be empty'
-    diff = (onnx_pred.bboxes[:, None] - torch_pred.bboxes[None]).abs().amax(-1)
-    diff[onnx_pred.labels.long()[:, None] != torch_pred.labels.long()[None]] = float('inf')
-    used = torch.zeros(len(torch_pred), dtype=torch.bool)
+    (boxes_a, scores_a, labels_a), (boxes_b, scores_b, labels_b) = (
+        [torch.as_tensor(p[k] if isinstance(p, dict) else getattr(p, k))
+         for k in ('bboxes', 'scores', 'labels')] for p in (onnx_pred, torch_pred))
+    assert len(boxes_a) == len(boxes_b), (len(boxes_a), len(boxes_b))
+    assert len(boxes_b) > 0, 'no detections: the comparison would be empty'
+    diff = (boxes_a[:, None] - boxes_b[None]).abs().amax(-1)
+    diff[labels_a.long()[:, None] != labels_b.long()[None]] = float('inf')
+    used = torch.zeros(len(boxes_b), dtype=torch.bool)
     box_diff = score_diff = 0.0
-    for i in range(len(onnx_pred)):
+    for i in range(len(boxes_a)):
         row = diff[i].masked_fill(used, float('inf'))
         j = int(row.argmin())
-        assert row[j] < atol, (f'detection {i} {onnx_pred.bboxes[i].tolist()} has no match '
-                               f'within {atol} px (nearest {row[j].item():.3g} px)')
+        assert row[j] < atol, (f'detection {i} {boxes_a[i].tolist()} has no match within '
+                               f'{atol} px (nearest {row[j].item():.3g} px)')
         used[j] = True
         box_diff = max(box_diff, row[j].item())
-        score_diff = max(score_diff, abs(onnx_pred.scores[i] - torch_pred.scores[j]).item())
+        score_diff = max(score_diff, abs(scores_a[i] - scores_b[j]).item())
     assert score_diff < score_atol, score_diff
     return box_diff, score_diff
