@@ -125,7 +125,7 @@ def _nms_caps(onnx_file):
             if n.op_type == 'NonMaxSuppression']
 
 
-@pytest.mark.parametrize('kind', ['rpn', 'rfcn'])
+@pytest.mark.parametrize('kind', ['rpn', 'rfcn', 'retinanet'])
 def test_exported_nms_stops_at_max_per_img(kind, reference, tmp_path):
     """The graph's NMS stops after the max_per_img boxes predict keeps (cap_nms=False: the
     uncapped NMS of the speed comparison)."""
