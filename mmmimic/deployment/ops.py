@@ -165,7 +165,7 @@ def decode_deltas(rois: Tensor, deltas: Tensor, means: Sequence[float], stds: Se
     if clip_border and img_shape is not None:
         upper = img_shape.flip(0).repeat(2).to(bboxes)  # (w, h, w, h)
         bboxes = torch.min(torch.clamp(bboxes, min=0), upper)
-    return bboxes.reshape(num_bboxes, -1)
+    return bboxes.reshape(num_bboxes, num_classes * 4)  # not -1: valid for 0 boxes too
 
 
 def ps_roi_pool_gather(score_maps: Tensor, rois: Tensor, output_size: int,

@@ -115,3 +115,30 @@ def test_test_tool_scores_onnx_like_the_checkpoint(kind, tiny_coco, tmp_path):
         assert a['img_id'] == b['img_id']
         match_detections(b['pred_instances'], a['pred_instances'])
     print(f'{kind}: {score_torch}')
+
+
+def test_a_frame_without_detections_gives_an_empty_result(tmp_path):
+    """RetinaNet with its classification biases lowered by 3.8: the export's tracing frame
+    (noise) has scores above score_thr, a flat grey frame has none; the graph returns no
+    detection there, as predict does (no reshape of zero boxes fails)."""
+    import numpy as np
+    from deploy_utils import build_reference
+
+    from mmmimic.deployment import DeployableDetector
+    from mmmimic.deployment.export import TRACE_SHAPE, example_inputs
+    model, config, _ = build_reference('retinanet', str(tmp_path))
+    with torch.no_grad():
+        model.bbox_head.retina_cls.bias -= 3.8
+    ckpt = str(tmp_path / 'low_bias.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    with torch.no_grad():
+        traced = DeployableDetector(model).eval()(*example_inputs(TRACE_SHAPE))
+    assert len(traced[0]) > 0  # the graph is traced with detections
+    out = str(tmp_path / 'low_bias.onnx')
+    export_onnx(config, ckpt, out)
+    onnx_model = OnnxDetector(out, device='cpu', num_threads=1)
+    flat = np.full((96, 128, 3), 128, dtype=np.uint8)
+    data = preprocess(model, flat)
+    onnx_pred = onnx_model.predict(data['inputs'], data['data_samples'])[0].pred_instances
+    assert len(torch_predict(model, preprocess(model, flat))) == 0
+    assert len(onnx_pred) == 0 and onnx_pred.bboxes.shape == (0, 4)
