@@ -20,7 +20,7 @@ every model and runtime once per round (round-robin).
 
 Runtimes: ``pytorch`` (eager ``predict``); ``onnxruntime`` (the default export: NMS capped at
 ``max_per_img``, deconv + RPN conv fused into one conv, see
-:class:`mmmimic.deployment.graph.FusedDeconvConv`; in its rows the ``rpn_conv`` column holds
+:class:`mmmimic.deployment.fused.FusedDeconvConv`; in its rows the ``rpn_conv`` column holds
 the fused layer); ``ort_unfused`` (capped NMS, deconv and RPN conv kept apart) and
 ``ort_before`` (neither: the graph as exported before both), so that each change's speed-up is
 a ratio within one run. The variants' detections are compared with the default's (count,

@@ -47,7 +47,7 @@ MAX_LOOP_TRIPS = 10_000
 #: The only data preprocessor type an ``.onnx`` file may name (built directly, not by registry).
 PREPROCESSOR_TYPES = ('DetDataPreprocessor', 'mmdet.DetDataPreprocessor')
 #: Export routes (``DeployableDetector.kind``).
-KINDS = ('rpn', 'rfcn', 'faster_rcnn')
+KINDS = ('rpn', 'rfcn', 'faster_rcnn', 'one_stage')
 #: The graph's inputs and outputs, in order (see :mod:`.graph`).
 GRAPH_INPUTS = ('image', 'img_shape', 'scale_factor')
 GRAPH_OUTPUTS = ('boxes', 'scores', 'labels')

@@ -1,232 +1,57 @@
 """The exportable inference graph of a detector: dense part, box decoding, NMS, RoI stage.
 
-:class:`DeployableDetector` wraps a built mmdet detector (``RPN``, mmmimic's ``RFCN``, or a
-``TwoStageDetector`` with a single-level ``StandardRoIHead``) and computes, for one image, what
-``detector.predict(..., rescale=True)`` computes, with tensor operations only, so that
-``torch.onnx.export`` traces one graph from the normalised image to the final detections:
+:class:`DeployableDetector` wraps a built mmdet detector (``RPN``, mmmimic's ``RFCN``, a
+``TwoStageDetector`` with a ``StandardRoIHead`` on one feature level or on a pyramid such as
+FPN, or a one-stage detector with RetinaNet's, ATSS's or FCOS's head) and computes, for one
+image, what ``detector.predict(..., rescale=True)`` computes, with tensor operations only, so
+that ``torch.onnx.export`` traces one graph from the normalised image to the final detections:
 
 * anchors, box decoding (``DeltaXYWHBBoxCoder``), clipping to ``img_shape``, the RPN's
-  ``nms_pre`` top-k, ``min_bbox_size`` filter, per-level batched NMS and ``max_per_img``;
+  per-level ``nms_pre`` top-k, ``min_bbox_size`` filter, NMS batched by level and
+  ``max_per_img``;
 * R-FCN: position-sensitive RoI pooling as a gather from a summed-area table (``CumSum``,
   ``Gather``; no custom op), average voting;
-* Faster R-CNN: ``RoIAlign`` exported as ONNX ``RoiAlign`` (opset 16 ``half_pixel``);
+* Faster R-CNN: ``RoIAlign`` exported as ONNX ``RoiAlign`` (opset 16 ``half_pixel``), on a
+  pyramid each RoI on its ``finest_scale`` level (:func:`~.ops.extract_roi_feats`);
 * the RoI stage's softmax, decoding, rescaling, score threshold and class-wise NMS;
+* one-stage detectors: the dense head's own post-processing (:mod:`.dense`);
 * cross-scale students: the input resize (bilinear, ``align_corners=False``) to the student's
   scale, so callers pass the full-size frame.
 
 NMS is ONNX ``NonMaxSuppression`` in the graph (in eager PyTorch the same module calls mmcv's
 ``nms``), so the runtime needs nothing but onnxruntime. Every step mirrors the mmdet 3.3 code it
-replaces (``RPNHead._predict_by_feat_single``/``_bbox_post_process``, ``delta2bbox``,
-``batched_nms``, ``BBoxHead._predict_by_feat_single``, ``multiclass_nms``); the deployment tests
-check the exported graph against ``detector.predict``.
+replaces (``RPNHead._predict_by_feat_single``/``_bbox_post_process``, ``SingleRoIExtractor``,
+``delta2bbox``, ``batched_nms``, ``BBoxHead._predict_by_feat_single``, ``multiclass_nms``,
+``BaseDenseHead._predict_by_feat_single``); the deployment tests check the exported graph
+against ``detector.predict``.
 """
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.ops import RoIAlign
-from mmcv.ops import nms as mmcv_nms
-from mmcv.ops import roi_align as mmcv_roi_align
 from torch import Tensor
 
+from .dense import DENSE_HEADS, check_dense_route, dense_detections
+from .fused import FusedDeconvConv, fusable_deconv_rpn  # noqa: F401
+from .ops import (NoOnnxRouteError, batched_nms_indices, decode_deltas,  # noqa: F401
+                  extract_roi_feats, nms_indices, ps_roi_pool_gather, rpn_head_of)
+
 #: Detector classes (by name) with an ONNX route, for messages.
-SUPPORTED_MODELS = ('RPN (RPNHead)', 'RFCN (RFCNRoIHead)',
-                    'FasterRCNN / TwoStageDetector (StandardRoIHead, single-level RoIAlign)')
-
-
-class NoOnnxRouteError(NotImplementedError):
-    """The model (or one of its parts) has no ONNX export route."""
-
-
-class _NMSIndices(torch.autograd.Function):
-    """Indices kept by NMS, sorted by decreasing score: mmcv ``nms`` in eager mode, ONNX
-    ``NonMaxSuppression`` (one batch, one class, IoU > threshold suppresses) when exported.
-
-    ``max_num > 0`` keeps the first ``max_num`` only; in ONNX it is the operator's
-    ``max_output_boxes_per_class``, so that the greedy loop stops there (onnxruntime does): the
-    same indices as the full NMS sliced, since greedy NMS never revises an earlier choice.
-    """
-
-    @staticmethod
-    def forward(ctx, boxes: Tensor, scores: Tensor, iou_threshold: float,
-                max_num: int) -> Tensor:
-        if boxes.shape[0] == 0:
-            return boxes.new_zeros((0, ), dtype=torch.long)
-        keep = mmcv_nms(boxes, scores, iou_threshold)[1]
-        return keep[:max_num] if max_num > 0 else keep
-
-    @staticmethod
-    def symbolic(g, boxes, scores, iou_threshold: float, max_num: int):
-        from torch.onnx import symbolic_helper as sym_help
-        boxes = sym_help._unsqueeze_helper(g, boxes, [0])
-        scores = sym_help._unsqueeze_helper(g, scores, [0, 1])
-        max_out = g.op('Constant', value_t=torch.tensor([max_num if max_num > 0 else 2**31 - 1],
-                                                        dtype=torch.long))
-        iou = g.op('Constant', value_t=torch.tensor([iou_threshold], dtype=torch.float32))
-        selected = g.op('NonMaxSuppression', boxes, scores, max_out, iou, center_point_box_i=0)
-        column = g.op('Constant', value_t=torch.tensor(2, dtype=torch.long))
-        return g.op('Gather', selected, column, axis_i=1)
-
-
-class _RoIAlign(torch.autograd.Function):
-    """mmcv ``roi_align`` (avg mode) in eager mode, ONNX ``RoiAlign`` (opset 16) when exported."""
-
-    @staticmethod
-    def forward(ctx, feat: Tensor, rois: Tensor, output_size: Tuple[int, int],
-                spatial_scale: float, sampling_ratio: int, aligned: bool) -> Tensor:
-        return mmcv_roi_align(feat, rois, output_size, spatial_scale, sampling_ratio, 'avg',
-                              aligned)
-
-    @staticmethod
-    def symbolic(g, feat, rois, output_size, spatial_scale, sampling_ratio, aligned):
-        from torch.onnx import symbolic_helper as sym_help
-        batch_index = g.op('Gather', rois, g.op('Constant', value_t=torch.tensor(0)), axis_i=1)
-        batch_index = g.op('Cast', batch_index, to_i=sym_help.cast_pytorch_to_onnx['Long'])
-        boxes = g.op('Gather', rois, g.op('Constant', value_t=torch.tensor([1, 2, 3, 4])),
-                     axis_i=1)
-        return g.op('RoiAlign', feat, boxes, batch_index,
-                    coordinate_transformation_mode_s='half_pixel' if aligned else
-                    'output_half_pixel', mode_s='avg', output_height_i=output_size[0],
-                    output_width_i=output_size[1], sampling_ratio_i=max(0, sampling_ratio),
-                    spatial_scale_f=spatial_scale)
-
-
-def nms_indices(boxes: Tensor, scores: Tensor, iou_threshold: float,
-                max_num: int = -1) -> Tensor:
-    """Indices of the boxes NMS keeps, by decreasing score (exportable).
-
-    Args:
-        boxes: (N, 4) ``x1, y1, x2, y2``.
-        scores: (N, ).
-        iou_threshold: a box whose IoU with a kept, higher-scoring box exceeds this is dropped.
-        max_num: keep at most this many (the first ones; the exported NMS stops there);
-            <= 0: all.
-    """
-    return _NMSIndices.apply(boxes, scores, float(iou_threshold), int(max_num))
-
-
-def batched_nms_indices(boxes: Tensor, scores: Tensor, idxs: Tensor, nms_cfg: dict,
-                        max_num: int = -1) -> Tensor:
-    """mmcv ``batched_nms`` (class-aware via coordinate offsets) returning the kept indices.
-
-    Args:
-        boxes: (N, 4).
-        scores: (N, ).
-        idxs: (N, ) level or class index; boxes of different indices never suppress each other.
-        nms_cfg: mmdet's ``nms`` config (``type='nms'``, ``iou_threshold``,
-            optional ``class_agnostic``).
-        max_num: keep the first ``max_num`` only (see :func:`nms_indices`); <= 0: all.
-    """
-    nms_cfg = dict(nms_cfg)
-    nms_type = nms_cfg.pop('type', 'nms')
-    if nms_type != 'nms':
-        raise NoOnnxRouteError(f'nms type {nms_type!r} has no ONNX route (only type="nms")')
-    iou_threshold = nms_cfg.pop('iou_threshold')
-    class_agnostic = nms_cfg.pop('class_agnostic', False)
-    nms_cfg.pop('split_thr', None)  # per-class loop of mmcv: same result as the offsets
-    unsupported = {k: v for k, v in nms_cfg.items()
-                   if (k, v) not in (('offset', 0), ('max_num', -1), ('score_threshold', 0))}
-    if unsupported:
-        raise NoOnnxRouteError(f'nms options {unsupported} have no ONNX route (supported: '
-                               'type="nms", iou_threshold, class_agnostic, split_thr)')
-    if class_agnostic:
-        boxes_for_nms = boxes
-    else:
-        # boxes.max() as mmcv, with a 0 appended so that an empty input stays valid in ONNX.
-        max_coordinate = torch.cat([boxes.reshape(-1), boxes.new_zeros(1)]).max()
-        offsets = idxs.to(boxes) * (max_coordinate + 1)
-        boxes_for_nms = boxes + offsets[:, None]
-    return nms_indices(boxes_for_nms, scores, iou_threshold, max_num)
-
-
-def decode_deltas(rois: Tensor, deltas: Tensor, means: Sequence[float], stds: Sequence[float],
-                  img_shape: Optional[Tensor], wh_ratio_clip: float = 16 / 1000,
-                  clip_border: bool = True) -> Tensor:
-    """mmdet's ``delta2bbox`` with the clipping bounds as a tensor (exportable).
-
-    Args:
-        rois: (N, 4) reference boxes.
-        deltas: (N, 4 * C) encoded offsets.
-        means, stds: the coder's target normalisation.
-        img_shape: (2, ) ``(h, w)`` to clip to, or None.
-        wh_ratio_clip: as ``delta2bbox``.
-        clip_border: clip to ``[0, w] x [0, h]``.
-
-    Returns:
-        (N, 4 * C) boxes.
-    """
-    num_bboxes, num_classes = deltas.size(0), deltas.size(1) // 4
-    deltas = deltas.reshape(-1, 4)
-    means = deltas.new_tensor(means).view(1, -1)
-    stds = deltas.new_tensor(stds).view(1, -1)
-    denorm = deltas * stds + means
-    dxy, dwh = denorm[:, :2], denorm[:, 2:]
-    rois_ = rois.repeat(1, num_classes).reshape(-1, 4)
-    pxy = (rois_[:, :2] + rois_[:, 2:]) * 0.5
-    pwh = rois_[:, 2:] - rois_[:, :2]
-    dxy_wh = pwh * dxy
-    max_ratio = abs(math.log(wh_ratio_clip))
-    dwh = dwh.clamp(min=-max_ratio, max=max_ratio)
-    gxy = pxy + dxy_wh
-    gwh = pwh * dwh.exp()
-    bboxes = torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], dim=-1)
-    if clip_border and img_shape is not None:
-        upper = img_shape.flip(0).repeat(2).to(bboxes)  # (w, h, w, h)
-        bboxes = torch.min(torch.clamp(bboxes, min=0), upper)
-    return bboxes.reshape(num_bboxes, -1)
-
-
-def ps_roi_pool_gather(score_maps: Tensor, rois: Tensor, output_size: int,
-                       spatial_scale: float) -> Tensor:
-    """:func:`mmmimic.models.roi_heads.ps_roi_pool` as one 1-D gather (exportable).
-
-    Same bins and the same float64 summed-area table; the four corner look-ups index the
-    flattened table (``Gather`` on a vector) instead of advanced indexing on four axes.
-
-    Args:
-        score_maps: (B, C * k * k, H, W).
-        rois: (N, 5) ``[batch_index, x1, y1, x2, y2]`` in input pixels.
-        output_size: k.
-        spatial_scale: 1 / stride.
-
-    Returns:
-        (N, C, k, k).
-    """
-    from mmmimic.models.roi_heads.ps_roi_pool import ps_roi_bin_edges
-    _, channels, height, width = score_maps.shape
-    k = output_size
-    out_channels = channels // (k * k)
-    integral = F.pad(score_maps.double().cumsum(2).cumsum(3), (1, 0, 1, 0))
-    flat = integral.reshape(-1)
-    rois = rois.double()
-    y0, y1, x0, x1 = ps_roi_bin_edges(rois, k, spatial_scale, height, width)
-    b = rois[:, 0].long().view(-1, 1, 1, 1)
-    ch = torch.arange(channels, device=score_maps.device).view(1, out_channels, k, k)
-    plane = (b * channels + ch) * ((height + 1) * (width + 1))
-    y0, y1 = y0.view(-1, 1, k, 1) * (width + 1), y1.view(-1, 1, k, 1) * (width + 1)
-    x0, x1 = x0.view(-1, 1, 1, k), x1.view(-1, 1, 1, k)
-    bin_sum = (flat[plane + y1 + x1] - flat[plane + y0 + x1] - flat[plane + y1 + x0] +
-               flat[plane + y0 + x0])
-    area = ((y1 - y0) // (width + 1) * (x1 - x0)).double()
-    pooled = torch.where(area > 0, bin_sum / area.clamp(min=1), torch.zeros_like(bin_sum))
-    return pooled.to(score_maps.dtype)
-
-
-def _rpn_head_of(detector: nn.Module) -> nn.Module:
-    head = getattr(detector, 'rpn_head', None)
-    if head is None and type(detector).__name__ == 'RPN':
-        head = detector.bbox_head
-    return head
+SUPPORTED_MODELS = ('RPN (RPNHead, one level or FPN)', 'RFCN (RFCNRoIHead)',
+                    'FasterRCNN / TwoStageDetector (StandardRoIHead, RoIAlign on one level or '
+                    'on FPN levels)',
+                    f'RetinaNet / FCOS / ATSS / SingleStageDetector ({", ".join(DENSE_HEADS)})')
 
 
 def check_onnx_route(detector: nn.Module) -> str:
-    """The kind of export route of ``detector``: ``'rpn'``, ``'rfcn'`` or ``'faster_rcnn'``.
+    """The kind of export route of ``detector``: ``'rpn'``, ``'rfcn'``, ``'faster_rcnn'`` or
+    ``'one_stage'``.
 
     Raises:
-        NoOnnxRouteError: the detector, its RPN head, box coder or RoI head has no route (the
-            message names the part and lists what is supported).
+        NoOnnxRouteError: the detector, its RPN head, box coder, RoI head or one-stage head has
+            no route (the message names the part and lists what is supported).
     """
     from mmdet.models.dense_heads import RPNHead
     from mmdet.models.roi_heads import StandardRoIHead
@@ -236,10 +61,10 @@ def check_onnx_route(detector: nn.Module) -> str:
     from mmmimic.models.roi_heads import RFCNBBoxHead, RFCNRoIHead
     name = type(detector).__name__
     supported = '; supported: ' + ', '.join(SUPPORTED_MODELS)
-    rpn = _rpn_head_of(detector)
+    rpn = rpn_head_of(detector)
     if rpn is None:
-        raise NoOnnxRouteError(f'{name} has no ONNX route: mmmimic exports detectors with an '
-                               f'RPN{supported}')
+        check_dense_route(detector, supported)
+        return 'one_stage'
     # FastExactRPNHead: RPNHead's layers and outputs (its cheap pass is a runtime shortcut the
     # graph does not need: the exported NMS is capped at max_per_img)
     if type(rpn) not in (RPNHead, FastExactRPNHead):
@@ -255,14 +80,17 @@ def check_onnx_route(detector: nn.Module) -> str:
         extractor = roi_head.bbox_roi_extractor
         layers = getattr(extractor, 'roi_layers', [])
         problem = None
+        others = [layer for layer in layers
+                  if not isinstance(layer, RoIAlign) or layer.pool_mode != 'avg']
         if roi_head.with_mask:
             problem = 'a mask head'
+        elif roi_head.with_shared_head:
+            problem = f'a shared head ({type(roi_head.shared_head).__name__})'
         elif type(extractor).__name__ != 'SingleRoIExtractor':
-            problem = f'RoI extractor {type(extractor).__name__}'
-        elif len(layers) != 1:
-            problem = f'a multi-level RoI extractor ({len(layers)} feature levels, e.g. FPN)'
-        elif not isinstance(layers[0], RoIAlign) or layers[0].pool_mode != 'avg':
-            problem = f'RoI layer {type(layers[0]).__name__} (only RoIAlign, avg mode)'
+            problem = f'RoI extractor {type(extractor).__name__} (only SingleRoIExtractor)'
+        elif not layers or others:
+            problem = (f'RoI layer {type(others[0]).__name__ if others else None} (only '
+                       'RoIAlign, avg mode)')
         if problem is not None:
             raise NoOnnxRouteError(f'{name}: StandardRoIHead with {problem} has no ONNX route'
                                    f'{supported}')
@@ -280,93 +108,6 @@ def check_onnx_route(detector: nn.Module) -> str:
             raise NoOnnxRouteError(f'{name}: box coder {type(coder).__name__} has no ONNX route '
                                    '(only DeltaXYWHBBoxCoder without add_ctr_clamp)')
     return kind
-
-
-class FusedDeconvConv(nn.Module):
-    """``conv3x3(deconv(x))`` (x2 ``Deconv2x`` then a 3x3, padding 1 conv, no activation
-    between) as one 3x3 convolution on the small map plus a pixel shuffle.
-
-    Both layers are linear, so their composition is a transposed convolution of ``x`` (kernel
-    6, stride 2, padding 2); each of its four output phases is a 3x3 convolution of ``x``,
-    computed as one convolution to ``4 x out`` channels and interleaved by ``pixel_shuffle``
-    (ONNX ``DepthToSpace``). The composite kernel costs what the 3x3 conv alone costs, so the
-    deconv's own multiply-adds are saved (a third of the cross-scale student's RPN at 264
-    channels). Exactness at the borders: the 3x3 conv zero-pads the deconv map, while the
-    composite would read the deconv's values one pixel outside it; those (one row or column
-    per side, computed from the first/last input row or column) are subtracted. The deconv
-    bias, inside the map only, is a constant map through the conv's taps (``bias_map``).
-    Weights are combined in float64; the result equals the two layers up to float32 rounding.
-
-    Args:
-        deconv: the ``ConvTranspose2d`` (kernel 4, stride 2, padding 1).
-        conv: the ``Conv2d`` (kernel 3, stride 1, padding 1) reading its output.
-    """
-
-    def __init__(self, deconv: nn.ConvTranspose2d, conv: nn.Conv2d) -> None:
-        super().__init__()
-        wd = deconv.weight.detach().double()  # (in, mid, 4, 4)
-        wr = conv.weight.detach().double()  # (out, mid, 3, 3)
-        n_in, n_out = wd.shape[0], wr.shape[0]
-        composite = wd.new_zeros(n_in, n_out, 6, 6)
-        for ky in range(4):
-            for kx in range(4):
-                for jy in range(3):
-                    for jx in range(3):
-                        composite[:, :, ky - jy + 2, kx - jx + 2] += \
-                            wd[:, :, ky, kx] @ wr[:, :, jy, jx].t()
-        # phase (a, b), tap (ty, tx) of a padding-1 conv: kernel index (a + 4 - 2ty, b + 4 - 2tx)
-        phases = wd.new_zeros(n_out, 2, 2, n_in, 3, 3)
-        for a in range(2):
-            for b in range(2):
-                for ty in range(3):
-                    for tx in range(3):
-                        phases[:, a, b, :, ty, tx] = \
-                            composite[:, :, a + 4 - 2 * ty, b + 4 - 2 * tx].t()
-        self.register_buffer('weight', phases.reshape(n_out * 4, n_in, 3, 3).float())
-        bias_d = deconv.bias.detach().double() if deconv.bias is not None else \
-            wd.new_zeros(wd.shape[1])
-        # the deconv bias through each tap of the conv: a 1-channel conv of the inside mask
-        self.register_buffer('bias_taps',
-                             torch.einsum('fmyx,m->fyx', wr, bias_d)[:, None].float())
-        bias_r = conv.bias.detach() if conv.bias is not None else wr.new_zeros(n_out).float()
-        self.register_buffer('bias', bias_r.float().view(1, -1, 1, 1))
-        self.register_buffer('deconv_weight', deconv.weight.detach().clone())
-        self.register_buffer('conv_weight', conv.weight.detach().clone())
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``conv(deconv(x))`` for ``x`` (B, in, H, W): (B, out, 2H, 2W)."""
-        wd, wr = self.deconv_weight, self.conv_weight
-        out = F.pixel_shuffle(F.conv2d(x, self.weight, padding=1), 2)
-        inside = torch.ones_like(out[:1, :1])
-        out = out + F.conv2d(inside, self.bias_taps, padding=1) + self.bias
-        # the deconv's values one pixel outside its map, which the composite read and the
-        # zero-padded conv does not: rows (corners included), then columns (inner rows)
-        top = F.conv_transpose2d(x[:, :, :1], wd[:, :, :1], stride=(1, 2))
-        bottom = F.conv_transpose2d(x[:, :, -1:], wd[:, :, 3:], stride=(1, 2))
-        left = F.conv_transpose2d(x[..., :1], wd[..., :1], stride=(2, 1), padding=(1, 0))
-        right = F.conv_transpose2d(x[..., -1:], wd[..., 3:], stride=(2, 1), padding=(1, 0))
-        out = torch.cat([out[:, :, :1] - F.conv2d(top, wr[:, :, :1]), out[:, :, 1:-1],
-                         out[:, :, -1:] - F.conv2d(bottom, wr[:, :, 2:])], dim=2)
-        return torch.cat([out[..., :1] - F.conv2d(left, wr[..., :1], padding=(1, 0)),
-                          out[..., 1:-1],
-                          out[..., -1:] - F.conv2d(right, wr[..., 2:], padding=(1, 0))], dim=3)
-
-
-def fusable_deconv_rpn(detector: nn.Module) -> bool:
-    """Whether ``detector`` is an RPN whose neck is one ``Deconv2xNeck`` (no activation) read
-    by a single-conv ``RPNHead``: then :class:`FusedDeconvConv` replaces the two layers."""
-    from mmmimic.models.necks import Deconv2xNeck
-    neck, head = getattr(detector, 'neck', None), _rpn_head_of(detector)
-    if not isinstance(neck, Deconv2xNeck) or neck.act is not None:
-        return False
-    deconv, conv = neck.deconv, getattr(head, 'rpn_conv', None)
-    return (getattr(detector, 'roi_head', None) is None and type(conv) is nn.Conv2d and
-            tuple(deconv.kernel_size) == (4, 4) and tuple(deconv.stride) == (2, 2) and
-            tuple(deconv.padding) == (1, 1) and tuple(deconv.output_padding) == (0, 0) and
-            tuple(deconv.dilation) == (1, 1) and deconv.groups == 1 and
-            tuple(conv.kernel_size) == (3, 3) and tuple(conv.stride) == (1, 1) and
-            tuple(conv.padding) == (1, 1) and tuple(conv.dilation) == (1, 1) and
-            conv.groups == 1 and conv.padding_mode == 'zeros')
 
 
 class DeployableDetector(nn.Module):
@@ -401,8 +142,11 @@ class DeployableDetector(nn.Module):
         self.input_scale = float(input_scale)
         if not 0 < self.input_scale <= 1:
             raise ValueError(f'input_scale must be in (0, 1], got {input_scale}')
-        self.rpn_head = _rpn_head_of(detector)
+        self.rpn_head = rpn_head_of(detector)
         self.fused_neck = None
+        if self.kind == 'one_stage':  # check_dense_route checked the head's test_cfg
+            self.rpn_cfg = self.rcnn_cfg = None
+            return
         if fuse_deconv and fusable_deconv_rpn(detector):
             self.fused_neck = FusedDeconvConv(detector.neck.deconv, self.rpn_head.rpn_conv)
         # what the heads' own predict steps read (mmdet hands test_cfg.rpn / .rcnn to them)
@@ -469,12 +213,9 @@ class DeployableDetector(nn.Module):
             cls_score = ps_roi_pool_gather(cls_maps, rois, k, scale).mean(dim=(2, 3))
             bbox_pred = ps_roi_pool_gather(reg_maps, rois, k, scale).mean(dim=(2, 3))
             return cls_score, bbox_pred
-        extractor = self.detector.roi_head.bbox_roi_extractor
-        layer = extractor.roi_layers[0]
-        roi_feats = _RoIAlign.apply(feats[0], rois, tuple(layer.output_size),
-                                    float(layer.spatial_scale), int(layer.sampling_ratio),
-                                    bool(layer.aligned))
-        return bbox_head(roi_feats)
+        # SingleRoIExtractor on x[:num_inputs]: one level, or a pyramid (finest_scale rule)
+        return bbox_head(extract_roi_feats(self.detector.roi_head.bbox_roi_extractor, feats,
+                                           rois))
 
     def rcnn_detections(self, rois: Tensor, cls_score: Tensor, bbox_pred: Tensor,
                         img_shape: Tensor, scale_factor: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -517,6 +258,9 @@ class DeployableDetector(nn.Module):
             feats = self.detector.backbone(image)
         else:
             feats = self.detector.extract_feat(image)
+        if self.kind == 'one_stage':
+            return dense_detections(self.detector.bbox_head, feats, img_shape, scale_factor,
+                                    self.cap_nms)
         if self.kind == 'rpn':
             boxes, scores = self.rpn_proposals(feats, img_shape, scale_factor)
             return boxes, scores, torch.zeros_like(scores, dtype=torch.long)

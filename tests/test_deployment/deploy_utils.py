@@ -13,6 +13,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmmimic.models.distillers.cross_scale import resize_batch
 from mmmimic.testing import make_tiny_coco
+from mmmimic.testing.mmdet_tiny import MMDET_TINY, write_mmdet_tiny
 
 #: Why the tests of this folder skip without the optional deploy extra.
 SKIP_REASON = ('ONNX tests need the deploy extra: bash tools/install.sh --deploy '
@@ -28,7 +29,9 @@ TEACHER = 'mmmimic/testing/configs/mimic/rpn_r18-w16_tiny.py'
 
 
 def build_reference(kind: str, tmp_dir: str) -> Tuple[torch.nn.Module, str, str]:
-    """The PyTorch model of ``kind`` with seeded random weights, saved as a checkpoint.
+    """The PyTorch model of ``kind`` (a :data:`TINY` fixture, or a tiny mmdet config of
+    :data:`~mmmimic.testing.mmdet_tiny.MMDET_TINY`) with seeded random weights, saved as a
+    checkpoint.
 
     For ``cross_scale`` this is the whole ``FeatureMimicDistiller`` (teacher weights saved and
     loaded too): its ``predict`` (student on the half-size input) is the reference, and the
@@ -38,7 +41,7 @@ def build_reference(kind: str, tmp_dir: str) -> Tuple[torch.nn.Module, str, str]
         ``(model in eval mode, config path, checkpoint path)``.
     """
     init_default_scope('mmdet')
-    config = osp.join(ROOT, TINY[kind])
+    config = write_mmdet_tiny(kind, tmp_dir) if kind in MMDET_TINY else osp.join(ROOT, TINY[kind])
     cfg = Config.fromfile(config)
     torch.manual_seed(0)
     if kind == 'cross_scale':

@@ -15,17 +15,24 @@ pytest.importorskip('onnxruntime', reason=SKIP_REASON)
 from mmmimic.deployment import (NoOnnxRouteError, OnnxDetector, export_onnx,  # noqa: E402
                                 read_onnx_meta)
 
-SMOKE_FPN = osp.join(ROOT, 'mmmimic/testing/configs/smoke/faster-rcnn_r18-tiny_tiny-coco.py')
-
 
 def _files(folder):
     return sorted(os.listdir(folder))
 
 
-def test_model_without_onnx_route(tmp_path):
-    with pytest.raises(NoOnnxRouteError, match='multi-level RoI extractor .* no ONNX route'):
-        export_onnx(SMOKE_FPN, None, str(tmp_path / 'fpn.onnx'))
-    assert _files(tmp_path) == []
+@pytest.mark.parametrize('kind, message', [
+    ('gfl', r'GFL: one-stage head GFLHead has no ONNX route \(one-stage heads with a route: '
+            r'RetinaHead, AnchorHead, ATSSHead, FCOSHead; .*\); supported: RPN .*RetinaNet'),
+    ('mask_rcnn', r'MaskRCNN: StandardRoIHead with a mask head has no ONNX route; supported: '
+                  r'RPN .*FPN levels')])
+def test_model_without_onnx_route(kind, message, tmp_path):
+    from mmmimic.testing.mmdet_tiny import write_mmdet_tiny
+    config = write_mmdet_tiny(kind, str(tmp_path))
+    out = tmp_path / 'out'
+    out.mkdir()
+    with pytest.raises(NoOnnxRouteError, match=message):
+        export_onnx(config, None, str(out / 'm.onnx'))
+    assert _files(out) == []
 
 
 def test_unsupported_nms_fails_during_export_and_leaves_nothing(tmp_path):

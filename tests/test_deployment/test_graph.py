@@ -125,7 +125,7 @@ def _nms_caps(onnx_file):
             if n.op_type == 'NonMaxSuppression']
 
 
-@pytest.mark.parametrize('kind', ['rpn', 'rfcn'])
+@pytest.mark.parametrize('kind', ['rpn', 'rfcn', 'retinanet'])
 def test_exported_nms_stops_at_max_per_img(kind, reference, tmp_path):
     """The graph's NMS stops after the max_per_img boxes predict keeps (cap_nms=False: the
     uncapped NMS of the speed comparison)."""
@@ -204,3 +204,52 @@ def test_cross_scale_rpn_exports_with_the_fused_deconv(reference, tmp_path):
     _, plain_config, plain_ckpt = reference('rpn')  # no deconv neck: nothing to fuse
     assert export_onnx(plain_config, plain_ckpt, str(tmp_path / 'rpn.onnx'),
                        shape=(64, 64))['fused_deconv'] is False
+
+
+def test_decode_distances_equals_distance2bbox():
+    from mmdet.structures.bbox import distance2bbox
+
+    from mmmimic.deployment.ops import decode_distances
+    gen = torch.Generator().manual_seed(3)
+    points = torch.rand(60, 2, generator=gen) * 100
+    distances = torch.rand(60, 4, generator=gen) * 40
+    expected = distance2bbox(points, distances, max_shape=(60.5, 80))
+    got = decode_distances(points, distances, torch.tensor([60.5, 80.]))
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    assert got[:, 0::2].max() == 80 and got[:, 1::2].max() == 60.5 and got.min() == 0
+
+
+def test_extract_roi_feats_equals_single_roi_extractor_on_a_pyramid(tmp_path):
+    """Multi-level RoIAlign (finest_scale level rule, scatter back) equals mmdet's
+    SingleRoIExtractor, eagerly and in onnxruntime, with RoIs on all four levels and with
+    RoIs on one level only (three empty levels) in the same dynamic graph."""
+    from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
+
+    from mmmimic.deployment.ops import extract_roi_feats
+    extractor = SingleRoIExtractor(dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+                                   out_channels=8, featmap_strides=[4, 8, 16, 32]).eval()
+    gen = torch.Generator().manual_seed(4)
+    feats = [torch.randn(1, 8, 128 // s, 160 // s, generator=gen) for s in (4, 8, 16, 32)]
+    xy = torch.rand(40, 2, generator=gen) * 60
+    wh = torch.cat([torch.full((10, 2), v) for v in (30., 150., 250., 500.)])  # levels 0..3
+    rois = torch.cat([torch.zeros(40, 1), xy, xy + wh], dim=1)
+    assert set(extractor.map_roi_levels(rois, 4).tolist()) == {0, 1, 2, 3}
+
+    class Extract(torch.nn.Module):
+
+        def forward(self, f0, f1, f2, f3, rois):
+            return extract_roi_feats(extractor, [f0, f1, f2, f3], rois)
+
+    with torch.no_grad():
+        torch.testing.assert_close(extract_roi_feats(extractor, feats, rois),
+                                   extractor(feats, rois), atol=0, rtol=0)
+        path = str(tmp_path / 'extract.onnx')
+        torch.onnx.export(Extract(), (*feats, rois), path, dynamo=False, opset_version=17,
+                          input_names=['f0', 'f1', 'f2', 'f3', 'rois'], output_names=['out'],
+                          dynamic_axes={'rois': {0: 'n'}})
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for part in (rois, rois[:10]):  # all levels; level 0 only
+        inputs = {f'f{i}': f.numpy() for i, f in enumerate(feats)}
+        (got, ) = session.run(None, {**inputs, 'rois': part.numpy()})
+        with torch.no_grad():
+            np.testing.assert_allclose(got, extractor(feats, part).numpy(), atol=1e-5, rtol=0)
