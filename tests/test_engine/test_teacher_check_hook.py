@@ -3,6 +3,7 @@ one process and in two, random streams left as found, labelled output, the verdi
 resume, and a pointer to ProposalRecallMetric when mmdet's proposal_fast metric breaks."""
 import json
 import logging
+import math
 import os
 import os.path as osp
 import random
@@ -16,6 +17,7 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
+from mmmimic.engine.hooks.teacher_check_hook import metric_value
 from mmmimic.testing import make_tiny_coco
 from mmmimic.testing.teacher_check import check_cfg, teacher_cfg, the_hook
 
@@ -216,6 +218,18 @@ def test_coco_metric_judges_the_scored_images_and_output_is_labelled(
         # pycocotools' own prints come through the logger, labelled too
         assert any(line.startswith('[teacher check: teacher] ') and 'DONE' in line
                    for line in lines)
+
+
+def test_a_network_without_a_detection_scores_the_worst_value():
+    """mmdet's CocoMetric returns no metric at all when no image has a detection (a random
+    network on COCO: every class below score_thr); that network scores the worst value."""
+    assert metric_value({'coco/bbox_mAP': 0.25}, 'coco/bbox_mAP', 'greater', 1.) == 0.25
+    assert metric_value({}, 'coco/bbox_mAP', 'greater', 1.) == 0.
+    assert metric_value({}, 'caltech/Reasonable_MR-2', 'less', 100.) == 100.
+    assert metric_value({}, 'my/miss_rate', 'less', None) == math.inf
+    with pytest.raises(KeyError, match=r"the val metrics \['coco/bbox_mAP_50'\] have no "
+                       r"'coco/bbox_mAP'"):
+        metric_value({'coco/bbox_mAP_50': 0.5}, 'coco/bbox_mAP', 'greater', 1.)
 
 
 def test_true_number_of_images_is_reported(tiny_coco, trained_teacher, tmp_path):
