@@ -3,6 +3,7 @@ one process and in two, random streams left as found, labelled output, the verdi
 resume, and a pointer to ProposalRecallMetric when mmdet's proposal_fast metric breaks."""
 import json
 import logging
+import math
 import os
 import os.path as osp
 import random
@@ -16,6 +17,7 @@ from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
+from mmmimic.engine.hooks.teacher_check_hook import metric_value
 from mmmimic.testing import make_tiny_coco
 from mmmimic.testing.teacher_check import check_cfg, teacher_cfg, the_hook
 
@@ -218,6 +220,18 @@ def test_coco_metric_judges_the_scored_images_and_output_is_labelled(
                    for line in lines)
 
 
+def test_a_network_without_a_detection_scores_the_worst_value():
+    """mmdet's CocoMetric returns no metric at all when no image has a detection (a random
+    network on COCO: every class below score_thr); that network scores the worst value."""
+    assert metric_value({'coco/bbox_mAP': 0.25}, 'coco/bbox_mAP', 'greater', 1.) == 0.25
+    assert metric_value({}, 'coco/bbox_mAP', 'greater', 1.) == 0.
+    assert metric_value({}, 'caltech/Reasonable_MR-2', 'less', 100.) == 100.
+    assert metric_value({}, 'my/miss_rate', 'less', None) == math.inf
+    with pytest.raises(KeyError, match=r"the val metrics \['coco/bbox_mAP_50'\] have no "
+                       r"'coco/bbox_mAP'"):
+        metric_value({'coco/bbox_mAP_50': 0.5}, 'coco/bbox_mAP', 'greater', 1.)
+
+
 def test_true_number_of_images_is_reported(tiny_coco, trained_teacher, tmp_path):
     hook, lines = _checked(check_cfg(str(tmp_path), tiny_coco, trained_teacher, num_images=20))
     assert any('recall@10_iou50 = 53.333 on 6 validation images' in line for line in lines)
@@ -293,14 +307,3 @@ def test_proposal_fast_failure_points_to_proposal_recall_metric(tiny_coco, train
                        r"numpy >= 1\.24.*val_evaluator = dict\(type='ProposalRecallMetric'"):
         the_hook(runner).before_train(runner)
 
-
-def test_a_network_without_detections_scores_the_worst_value():
-    """CocoMetric returns no metric at all when nothing was detected (a fresh one-stage head
-    scores every box under its score_thr): that is the worst score, not a KeyError."""
-    from mmmimic.engine.hooks.teacher_check_hook import metric_value
-    assert metric_value({'coco/bbox_mAP': 0.25}, 'coco/bbox_mAP', 'greater') == 0.25
-    assert metric_value({}, 'coco/bbox_mAP', 'greater') == 0.0
-    assert metric_value({}, 'caltech/MR-2', 'less') == 1.0
-    with pytest.raises(KeyError, match="metric 'coco/bbox_mAP' is not among the val metrics "
-                       r"\['coco/bbox_mAP_50'\]"):
-        metric_value({'coco/bbox_mAP_50': 0.5}, 'coco/bbox_mAP', 'greater')

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import ConfigDict
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger, print_log
@@ -63,6 +63,22 @@ def _recall_preference(key: str) -> Tuple[int, int, int]:
     return int(num) < 10, int(num) if int(num) >= 10 else -int(num), int(iou)
 
 
+def metric_value(metrics: Dict[str, float], key: str, rule: str,
+                 scale: Optional[float]) -> float:
+    """``metrics[key]``; for a network without a single detection on the scored images, for
+    which mmdet's ``CocoMetric`` returns no metric at all, the metric's worst value: 0 for a
+    ``'greater'`` metric, 100% (``scale``, else infinity) for a ``'less'`` one.
+
+    Raises:
+        KeyError: the scores lack ``key`` although they hold other metrics (names them).
+    """
+    if key in metrics:
+        return float(metrics[key])
+    if not metrics:
+        return 0. if rule == 'greater' else (float(scale) if scale else math.inf)
+    raise KeyError(f'TeacherCheckHook: the val metrics {sorted(metrics)} have no {key!r}')
+
+
 def choose_metric(metrics: Dict[str, float]) -> Tuple[str, str, float]:
     """The metric the check compares: ``(key, rule, scale)``.
 
@@ -79,23 +95,6 @@ def choose_metric(metrics: Dict[str, float]) -> Tuple[str, str, float]:
         return keys[0], rule, scale
     raise KeyError(f'TeacherCheckHook: none of the val metrics {sorted(metrics)} is one it knows '
                    '(MR-2, mAP, recall@N, AR@N); set metric= and rule= explicitly')
-
-
-def metric_value(metrics: Dict[str, float], key: str, rule: str) -> float:
-    """``metrics[key]``; a network that detected nothing on the scored images gets no metric
-    at all from mmdet's ``CocoMetric`` (it logs that the results are empty and returns ``{}``;
-    a freshly initialised one-stage detector scores every box under its ``score_thr``): it
-    scores the worst value, 0 (1 for a lower-is-better metric such as MR-2).
-
-    Raises:
-        KeyError: the evaluator returned metrics, but not ``key`` (names them).
-    """
-    if key in metrics:
-        return float(metrics[key])
-    if not metrics:
-        return 1.0 if rule == 'less' else 0.0
-    raise KeyError(f'TeacherCheckHook: metric {key!r} is not among the val metrics '
-                   f'{sorted(metrics)}')
 
 
 def strip_init_cfg(cfg: Any) -> Any:
@@ -322,13 +321,13 @@ class TeacherCheckHook(Hook):
                                    _CHANCE_LABEL)
         if not teacher_score and not random_score:
             raise RuntimeError(
-                f'this teacher looks untrained: neither the teacher {ckpt} nor a randomly '
-                f'initialised {type(distiller.teacher).__name__} of its config gave a single '
-                f'detection on {total} validation images (the val evaluator returned no metric). '
-                'Check teacher_ckpt: is it the trained checkpoint of this teacher config?')
-        key, rule, _ = (self.metric, self.rule, 1.) if self.metric else \
+                f'this teacher looks untrained: neither it ({ckpt}) nor a randomly initialised '
+                f'network of its config detects anything on {total} validation images (the val '
+                'evaluator returned no metric). Check teacher_ckpt: is it the trained checkpoint '
+                'of this teacher config?')
+        key, rule, scale = (self.metric, self.rule, None) if self.metric else \
             choose_metric(teacher_score or random_score)
-        t, r = (metric_value(score, key, rule) for score in (teacher_score, random_score))
+        t, r = (metric_value(score, key, rule, scale) for score in (teacher_score, random_score))
         return dict(metric=key, teacher=t, random=r, gain=(r - t) if rule == 'less' else (t - r),
                     needed=0., num_images=total, teacher_ckpt=ckpt, teacher_sha256=sha256,
                     settings=self.settings)
@@ -402,6 +401,7 @@ class TeacherCheckHook(Hook):
 
 
 def teacher_config_of(model_cfg: ConfigDict) -> ConfigDict:
-    """The teacher's model config from a distiller config (a path or a dict)."""
-    teacher = model_cfg['teacher']
-    return copy.deepcopy(Config.fromfile(teacher).model if isinstance(teacher, str) else teacher)
+    """The teacher's model config from a distiller config (a path, a package-scoped path such
+    as ``'mmdet::...'``, or a dict), read as the distiller reads it."""
+    from mmmimic.models.distillers.teacher import teacher_model_cfg
+    return teacher_model_cfg(model_cfg['teacher'])

@@ -39,17 +39,38 @@ def load_teacher_checkpoint(teacher: nn.Module, checkpoint: str) -> None:
             f'  unexpected keys ({len(result.unexpected_keys)}): {result.unexpected_keys}')
 
 
+def config_file(path: str, what: str = 'teacher config') -> str:
+    """The file of the config ``path``: a file path, or a package-scoped path such as
+    ``'mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'``, resolved as mmengine resolves a
+    ``_base_`` of that form (the installed package's own configs; nothing is installed or
+    downloaded).
+
+    Raises:
+        FileNotFoundError: no such file, or the package-scoped path names a package that is not
+            installed, that mmengine does not know, or no config of it (the message names
+            ``what``, the path and the reason).
+    """
+    if '::' in path:
+        try:
+            resolved, _ = Config._get_cfg_path(path, '')
+        except (FileNotFoundError, ModuleNotFoundError, ValueError, AssertionError) as err:
+            raise FileNotFoundError(f'{what} not found: {path} ({err})') from None
+        path = resolved
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+    return path
+
+
 def teacher_model_cfg(teacher: Union[str, ConfigType]) -> ConfigDict:
-    """The teacher's model config: ``model`` of the config file ``teacher``, or a copy of the
-    model config dict ``teacher``.
+    """The teacher's model config: ``model`` of the config file ``teacher`` (a path, or a
+    package-scoped path such as ``'mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'``,
+    :func:`config_file`), or a copy of the model config dict ``teacher``.
 
     Raises:
         FileNotFoundError: ``teacher`` is a path that does not exist.
     """
     if isinstance(teacher, str):
-        if not osp.isfile(teacher):
-            raise FileNotFoundError(f'teacher config not found: {teacher}')
-        return copy.deepcopy(Config.fromfile(teacher).model)
+        return copy.deepcopy(Config.fromfile(config_file(teacher)).model)
     return copy.deepcopy(ConfigDict(teacher))
 
 
