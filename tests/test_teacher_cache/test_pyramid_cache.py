@@ -1,8 +1,10 @@
 """The teacher cache of pyramid mimic (mimic_levels): one entry per image holding every teacher
 level a pair mimics. Training from a float32 cache equals training from the live teacher; the
-store is bound to its level set; the size estimate sums every level."""
+store is bound to its level set; the size estimate sums every level; crops are sliced per level;
+a missing entry falls back to the live teacher."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -188,3 +190,71 @@ def test_a_crafted_entry_with_another_level_is_refused_at_read(setup, tmp_path):
                                          r"'level5'\] are not the tensors of this store"):
         writer.put(key, forged)
     writer.close()
+
+
+def crop_pipeline(stride):
+    meta = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+            'flip_direction', 'crop_offset', 'precrop_shape')
+    return [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='Resize', scale=(128, 96), keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='StrideAlignedRandomCrop', crop_size=(64, 64), stride=stride,
+                 allow_negative_crop=True),
+            dict(type='PackDetInputs', meta_keys=meta)]
+
+
+def test_a_crop_is_each_levels_slice_at_its_own_stride(setup):
+    """StrideAlignedRandomCrop at the coarsest cached stride (64): the cached whole-image entry
+    (the crop is not part of the cached pipeline, so the same store serves) is sliced per level at
+    offset / its stride, equal to the live teacher's whole-image maps sliced likewise. A crop
+    stride finer than the coarsest level is refused."""
+    from mmdet.registry import DATASETS
+    model_cfg = copy.deepcopy(setup['cfg'].model)
+    model_cfg.teacher_cache.pipeline = crop_pipeline(16)
+    with pytest.raises(ValueError, match='stride=16 but the teacher map has stride 64'):
+        MODELS.build(model_cfg)
+    model_cfg.teacher_cache.pipeline = crop_pipeline(64)
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    dataset_cfg = copy.deepcopy(setup['cfg'].train_dataloader.dataset)
+    offsets = set()
+    for seed in range(8):
+        index = seed % 4
+        np.random.seed(seed)
+        packed = DATASETS.build(dict(dataset_cfg, pipeline=crop_pipeline(64)))[index]
+        whole_pipeline = copy.deepcopy(CACHE_PIPELINE)
+        whole_pipeline[3] = dict(type='RandomFlip',
+                                 prob=float(packed['data_samples'].flip))
+        whole = DATASETS.build(dict(dataset_cfg, pipeline=whole_pipeline))[index]
+        data = model.data_preprocessor(dict(inputs=[packed['inputs']],
+                                            data_samples=[packed['data_samples']]), False)
+        x, y = packed['data_samples'].crop_offset
+        offsets.add((x, y))
+        served = model.teacher_features(data['inputs'], data['data_samples'], False)
+        full = model.data_preprocessor(dict(inputs=[whole['inputs']],
+                                            data_samples=[whole['data_samples']]), False)
+        with torch.no_grad():
+            truth = model.teacher.extract_feat(full['inputs'])
+        for j, s in enumerate((4, 8, 16, 32, 64)):
+            n = -(-64 // s)
+            expected = truth[j][:, :, y // s:y // s + n, x // s:x // s + n]
+            assert served[j].shape == expected.shape == (1, 48, n, n), j
+            assert (served[j] - expected).abs().max() <= 1e-6 * expected.abs().max(), (j, x)
+    assert {x for x, _ in offsets} == {0, 64}
+
+
+def test_a_missing_entry_falls_back_to_the_live_teacher_on_every_level(setup, tmp_path):
+    cfg = pyramid_config(setup['tiny_coco'], setup['ckpt'], tmp_path / 'part', dtype='float32',
+                         missing='live')
+    stats = fill_cache_from_config(cfg, progress=False, stop_after=1, log=lambda msg: None,
+                                   device='cpu')
+    assert stats['stopped'] and stats['written'] == 1
+    cached = build(cfg)
+    live = build(cfg, teacher_cache=None)
+    live.load_state_dict(cached.state_dict())
+    inputs, samples = cache_batch(cfg, cached, (True, True))  # no flipped entry was written
+    served = cached.teacher_features(inputs, samples, False)
+    with torch.no_grad():
+        truth = live.teacher.extract_feat(inputs)
+    assert len(served) == 5 and all(torch.equal(a, b) for a, b in zip(served, truth))
+    assert cached.teacher_cache.live_fallbacks == 1
