@@ -8,6 +8,8 @@ from mmengine.config import ConfigDict
 
 #: 3: safetensors entries (format 2: a hand-packed JSON header + raw bytes; format 1: with a
 #: recipe). A store of another format is refused at open with the command that rebuilds it.
+#: Pyramid stores are format 3 too: their identity names their levels (``teacher_levels``), and
+#: their entries hold one tensor per level; single-map stores did not change.
 CACHE_FORMAT = 3
 #: data-preprocessor keys that change the teacher's input
 PREPROCESS_KEYS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr', 'pad_size_divisor', 'pad_value')
