@@ -3,9 +3,10 @@
     python tools/cache_teacher_features.py CONFIG [--cfg-options k=v ...] [--device cuda]
                                             [--overwrite]
 
-Writes ``model.teacher_cache.dir`` (LMDB): the teacher's mimicked map of every training image in
-every augmentation state the training pipeline can draw (resize from its fixed set, flip). Prints
-the size estimate and refuses to start beyond ``teacher_cache.max_gb``; shows a progress bar;
+Writes ``model.teacher_cache.dir`` (LMDB): the teacher's mimicked map (with ``mimic_levels``:
+every teacher level a pair mimics) of every training image in every augmentation state the
+training pipeline can draw (resize from its fixed set, flip). Prints the size estimate (all
+levels) and refuses to start beyond ``teacher_cache.max_gb``; shows a progress bar;
 an interrupted run resumes where it stopped (each entry is one transaction: a half-written entry
 is never readable). Under DDP (``torchrun ... --launcher pytorch``) rank 0 writes, the others
 wait. The library is :func:`mmmimic.teacher_cache.fill_cache_from_config`.

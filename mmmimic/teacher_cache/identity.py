@@ -8,6 +8,8 @@ from mmengine.config import ConfigDict
 
 #: 3: safetensors entries (format 2: a hand-packed JSON header + raw bytes; format 1: with a
 #: recipe). A store of another format is refused at open with the command that rebuilds it.
+#: Pyramid stores are format 3 too: their identity names their levels (``teacher_levels``), and
+#: their entries hold one tensor per level; single-map stores did not change.
 CACHE_FORMAT = 3
 #: data-preprocessor keys that change the teacher's input
 PREPROCESS_KEYS = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr', 'pad_size_divisor', 'pad_value')
@@ -49,34 +51,54 @@ def file_sha256(path: str, chunk: int = 1 << 20) -> str:
 
 
 def cache_identity(teacher_cfg: dict, teacher_ckpt: str, teacher_feature: int,
-                   data_preprocessor: dict, pipeline: Sequence[dict],
-                   dtype: str) -> Dict[str, str]:
+                   data_preprocessor: dict, pipeline: Sequence[dict], dtype: str,
+                   levels: Optional[Sequence[Tuple[int, int]]] = None) -> Dict[str, str]:
     """Hashes of everything the cached maps depend on, one per component plus their combination.
 
     Args:
         teacher_cfg: the teacher's model config.
         teacher_ckpt: path of the teacher checkpoint (its file bytes are hashed).
-        teacher_feature: index of the cached map in ``teacher.extract_feat(...)``.
+        teacher_feature: index of the cached map in ``teacher.extract_feat(...)`` (a store of
+            one map; ignored with ``levels``).
         data_preprocessor: the distiller's data preprocessor config (mean, std, channel order,
             padding are hashed).
         pipeline: the training pipeline up to the cached point (see
             :func:`~mmmimic.teacher_cache.pipeline.plan_cache_pipeline`).
         dtype: storage dtype.
+        levels: pyramid mimic: ``[(teacher level index, stride), ...]`` of every cached level
+            (:func:`~.levels.cached_levels`); the component ``teacher_levels``
+            (:func:`levels_record`) replaces ``teacher_feature``. ``None``: one map.
 
     Returns:
-        ``{component: sha256, ..., 'hash': sha256 of all}``.
+        ``{component: sha256 or value, ..., 'hash': sha256 of all}``.
     """
     dp = dict(data_preprocessor or {})
+    what = dict(teacher_feature=str(int(teacher_feature))) if levels is None else \
+        dict(teacher_levels=levels_record(levels))
     identity = dict(
         format=str(CACHE_FORMAT),
         teacher_config=sha256_of(teacher_cfg),
         teacher_checkpoint=file_sha256(teacher_ckpt),
-        teacher_feature=str(int(teacher_feature)),
+        **what,
         normalisation=sha256_of({k: dp.get(k) for k in PREPROCESS_KEYS}),
         pipeline=sha256_of(list(pipeline)),
         dtype=dtype)
     identity['hash'] = sha256_of(identity)
     return identity
+
+
+def levels_record(levels: Sequence[Tuple[int, int]]) -> str:
+    """The identity component ``teacher_levels`` of a level set: ``'0@4,1@8'``
+    (index@stride, index order)."""
+    return ','.join(f'{int(j)}@{int(s)}' for j, s in levels)
+
+
+def describe_levels(identity: dict) -> str:
+    """What an identity record says the store holds (for messages; values shortened)."""
+    if 'teacher_levels' in identity:
+        return (f'teacher levels {str(identity["teacher_levels"])[:120]} (index@stride, one '
+                'tensor each)')
+    return f'the single teacher map teacher_feature={str(identity.get("teacher_feature"))[:12]}'
 
 
 def parse_identity(raw: bytes, file: str) -> Dict[str, str]:
@@ -109,9 +131,13 @@ def identity_mismatch(file: str, stored: dict, current: dict, hint: str = '') ->
                           f'{str(stored.get("format"))[:12]!r}; this code reads format '
                           f'{current.get("format")!r} only (safetensors entries bound to their '
                           f'key and store): rebuild it with {REFILL}' + hint)
+    levels = ''
+    if {'teacher_feature', 'teacher_levels'} & set(differ):
+        levels = (f': it holds {describe_levels(stored)}, this model mimics '
+                  f'{describe_levels(current)}')
     return CacheError(f'teacher cache {file} is stale: it was filled for another '
                       f'{", ".join(differ) or "identity"} (stored hash '
-                      f'{str(stored.get("hash"))[:12]}, current {current["hash"][:12]}); '
+                      f'{str(stored.get("hash"))[:12]}, current {current["hash"][:12]}){levels}; '
                       'refill it with tools/cache_teacher_features.py into a new dir' + hint)
 
 

@@ -1,7 +1,8 @@
-"""TeacherFeatureCache: the LMDB store of the frozen teacher's mimicked map per image and
+"""TeacherFeatureCache: the LMDB store of the frozen teacher's mimicked map(s) per image and
 augmentation state (docs/advanced_guides/distiller.md, "Teacher-feature cache").
 
-What an entry is: the teacher's map ``teacher_feature`` of ONE image after the deterministic part
+What an entry is: the teacher's map ``teacher_feature`` (or, for pyramid mimic, every mimicked
+teacher level: one tensor per level, :mod:`.levels`) of ONE image after the deterministic part
 of the training pipeline (loading, a resize from a fixed set of scales) and a flip state, computed
 by the teacher on that (flipped) image alone, normalised and zero-padded to the data
 preprocessor's ``pad_size_divisor`` as the live step pads it. A flipped entry is the teacher's map
@@ -16,8 +17,8 @@ Storage: one LMDB environment (``lmdb``: one writer, many readers, every entry w
 transaction, so an interrupted fill never leaves a half-written entry readable). Entry keys are
 ``"{img_path}|{flip}|{h}x{w}"`` (``h x w``: the resized image's shape before any crop). Each value
 is a safetensors file (:mod:`~mmmimic.teacher_cache.codec`), bound by its checksum to its key and
-its store. The cache's identity (:func:`~mmmimic.teacher_cache.identity.cache_identity`) is stored
-with it and checked on open.
+its store, holding exactly the tensors the store's identity names. The cache's identity
+(:func:`~mmmimic.teacher_cache.identity.cache_identity`) is stored with it and checked on open.
 
 A store is untrusted data: at every read the entry's key, store, dtype and shape (against the
 geometry of the teacher the identity names, when the distiller opened the store) are checked,
@@ -29,19 +30,18 @@ from anything stored in the entry.
 """
 import errno
 import json
-import logging
 import os
 import os.path as osp
 import shutil
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from torch import Tensor
 
-from .codec import DTYPES, decode_entry, encode_entry
-from .identity import (CacheError, identity_mismatch, key_shape, parse_identity,
-                       sample_cache_key)
+from .codec import DTYPES, decode_levels, encode_entry
+from .identity import CacheError, identity_mismatch, key_shape, parse_identity
+from .levels import SINGLE, entry_tensors, parse_levels_record
+from .serving import check_entry, serve_levels
 
 try:
     import lmdb
@@ -117,12 +117,13 @@ def cache_marked_complete(dir: str) -> bool:
 
 
 class TeacherFeatureCache:
-    """LMDB store of the teacher's mimicked map per image and augmentation state.
+    """LMDB store of the teacher's mimicked map(s) per image and augmentation state.
 
     Every read checks the entry against the store (module docstring): the header's closed
-    schema, its key and store binding, its dtype (the store's), its length and checksum, its
-    shape (``entry_shape``, when given), and that the data file has not changed since the store
-    was opened (read-only stores).
+    schema (exactly the store's tensors: ``'map'``, or ``'level{j}'`` per level of the
+    identity's ``teacher_levels``), its key and store binding, its dtype (the store's), its
+    length and checksum, its shape(s) (``entry_shape``, when given), and that the data file has
+    not changed since the store was opened (read-only stores).
 
     Args:
         dir: the LMDB directory (``data.mdb`` and ``lock.mdb`` inside).
@@ -137,7 +138,8 @@ class TeacherFeatureCache:
         overwrite: (``readonly=False``) replace a teacher cache of another identity in ``dir``
             instead of refusing it. An LMDB that is not a teacher cache is refused regardless.
         entry_shape: ``(h, w) -> (C, map_h, map_w)``: the teacher's map shape for an entry of
-            an ``h x w`` image (its key's shape); checked at every read and write.
+            an ``h x w`` image (its key's shape), or ``{tensor name: shape}`` for a pyramid
+            store; checked at every read and write.
 
     Raises:
         CacheError: no cache at ``dir`` (readonly), a stale identity (names the components that
@@ -148,7 +150,8 @@ class TeacherFeatureCache:
     def __init__(self, dir: str, identity: Dict[str, str], dtype: str = 'float16',
                  max_gb: float = 50.0, verify: int = 0, missing: str = 'error',
                  readonly: bool = True, overwrite: bool = False,
-                 entry_shape: Optional[Callable[[int, int], Sequence[int]]] = None) -> None:
+                 entry_shape: Optional[Callable[[int, int], Union[Sequence[int], dict]]] = None
+                 ) -> None:
         if lmdb is None:
             raise ImportError('the teacher cache needs the lmdb package (pip install lmdb)')
         if dtype not in DTYPES:
@@ -166,6 +169,9 @@ class TeacherFeatureCache:
         self.dir = os.fspath(dir)
         self.file = osp.join(self.dir, 'data.mdb')
         self.identity = dict(identity)
+        #: the tensor names of every entry (``('map',)``, or one per cached pyramid level)
+        self.tensors = ((SINGLE, ) if 'teacher_levels' not in self.identity else
+                        entry_tensors(parse_levels_record(self.identity['teacher_levels'])))
         self.dtype = dtype
         self.max_gb = float(max_gb)
         self.verify_k = verify
@@ -348,52 +354,70 @@ class TeacherFeatureCache:
         """Whether the fill already wrote dataset item ``index`` of augmentation ``variant``."""
         return self._raw_get(self._done_key(variant, index)) is not None
 
-    def _expected_shape(self, key: str) -> Optional[Tuple[int, int, int]]:
+    def _expected_shapes(self, key: str) -> Optional[Dict[str, Tuple[int, int, int]]]:
         if self.entry_shape is None:
             return None
         hw = key_shape(key)
         if hw is None:
             raise CacheError(f'teacher cache {self.file}: key {key!r} does not end in the '
                              'image shape HxW')
-        return tuple(int(d) for d in self.entry_shape(*hw))
+        shapes = self.entry_shape(*hw)
+        if not isinstance(shapes, Mapping):
+            shapes = {SINGLE: shapes}
+        return {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
 
-    def put(self, key: str, feat: Tensor, done: Optional[Tuple[str, int]] = None) -> int:
-        """Store one ``(C, h, w)`` map (in ``dtype``) atomically; returns the bytes written.
+    def _where(self, key: str, name: str) -> str:
+        return f'teacher cache {self.file}, key {key!r}' + \
+            ('' if name == SINGLE else f', level tensor {name!r}')
+
+    def put(self, key: str, feat: Union[Tensor, Mapping[str, Tensor]],
+            done: Optional[Tuple[str, int]] = None) -> int:
+        """Store one ``(C, h, w)`` map, or ``{tensor name: map}`` of a pyramid store (exactly
+        its ``tensors``), in ``dtype`` atomically; returns the bytes written.
 
         Args:
             key: :func:`cache_key`.
-            feat: the teacher's map of the image.
+            feat: the teacher's map(s) of the image.
             done: ``(variant, index)`` fill marker, written in the same transaction.
 
         Raises:
-            CacheError: the map overflows the storage dtype, has another shape than
-                ``entry_shape`` gives, or the store is full.
+            CacheError: other tensors than the store's (names both), a map that overflows the
+                storage dtype or has another shape than ``entry_shape`` gives, or a full store.
         """
         if not isinstance(key, str) or key.startswith('__'):
             raise ValueError(f'teacher cache: invalid entry key {key!r}')
-        if feat.dim() != 3:
-            raise ValueError(f'teacher cache: entry {key!r} must be (C, h, w), got '
-                             f'{tuple(feat.shape)}')
-        expected = self._expected_shape(key)
-        if expected is not None and tuple(feat.shape) != expected:
-            raise CacheError(f'teacher cache {self.file}, key {key!r}: map of shape '
-                             f'{tuple(feat.shape)}, the teacher\'s map of this image is '
-                             f'{expected}')
-        data = feat.detach().to('cpu', DTYPES[self.dtype]).contiguous()
-        if not torch.isfinite(data).all():
-            raise CacheError(f'teacher cache: the teacher map of {key!r} is not finite in '
-                             f'{self.dtype} (max |x| {feat.abs().max().item():.4g}); use '
-                             "dtype='float32'")
-        value = encode_entry(data, key, self.identity['hash'])
+        feats = dict(feat) if isinstance(feat, Mapping) else {SINGLE: feat}
+        if tuple(sorted(feats)) != tuple(sorted(self.tensors)):
+            raise CacheError(f'teacher cache {self.file}, key {key!r}: the maps '
+                             f'{sorted(feats)} are not the tensors of this store '
+                             f'{list(self.tensors)} (its identity: '
+                             f'{self.identity.get("teacher_levels", "one map")})')
+        expected = self._expected_shapes(key)
+        data = {}
+        for name, map_ in feats.items():
+            if map_.dim() != 3:
+                raise ValueError(f'teacher cache: entry {key!r} must be (C, h, w), got '
+                                 f'{tuple(map_.shape)}')
+            if expected is not None and tuple(map_.shape) != expected[name]:
+                raise CacheError(f'{self._where(key, name)}: map of shape '
+                                 f'{tuple(map_.shape)}, the teacher\'s map of this image is '
+                                 f'{expected[name]}')
+            data[name] = map_.detach().to('cpu', DTYPES[self.dtype]).contiguous()
+            if not torch.isfinite(data[name]).all():
+                raise CacheError(f'teacher cache: the teacher map of {key!r} is not finite in '
+                                 f'{self.dtype} (max |x| {map_.abs().max().item():.4g}); use '
+                                 "dtype='float32'")
+        value = encode_entry(data[SINGLE] if SINGLE in data else data, key,
+                             self.identity['hash'])
         extra = [(self._done_key(*done), key.encode())] if done is not None else []
         self._raw_put(key.encode(), value, extra)
         return len(value)
 
-    def _decode(self, key: str, value: bytes) -> Tuple[Tensor, dict]:
-        """The entry's map and header (:func:`~mmmimic.teacher_cache.codec.decode_entry`),
-        checked against its key, this store and the teacher's map shape of its image."""
+    def _decode(self, key: str, value: bytes) -> Tuple[Dict[str, Tensor], dict]:
+        """The entry's maps and header (:func:`~mmmimic.teacher_cache.codec.decode_levels`),
+        checked against its key, this store and the teacher's map shapes of its image."""
         where = f'teacher cache {self.file}, key {key!r}'
-        feat, header = decode_entry(where, value, self.dtype)
+        feats, header = decode_levels(where, value, self.dtype, self.tensors)
         if header['key'] != key:
             raise CacheError(f'{where}: the entry stored here belongs to key '
                              f'{header["key"][:300]!r} (a swapped or moved entry); refill the '
@@ -403,25 +427,33 @@ class TeacherFeatureCache:
                              f'{header["store"][:12]}, this store {self.identity["hash"][:12]}:'
                              ' copied from another teacher\'s or pipeline\'s cache); refill '
                              'the cache')
-        expected = self._expected_shape(key)
-        if expected is not None and tuple(header['shape']) != expected:
-            raise CacheError(f'{where}: entry of shape {tuple(header["shape"])}, the teacher\'s '
-                             f'map of this image is {expected}; refill the cache')
-        return feat, header
+        expected = self._expected_shapes(key)
+        for name, feat in ({} if expected is None else feats).items():
+            if tuple(feat.shape) != expected[name]:
+                raise CacheError(f'{self._where(key, name)}: entry of shape '
+                                 f'{tuple(feat.shape)}, the teacher\'s map of this image is '
+                                 f'{expected[name]}; refill the cache')
+        return feats, header
 
-    def get(self, key: str) -> Optional[Tensor]:
-        """The stored ``(C, h, w)`` map (storage dtype) of ``key``, or ``None`` if absent.
+    def get_levels(self, key: str) -> Optional[Dict[str, Tensor]]:
+        """``{tensor name: (C, h, w) map}`` (storage dtype) of ``key``, or ``None`` if absent.
 
         Raises:
             CacheError: the store changed since it was opened, an entry that fails a check
-                (schema, key or store binding, dtype, length, checksum, shape; names the file
-                and key), or an LMDB error.
+                (schema, key or store binding, dtype, length, checksum, shape; names the file,
+                the key and the level tensor), or an LMDB error.
         """
         try:
             value = self._raw_get(key.encode())
         except lmdb.Error as err:
             raise CacheError(self._lmdb_message('unreadable', err, key)) from err
         return None if value is None else self._decode(key, value)[0]
+
+    def get(self, key: str) -> Union[None, Tensor, Dict[str, Tensor]]:
+        """The stored ``(C, h, w)`` map of ``key`` (a pyramid store: :meth:`get_levels`'s
+        dict), or ``None`` if absent; checked as :meth:`get_levels` checks."""
+        feats = self.get_levels(key)
+        return feats[SINGLE] if feats is not None and self.tensors == (SINGLE, ) else feats
 
     def keys(self) -> List[str]:
         """All entry keys (not the bookkeeping records)."""
@@ -452,102 +484,31 @@ class TeacherFeatureCache:
               device, dtype: torch.dtype = torch.float32,
               map_shape: Optional[Tuple[int, int]] = None
               ) -> Tuple[Optional[Tensor], List[str]]:
-        """The teacher map of a training batch from the cache.
+        """The teacher map ``(B, C, H/s, W/s)`` of a training batch from a single-map store
+        (:func:`~.serving.serve_levels` at ``stride``; ``map_shape``: the teacher's map size
+        for ``batch_shape``), or ``None`` with the missing keys (``missing='live'``)."""
+        if self.tensors != (SINGLE, ):
+            raise CacheError(f'teacher cache {self.file} holds the levels '
+                             f'{self.identity.get("teacher_levels")}: serve them with '
+                             'serve_levels')
+        feats, missing = serve_levels(self, data_samples, batch_shape, {SINGLE: int(stride)},
+                                      device, dtype,
+                                      None if map_shape is None else {SINGLE: map_shape})
+        return (None if feats is None else feats[SINGLE]), missing
 
-        Each sample's entry is sliced at its crop offset (``offset / stride`` cells) to its
-        ``img_shape`` (rounded up to whole cells) and placed at the top left of a zero map of
-        the batch's size ``batch_shape / stride`` (the padded cells are never inside a RoI).
-
-        Args:
-            data_samples: the batch's data samples (meta: ``img_path``, ``img_shape``, ``flip``,
-                ``flip_direction``, with crops ``crop_offset``/``precrop_shape``).
-            batch_shape: ``(H, W)`` of the padded batch.
-            stride: the teacher map's stride.
-            device: where the map goes.
-            dtype: the served dtype.
-            map_shape: ``(h, w)`` of the teacher's map of a ``batch_shape`` input (the
-                network's own size arithmetic); default ``ceil(batch_shape / stride)``.
-
-        Returns:
-            ``(map (B, C, H/s, W/s) or None, missing keys)``; the map is ``None`` when any
-            entry is missing and ``missing='live'``.
-
-        Raises:
-            CacheError: a missing entry with ``missing='error'`` (names the file and the key),
-                a crop offset that is not a multiple of ``stride``, an entry that fails a
-                check (:meth:`get`), entries of different channel counts, or a store that
-                changed since it was opened.
-        """
-        feats, missing = [], []
-        for sample in data_samples:
-            key, (x, y) = sample_cache_key(sample.metainfo)
-            if x % stride or y % stride:
-                raise CacheError(f'teacher cache: crop offset {(x, y)} of {key!r} is not a '
-                                 f'multiple of the teacher stride {stride} '
-                                 '(use StrideAlignedRandomCrop)')
-            feat = self.get(key)
-            if feat is None:
-                missing.append(key)
-                continue
-            if feats and feat.shape[0] != feats[0][1].shape[0]:
-                raise CacheError(f'teacher cache {self.file}, key {key!r}: {feat.shape[0]} '
-                                 f'channels, key {feats[0][0]!r} has {feats[0][1].shape[0]}')
-            h, w = sample.metainfo['img_shape'][:2]
-            rows, cols = -(-int(h) // stride), -(-int(w) // stride)
-            feats.append((key, feat[:, y // stride:y // stride + rows,
-                                    x // stride:x // stride + cols]))
-        if missing:
-            if self.missing == 'error':
-                raise CacheError(f'teacher cache {self.file}: no entry for key {missing[0]!r} '
-                                 f"({len(missing)} missing in this batch; missing='live' falls "
-                                 'back to the live teacher)')
-            self.live_fallbacks += 1
-            print_log(f'teacher cache: {len(missing)} missing entr(y/ies) (first {missing[0]!r}); '
-                      f'this batch uses the live teacher (fallback #{self.live_fallbacks})',
-                      logger='current', level=logging.WARNING)
-            return None, missing
-        height, width = map_shape or (-(-batch_shape[0] // stride), -(-batch_shape[1] // stride))
-        out = torch.zeros(len(feats), feats[0][1].shape[0], height, width, dtype=dtype)
-        for i, (_, feat) in enumerate(feats):
-            rows, cols = min(feat.shape[1], height), min(feat.shape[2], width)
-            out[i, :, :rows, :cols] = feat[:, :rows, :cols]
-        return out.to(device, non_blocking=True), []
+    def serve_levels(self, data_samples: Sequence, batch_shape: Tuple[int, int],
+                     strides: Dict[str, int], device, dtype: torch.dtype = torch.float32,
+                     map_shapes: Optional[Dict[str, Tuple[int, int]]] = None
+                     ) -> Tuple[Optional[Dict[str, Tensor]], List[str]]:
+        """Every tensor of the batch's entries at its stride (:func:`~.serving.serve_levels`)."""
+        return serve_levels(self, data_samples, batch_shape, strides, device, dtype, map_shapes)
 
     # ------------------------------------------------------------------ verification
-    def check_entry(self, key: str, live: Tensor, min_cosine: float = 0.9999
-                    ) -> Optional[Tuple[float, float]]:
-        """Compare ``key``'s entry with ``live``, the live teacher's map recomputed from the
-        training sample of that key (:func:`make_sample_computer`).
-
-        Returns:
-            ``(cosine, max relative error)``, or ``None`` when there is no entry.
-
-        Raises:
-            CacheError: the entry does not match (cosine < ``min_cosine``, a relative error
-                beyond the storage dtype's rounding: 2**-10 for float16, 1e-5 for float32, or
-                another shape); names the file, the key and the numbers.
-        """
-        stored = self.get(key)
-        if stored is None:
-            return None
-        live = live.float().cpu()
-        tol = 2**-10 if self.dtype == 'float16' else 1e-5
-        cos, rel = compare_maps(stored.float(), live)
-        if stored.shape != live.shape or cos < min_cosine or rel > tol:
-            raise CacheError(f'teacher cache {self.file}, key {key!r}: does not match the '
-                             f'live teacher on that training sample (shape '
-                             f'{tuple(stored.shape)} vs {tuple(live.shape)}, cosine {cos:.6f}, '
-                             f'max rel. error {rel:.3g} > {tol:.3g}); refill the cache')
-        return cos, rel
-
-
-def compare_maps(a: Tensor, b: Tensor) -> Tuple[float, float]:
-    """``(cosine similarity, max relative error)`` of two maps; the relative error of a cell is
-    ``|a - b| / max(|b|, 1e-3 * max|b|)`` so near-zero cells do not blow it up."""
-    if a.shape != b.shape:
-        return -1.0, float('inf')
-    a, b = a.double().flatten(), b.double().flatten()
-    cos = torch.nn.functional.cosine_similarity(a, b, dim=0).item()
-    floor = 1e-3 * b.abs().max().clamp_min(1e-12)
-    rel = ((a - b).abs() / b.abs().clamp_min(floor)).max().item()
-    return cos, rel
+    def check_entry(self, key: str, live: Union[Tensor, Mapping[str, Tensor]],
+                    min_cosine: float = 0.9999) -> Optional[Tuple[float, float]]:
+        """Compare ``key``'s entry with ``live``, the live teacher's map (or ``{tensor name:
+        map}``) recomputed from the training sample of that key
+        (:func:`~.serving.check_entry`: ``(cosine, max relative error)``, ``None`` without an
+        entry; a mismatch beyond the dtype's rounding raises, naming file, key and numbers)."""
+        live = dict(live) if isinstance(live, Mapping) else {SINGLE: live}
+        return check_entry(self, key, live, min_cosine)

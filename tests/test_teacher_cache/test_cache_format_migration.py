@@ -1,6 +1,9 @@
 """A teacher cache written by the previous code (format 2: a hand-packed JSON header and raw bytes
 per entry; tests/data/teacher_cache_format2, written by that code) is refused at open with the
-command that rebuilds it, for training and for the fill tool; --overwrite rebuilds it."""
+command that rebuilds it, for training and for the fill tool; --overwrite rebuilds it. A
+single-map format-3 store written before the cache held pyramid levels
+(tests/data/teacher_cache_format3) still serves."""
+import json
 import os.path as osp
 import shutil
 
@@ -8,6 +11,7 @@ import pytest
 import torch
 
 from mmmimic.teacher_cache import CACHE_FORMAT, CacheError, TeacherFeatureCache
+from mmmimic.teacher_cache.codec import HEADER_LEN
 
 FIXTURE = osp.join(osp.dirname(__file__), '..', 'data', 'teacher_cache_format2')
 
@@ -69,3 +73,44 @@ def test_a_format_2_entry_under_a_current_identity_is_refused_not_decoded(old_st
     assert f"teacher cache {tmp_path}/new/data.mdb, key 'data/train/000000.jpg|none|32x48': " \
            'corrupt entry header (header length ' in str(err.value)
     writer.close()
+
+
+FORMAT3 = osp.join(osp.dirname(__file__), '..', 'data', 'teacher_cache_format3')
+KEY = 'data/train/000000.jpg|none|32x48'
+
+
+def test_a_single_map_format_3_store_of_the_previous_code_still_serves(tmp_path):
+    """A format-3 store written before the cache held pyramid levels (tests/data/
+    teacher_cache_format3): its identity hash is what this code computes for the same
+    components, its entry decodes to the same map, and this code writes that entry as the
+    previous code did (the same header, checksum included, and data bytes; safetensors orders
+    the metadata keys differently from one process to the next)."""
+    import lmdb
+
+    from mmmimic.teacher_cache.identity import sha256_of
+    store = str(tmp_path / 'v3')
+    shutil.copytree(FORMAT3, store)
+    identity = dict(current_identity())
+    identity.pop('hash')
+    identity['hash'] = sha256_of(identity)
+    reader = TeacherFeatureCache(store, identity)
+    assert reader.tensors == ('map', ) and reader.complete and reader.keys() == [KEY]
+    expected = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(0)).half()
+    assert torch.equal(reader.get(KEY), expected)
+    assert reader.header(KEY)['shape'] == [4, 2, 3]
+    reader.close()
+    env = lmdb.open(store, readonly=True, lock=False)
+    with env.begin() as txn:
+        old_value = txn.get(KEY.encode())
+    env.close()
+    writer = TeacherFeatureCache(str(tmp_path / 'now'), identity, readonly=False)
+    writer.put(KEY, expected)
+    new_value = writer._raw_get(KEY.encode())
+    writer.close()
+
+    def split(value):
+        n = HEADER_LEN.unpack_from(value)[0]
+        return json.loads(value[8:8 + n]), value[8 + n:]
+
+    assert split(new_value) == split(old_value)
+    assert len(new_value) == len(old_value)

@@ -120,17 +120,12 @@ def check_settings(student_feature: int, teacher_feature: int, mimic_cfg: OptCon
         raise ValueError(f'student_input_scale must be in (0, 1], got {student_input_scale}')
 
 
-def check_pyramid_settings(student_feature: int, teacher_feature: int,
-                           teacher_cache: OptConfigType) -> None:
-    """``mimic_levels`` replaces ``student_feature`` / ``teacher_feature`` and needs the live
-    teacher (the cache stores one map)."""
+def check_pyramid_settings(student_feature: int, teacher_feature: int) -> None:
+    """``mimic_levels`` replaces ``student_feature`` / ``teacher_feature``."""
     if (student_feature, teacher_feature) != (-1, -1):
         raise ValueError(f'mimic_levels gives the level pairs; student_feature='
                          f'{student_feature} / teacher_feature={teacher_feature} select the '
                          'single pair of the default mode: give one or the other')
-    if teacher_cache is not None:
-        raise ValueError('teacher_cache stores one teacher map; pyramid mimic (mimic_levels) '
-                         'needs the live teacher: remove teacher_cache')
 
 
 def build_mimic_loss(slot: str, cfg: OptConfigType,

@@ -85,7 +85,8 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
             ``connector`` overrides it). Strides are measured on the networks; a pair whose
             strides do not meet is refused. ``None`` (default): the single pair
             ``student_feature`` -> ``teacher_feature`` with one ``connector``, as always.
-            Feature mimic on RoIs (``mimic_input='rois'``) and the live teacher only.
+            Feature mimic on RoIs (``mimic_input='rois'``) only; ``teacher_cache`` then stores
+            every teacher level a pair mimics.
         level_rule: the pair(s) each sampled RoI is compared on: ``'scale'`` (default, mmdet's
             ``SingleRoIExtractor.map_roi_levels`` on the RoI's size in the student's pixels,
             over the pairs in stride order), ``'all'`` (every pair) or a pair index.
@@ -119,7 +120,7 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
                  finest_scale: float = pyramid.FINEST_SCALE) -> None:
         checks.check_settings(student_feature, teacher_feature, mimic_cfg, student_input_scale)
         if mimic_levels is not None:
-            checks.check_pyramid_settings(student_feature, teacher_feature, teacher_cache)
+            checks.check_pyramid_settings(student_feature, teacher_feature)
         cache_cfg = cache_settings(teacher_cache) if teacher_cache is not None else None
         student = copy.deepcopy(ConfigDict(student))
         teacher_cfg = teacher_model_cfg(teacher)
@@ -149,7 +150,7 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
             self.teacher_features = CachedTeacherFeatures.open(
                 cache_cfg, self.teacher_model_cfg, teacher_ckpt, self.teacher_features,
                 self.teacher_feature, int(self.teacher_stride), self.data_preprocessor,
-                data_preprocessor)
+                data_preprocessor, pairs=self.mimic_pairs)
 
     @property
     def teacher_cache(self):
