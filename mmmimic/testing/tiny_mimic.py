@@ -41,10 +41,12 @@ def cache_batch(cfg, model, flips=(False, True)):
     return data['inputs'], data['data_samples']
 
 
-def make_teacher_ckpt(path):
-    """A teacher checkpoint with non-trivial BN statistics (the teacher is random otherwise)."""
+def make_teacher_ckpt(path, model_cfg=None):
+    """A teacher checkpoint with non-trivial BN statistics (the teacher is random otherwise):
+    the tiny RPN teacher of ``TEACHER_CFG``, or the model of ``model_cfg``."""
     torch.manual_seed(0)
-    teacher = MODELS.build(Config.fromfile(TEACHER_CFG).model)
+    teacher = MODELS.build(model_cfg if model_cfg is not None else
+                           Config.fromfile(TEACHER_CFG).model)
     for name, buf in teacher.named_buffers():
         if name.endswith('running_mean'):
             buf.normal_(0, 0.1)

@@ -29,9 +29,9 @@ def test_fixture_tiny_data_base_equals_the_zoo_one():
 
 def test_fixtures_are_all_there():
     names = sorted(osp.relpath(p, CONFIG_ROOT) for p in FIXTURES)
-    assert len(names) == 14, names
+    assert len(names) == 16, names
     assert {osp.dirname(n) for n in names} == {
-        'smoke', 'mimic', 'cross_scale', 'stage2', 'two_stage_mimic'}
+        'smoke', 'mimic', 'cross_scale', 'stage2', 'two_stage_mimic', 'one_stage'}
 
 
 @pytest.mark.parametrize('path', FIXTURES, ids=lambda p: osp.relpath(p, CONFIG_ROOT))

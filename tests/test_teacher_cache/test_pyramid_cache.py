@@ -13,7 +13,7 @@ from mmdet.registry import MODELS
 from mmmimic.teacher_cache import CacheError, fill_cache_from_config
 from mmmimic.teacher_cache.codec import MAX_HEADER
 from mmmimic.testing import config_path
-from mmmimic.testing.tiny_mimic import CACHE_PIPELINE, cache_batch
+from mmmimic.testing.tiny_mimic import CACHE_PIPELINE, cache_batch, make_teacher_ckpt
 
 FPN_CFG = config_path('smoke/faster-rcnn_r18-tiny_tiny-coco.py')
 LEVELS = '0@4,1@8,2@16,3@32,4@64'
@@ -30,15 +30,7 @@ def fpn_rpn(channels):
 
 
 def make_fpn_teacher_ckpt(path):
-    torch.manual_seed(0)
-    teacher = MODELS.build(fpn_rpn(48))
-    for name, buf in teacher.named_buffers():  # non-trivial BN statistics
-        if name.endswith('running_mean'):
-            buf.normal_(0, 0.1)
-        elif name.endswith('running_var'):
-            buf.uniform_(0.5, 1.5)
-    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
-    return path
+    return make_teacher_ckpt(path, fpn_rpn(48))
 
 
 def pyramid_config(tiny_coco, ckpt, cache_dir, mimic_levels='auto', **cache):

@@ -4,6 +4,7 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/tiny_coco.py',
     '../_base_/default_runtime.py',
+    '../_base_/schedules/tiny_8it.py',
 ]
 
 model = dict(
@@ -14,16 +15,6 @@ model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=32),
         bbox_head=dict(in_channels=32, fc_out_channels=64, num_classes=1)))
-
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=8, val_interval=8)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001),
-    clip_grad=dict(max_norm=10, norm_type=2))
-auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 default_hooks = dict(
     logger=dict(interval=1),
