@@ -28,7 +28,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--teacher', nargs=2, metavar=('TEACHER_CONFIG', 'TEACHER_CKPT'),
         help='feature mimic: wrap the config\'s model into a FeatureMimicDistiller with this '
-        'trained teacher (mmmimic.apis.wrap_with_teacher)')
+        'trained teacher (mmmimic.apis.wrap_with_teacher); TEACHER_CONFIG is a path or '
+        'mmdet::DIR/NAME.py (a config mmdet ships)')
     parser.add_argument('--mimic-weight', type=float, default=1.0,
                         help='with --teacher: the mimic loss weight lambda_1')
     parser.add_argument('--mimic-loss', default='ProposalSampledL2Loss', choices=MIMIC_LOSSES,

@@ -53,11 +53,15 @@ def choose_connector(student_stride: float, teacher_stride: float,
 
 
 def _load_config(config: Union[str, Config], what: str) -> Config:
+    """A copy of ``config``, or the config file it names: a path or a package-scoped path
+    such as ``mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py`` (the installed package's own
+    config, :func:`~mmmimic.models.distillers.teacher.config_file`)."""
+    from mmmimic.models.distillers.teacher import config_file
     if isinstance(config, Config):
         return copy.deepcopy(config)
-    if not isinstance(config, str) or not osp.isfile(config):
+    if not isinstance(config, str):
         raise FileNotFoundError(f'{what} config not found: {config}')
-    return Config.fromfile(config)
+    return Config.fromfile(config_file(config, f'{what} config'))
 
 
 def wrap_with_teacher(cfg: Union[str, Config],

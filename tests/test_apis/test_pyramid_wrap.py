@@ -139,3 +139,19 @@ def test_teacher_check_scores_an_fpn_teacher_of_a_pyramid_run(tiny_coco, tmp_pat
     with pytest.raises(RuntimeError, match='this teacher looks untrained: teacher .*coco/bbox'):
         runner.train()
     assert runner.iter == 0
+
+
+def test_teacher_config_may_be_mmdets_own(tiny_coco, tmp_path, fake_ckpt):
+    """``--teacher mmdet::faster_rcnn/...`` reads the config mmdet ships, as a ``_base_`` of
+    that form does; a package-scoped path that names no config is refused, naming it."""
+    student = load_tiny_config(SMOKE_FPN, tiny_coco, str(tmp_path))
+    by_path = wrap_with_teacher(student, osp.join(MMDET_CONFIGS, 'faster_rcnn',
+                                                  'faster-rcnn_r50_fpn_1x_coco.py'),
+                                fake_ckpt, teacher_check=False)
+    scoped = wrap_with_teacher(student, 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+                               fake_ckpt, teacher_check=False)
+    assert scoped.model.teacher == by_path.model.teacher
+    assert scoped.teacher_config == by_path.teacher_config
+    with pytest.raises(FileNotFoundError, match=r'teacher \(--teacher\) config not found: '
+                       r'mmdet::faster_rcnn/nope.py'):
+        wrap_with_teacher(student, 'mmdet::faster_rcnn/nope.py', fake_ckpt, teacher_check=False)
