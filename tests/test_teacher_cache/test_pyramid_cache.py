@@ -250,3 +250,43 @@ def test_a_missing_entry_falls_back_to_the_live_teacher_on_every_level(setup, tm
         truth = live.teacher.extract_feat(inputs)
     assert len(served) == 5 and all(torch.equal(a, b) for a, b in zip(served, truth))
     assert cached.teacher_cache.live_fallbacks == 1
+
+
+def test_a_one_stage_student_trains_from_the_cache_as_from_the_live_teacher(tiny_coco,
+                                                                           tmp_path):
+    """A RetinaNet student (its detections are the mimic RoIs) mimicking a RetinaNet teacher's
+    P3-P7 from a float32 cache: the losses of two steps equal the live teacher's within 1e-6."""
+    from mmmimic.testing.one_stage import tiny_one_stage
+    ckpt = make_teacher_ckpt(str(tmp_path / 'retinanet.pth'), tiny_one_stage('retinanet', 48))
+    cfg = Config.fromfile(FPN_CFG)
+    cfg.train_dataloader.dataset.data_root = tiny_coco
+    cfg.train_dataloader.dataset.pipeline = copy.deepcopy(CACHE_PIPELINE)
+    cfg.model = dict(
+        type='FeatureMimicDistiller', student=tiny_one_stage('retinanet'),
+        teacher=tiny_one_stage('retinanet', 48), teacher_ckpt=ckpt, mimic_levels='auto',
+        teacher_cache=dict(dir=str(tmp_path / 'cache'), pipeline=copy.deepcopy(CACHE_PIPELINE),
+                           dtype='float32'))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert fill_cache_from_config(cfg, progress=False, log=lambda msg: None,
+                                      device='cpu')['written'] == 32
+    finally:
+        torch.set_num_threads(threads)
+    cached = build(cfg)
+    live = build(cfg, teacher_cache=None)
+    assert cached.one_stage and cached.teacher_cache.identity['teacher_levels'] == \
+        '0@8,1@16,2@32,3@64,4@128'
+    for step, flips in enumerate([(False, True), (True, True)]):
+        live.load_state_dict(cached.state_dict())
+        inputs, samples = cache_batch(cfg, cached, flips)
+        got = []
+        for model in (cached, live):
+            torch.manual_seed(step)
+            losses = model.loss(inputs, copy.deepcopy(samples))  # RetinaNet: one per level
+            got.append({k: float(sum(v) if isinstance(v, list) else v)
+                        for k, v in losses.items()})
+        assert got[0].keys() == got[1].keys() == {'loss_cls', 'loss_bbox', 'loss_mimic'}
+        assert got[1]['loss_mimic'] > 0
+        for key in got[1]:
+            assert abs(got[0][key] - got[1][key]) <= 1e-6 * abs(got[1][key]), (step, key)
