@@ -252,8 +252,7 @@ def test_a_missing_entry_falls_back_to_the_live_teacher_on_every_level(setup, tm
     assert cached.teacher_cache.live_fallbacks == 1
 
 
-def test_a_one_stage_student_trains_from_the_cache_as_from_the_live_teacher(tiny_coco,
-                                                                           tmp_path):
+def test_a_one_stage_student_trains_from_the_cache_like_the_live_one(tiny_coco, tmp_path):
     """A RetinaNet student (its detections are the mimic RoIs) mimicking a RetinaNet teacher's
     P3-P7 from a float32 cache: the losses of two steps equal the live teacher's within 1e-6."""
     from mmmimic.testing.one_stage import tiny_one_stage
