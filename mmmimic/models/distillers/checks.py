@@ -267,14 +267,26 @@ def check_one_stage_student(student: nn.Module) -> str:
     return 'one_stage'
 
 
+#: the most candidates per level the mimic RoIs' predict step keeps before NMS (RetinaNet's, FCOS's,
+#: ATSS's and GFL's own test setting; RTMDet tests with 30000)
+ONE_STAGE_NMS_PRE = 1000
+
+
 def one_stage_proposal_cfg(test_cfg: Optional[dict]) -> ConfigDict:
     """The predict settings of a one-stage student's mimic RoIs: the head's ``test_cfg`` with
-    ``score_thr=0``. A freshly initialised head scores every box at its prior probability
-    (RetinaNet's 0.01), under the test threshold (0.05), so with the test settings as they are
-    the mimic would get no RoI until the head has learned; the RPN's proposals have no score
-    threshold either."""
+    ``score_thr=0`` and ``nms_pre`` at most :data:`ONE_STAGE_NMS_PRE`.
+
+    A freshly initialised head scores every box at its prior probability (RetinaNet's 0.01),
+    under the test threshold (0.05), so with the test settings as they are the mimic would get
+    no RoI until the head has learned; the RPN's proposals have no score threshold either.
+    ``nms_pre`` caps what the class-wise NMS sorts (128 RoIs per image are sampled from the
+    result; docs/advanced_guides/distiller.md, "One-stage students", gives the cost).
+    """
     cfg = ConfigDict(copy.deepcopy(test_cfg or {}))
     cfg.score_thr = 0.0
+    if 'nms_pre' in cfg and (cfg.nms_pre is None or cfg.nms_pre <= 0 or
+                             cfg.nms_pre > ONE_STAGE_NMS_PRE):
+        cfg.nms_pre = ONE_STAGE_NMS_PRE
     return cfg
 
 

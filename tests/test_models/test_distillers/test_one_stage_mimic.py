@@ -212,3 +212,17 @@ def test_top_candidates_leave_the_detections_unchanged(family):
         rows = [sorted(zip(d.scores.tolist(), d.labels.tolist(), d.bboxes.tolist()))
                 for d in (got, want)]
         assert rows[0] == rows[1]
+
+
+def test_mimic_predict_settings_cap_nms_pre():
+    """score_thr 0 for every head; nms_pre at most 1000 (RTMDet tests with 30000), the rest of
+    the head's test settings kept."""
+    from mmmimic.models.distillers.checks import one_stage_proposal_cfg
+    rtmdet = tiny_one_stage('rtmdet').test_cfg
+    cfg = one_stage_proposal_cfg(rtmdet)
+    assert (rtmdet.nms_pre, rtmdet.score_thr) == (30000, 0.001)
+    assert (cfg.nms_pre, cfg.score_thr, cfg.max_per_img, cfg.nms) == \
+        (1000, 0.0, rtmdet.max_per_img, rtmdet.nms)
+    assert one_stage_proposal_cfg(dict(nms_pre=-1, score_thr=0.05)).nms_pre == 1000
+    assert one_stage_proposal_cfg(dict(nms_pre=500)).nms_pre == 500
+    assert 'nms_pre' not in one_stage_proposal_cfg(tiny_one_stage('yolox').test_cfg)
