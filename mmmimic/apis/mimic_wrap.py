@@ -286,14 +286,8 @@ def _pad_for_scale(student_model: ConfigDict, student, scale: float) -> None:
     student's ``data_preprocessor`` (the distiller's) when needed, and says so."""
     import math
 
-    import torch
-    with torch.no_grad():
-        was_training = student.training
-        student.eval()
-        maps = student.backbone(next(student.parameters()).new_zeros(1, 3, 256, 256))
-        student.train(was_training)
-    maps = maps if isinstance(maps, (list, tuple)) else [maps]
-    coarsest = max(256 / m.shape[-1] for m in maps)
+    from mmmimic.models.distillers.pyramid import backbone_coarsest_stride
+    coarsest = backbone_coarsest_stride(student)
     needed = coarsest / scale
     dp = student_model.get('data_preprocessor')
     if dp is None or not float(needed).is_integer():

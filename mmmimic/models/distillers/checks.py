@@ -18,7 +18,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import OptConfigType
 from ..data_preprocessors.preprocessor_cfg import input_scale_of, plain_preprocessor
 from ..losses import BaseMimicLoss
-from .pyramid import measure_feature_maps
+from .pyramid import backbone_coarsest_stride, measure_feature_maps
 
 
 # Stage-1 sampling of the paper: 128 RoIs per image, positives:negatives = 1:1, positives and
@@ -413,3 +413,29 @@ def check_cache_servable(mimic_input: Optional[str], with_roi_mimic: bool, stude
         raise ValueError('teacher_cache: the data preprocessor\'s batch_augments change the '
                          'teacher input per batch and cannot be cached; remove them or '
                          'teacher_cache')
+
+
+def check_batch_resize(data_preprocessor: OptConfigType, student: nn.Module,
+                       scale: float) -> None:
+    """At ``student_input_scale < 1`` a batch augment that resizes the batch to multiples of
+    ``size_divisor`` (YOLOX's ``BatchSyncRandomResize``) must leave the student whole cells
+    at its backbone's coarsest stride once resized by the scale; otherwise a PAFPN neck fails
+    deep inside its forward on a half-cell map.
+
+    Raises:
+        ValueError: names ``data_preprocessor.batch_augments[i].size_divisor``, the stride, the
+            scale and the value that works (``wrap_with_teacher`` sets it itself).
+    """
+    augments = (data_preprocessor or {}).get('batch_augments') or []
+    if scale == 1.0 or not any('size_divisor' in aug for aug in augments):
+        return
+    coarsest = backbone_coarsest_stride(student)
+    for i, aug in enumerate(augments):
+        divisor = aug.get('size_divisor')
+        if divisor is not None and (divisor * scale) % coarsest:
+            raise ValueError(
+                f'data_preprocessor.batch_augments[{i}].size_divisor={divisor} at '
+                f'student_input_scale={scale:g} gives the student batches of a multiple of '
+                f'{divisor * scale:g} pixels, not of its backbone\'s coarsest stride {coarsest:g}: '
+                f'set size_divisor to a multiple of {coarsest / scale:g} (tools/train.py '
+                '--student-scale does)')

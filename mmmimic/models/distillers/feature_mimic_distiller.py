@@ -134,6 +134,7 @@ class FeatureMimicDistiller(FrozenTeacherMixin, BaseDetector):
 
         self.student = MODELS.build(student)
         self._student_rpn_kind = checks.check_student_rpn(self.student)
+        checks.check_batch_resize(data_preprocessor, self.student, self.student_input_scale)
         self.build_teacher(teacher_cfg, teacher_ckpt)
         self._build_mimic(mimic_loss, mimic_cfg, roi_mimic_cls_loss, roi_mimic_bbox_loss)
         #: the level pairs of pyramid mimic (``None``: the single pair of ``connector``)

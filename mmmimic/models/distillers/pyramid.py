@@ -35,6 +35,20 @@ def measure_feature_maps(detector: nn.Module, size: int = 256) -> List[MapInfo]:
     return [(int(f.shape[1]), size / f.shape[-1]) for f in feats]
 
 
+@torch.no_grad()
+def backbone_coarsest_stride(detector: nn.Module, size: int = 256) -> float:
+    """The coarsest stride among the maps ``detector.backbone`` returns (measured on one blank
+    ``size x size`` input in eval mode): what a batch resized for the student must stay a
+    multiple of at every backbone level (the extra levels FPNs add by strided convolutions take
+    any size)."""
+    was_training = detector.training
+    detector.eval()
+    maps = detector.backbone(next(detector.parameters()).new_zeros(1, 3, size, size))
+    detector.train(was_training)
+    maps = maps if isinstance(maps, (list, tuple)) else [maps]
+    return max(size / m.shape[-1] for m in maps)
+
+
 def _listing(maps: Sequence[MapInfo]) -> str:
     return ', '.join(f'{i}: stride {s:g}, {c} ch' for i, (c, s) in enumerate(maps))
 

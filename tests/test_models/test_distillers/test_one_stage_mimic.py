@@ -226,3 +226,23 @@ def test_mimic_predict_settings_cap_nms_pre():
     assert one_stage_proposal_cfg(dict(nms_pre=-1, score_thr=0.05)).nms_pre == 1000
     assert one_stage_proposal_cfg(dict(nms_pre=500)).nms_pre == 500
     assert 'nms_pre' not in one_stage_proposal_cfg(tiny_one_stage('yolox').test_cfg)
+
+
+def test_a_batch_resize_that_leaves_half_cells_is_refused(teacher_ckpts):
+    """YOLOX's BatchSyncRandomResize resizes to multiples of 32; at half input that is 16, half
+    a cell of the stride-32 backbone level: refused naming the key and the value that works."""
+    student = tiny_one_stage('yolox')
+    assert student.data_preprocessor.batch_augments[0].size_divisor == 32
+    with pytest.raises(ValueError, match=r'data_preprocessor.batch_augments\[0\].size_divisor=32 '
+                       r'at student_input_scale=0.5 .* coarsest stride 32: set size_divisor to '
+                       r'a multiple of 64'):
+        MODELS.build(dict(type='FeatureMimicDistiller', student=student,
+                          teacher=tiny_one_stage('yolox', 48),
+                          teacher_ckpt=teacher_ckpts['yolox'], mimic_levels='auto',
+                          student_input_scale=0.5))
+    student.data_preprocessor.batch_augments[0].size_divisor = 64
+    model = MODELS.build(dict(type='FeatureMimicDistiller', student=student,
+                              teacher=tiny_one_stage('yolox', 48),
+                              teacher_ckpt=teacher_ckpts['yolox'], mimic_levels='auto',
+                              student_input_scale=0.5))
+    assert [(p['student'], p['teacher']) for p in model.mimic_pairs] == [(0, 1), (1, 2)]
