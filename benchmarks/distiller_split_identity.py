@@ -33,6 +33,7 @@ from mmdet.registry import DATASETS, MODELS
 from mmdet.utils import register_all_modules
 from mmmimic.testing.config import config_path
 from mmmimic.testing.data import make_tiny_coco, tiny_coco_dataloader_cfg
+from mmmimic.testing.tiny_mimic import make_teacher_ckpt
 
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..')
 MIMIC = config_path('mimic/mimic_rpn_r18-w8_tiny.py')
@@ -57,19 +58,6 @@ PIPELINE = [
 ]
 
 
-def teacher_ckpt(teacher: str, path: str) -> str:
-    """A checkpoint of the (random) teacher with non-trivial BN statistics, seed 0."""
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(teacher).model)
-    for name, buf in model.named_buffers():
-        if name.endswith('running_mean'):
-            buf.normal_(0, 0.1)
-        elif name.endswith('running_var'):
-            buf.uniform_(0.5, 1.5)
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
-
-
 def variant_config(name: str, data: dict, work: str) -> Config:
     """The variant's full config: model (teacher checkpoint, overrides, the cache) and data."""
     config, overrides = VARIANTS[name]
@@ -80,7 +68,8 @@ def variant_config(name: str, data: dict, work: str) -> Config:
     teacher = model.teacher
     if not osp.isabs(teacher):
         teacher = osp.join(osp.dirname(config), teacher)
-    model.teacher_ckpt = teacher_ckpt(teacher, osp.join(work, f'{name}_teacher.pth'))
+    model.teacher_ckpt = make_teacher_ckpt(osp.join(work, f'{name}_teacher.pth'),
+                                           Config.fromfile(teacher).model)
     for key, value in overrides.items():
         model[key] = value
     if getattr(model.student, 'roi_head', None) is not None:  # no stage-1 checkpoint here
