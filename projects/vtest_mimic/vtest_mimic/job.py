@@ -15,6 +15,7 @@ config changed since it ran stops the run and names it; a stage written before t
 into ``projects/`` (its config read from ``configs/vtest/``) is recognised and reused.
 """
 import copy
+import fcntl
 import glob
 import hashlib
 import json
@@ -25,6 +26,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from .common import REPO_ROOT, StageError, log
+from . import hooks  # noqa: F401  (registers LaterBestCheckpointHook)
 from .device import resolve_device, use_device
 from .models import (BY_NAME, CONFIG_DIR, OLD_CONFIG_DIR, SPLIT_LISTS, VAL_EVALUATOR,
                      BenchmarkModel, models_of, speed_config, student_init_state,
@@ -37,7 +39,8 @@ class Eta:
     """Stage time estimates from this output folder's measured times (``timings.json``): seconds
     per training iteration per model, seconds per evaluation; unmeasured models borrow the
     nearest measured one of their block, else a conservative default."""
-    DEFAULT_S_PER_IT = {'teacher': 1.0, 'cross-scale': 0.25, 'same-input': 0.6, 'stage2': 0.5}
+    DEFAULT_S_PER_IT = {'teacher': 1.0, 'cross-scale': 0.25, 'same-input': 0.6, 'stage2': 0.5,
+                        'mmdet': 0.5}
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -109,7 +112,14 @@ class MainJob:
         checkpoint chosen on validation; the R-FCN teacher is fine-tuned from it instead."""
         return m.block == 'teacher' and m.init_from is None
 
+    def selects_on_val(self, m: BenchmarkModel) -> bool:
+        """A teacher validated while it trains, its best validation checkpoint kept (the RPN
+        teacher or a candidate, the mmdet block's teacher)."""
+        return self.is_rpn_teacher(m) or m.selects_on_val
+
     def iters_of(self, m: BenchmarkModel) -> int:
+        if m.block == 'mmdet':
+            return self.args.mmdet_teacher_iters if m.selects_on_val else self.args.mmdet_iters
         if self.is_rpn_teacher(m):
             return self.args.teacher_iters
         if m.block == 'stage2' or m.name == 'teacher-rfcn':
@@ -175,7 +185,7 @@ class MainJob:
     def scored_on_val(m: BenchmarkModel) -> bool:
         """The precondition's models (the teacher, the scratch students of stage 1) are scored
         on the validation split too."""
-        return not m.mimic and m.block in ('teacher', 'cross-scale', 'same-input') \
+        return not m.mimic and m.block in ('teacher', 'cross-scale', 'same-input', 'mmdet') \
             and m.name != 'teacher-rfcn'
 
     def stage_done(self, kind: str, m: Optional[BenchmarkModel], seed: Optional[int]) -> bool:
@@ -258,10 +268,12 @@ class MainJob:
         cfg = vtest_train_config(
             m.config, args.data_dir, seed, self.work_dir(m, seed), self.iters_of(m),
             args.workers, teacher_ckpt=teacher_ckpt,
-            val_interval=args.teacher_val_interval if self.is_rpn_teacher(m) else None,
+            val_interval=args.teacher_val_interval if self.selects_on_val(m) else None,
             init_ckpt=init, stage1_ckpt=stage1,
             mimic_weight=self.weight_of(m) if m.mimic else None,
-            teacher_cache=cache)
+            teacher_cache=cache, cfg_options=m.cfg_options)
+        if m.block == 'mmdet' and m.selects_on_val:  # ties on validation keep the later one
+            cfg.default_hooks.checkpoint.type = 'LaterBestCheckpointHook'
         return cfg
 
     def weight_of(self, m: BenchmarkModel) -> float:
@@ -334,15 +346,28 @@ class MainJob:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def final_ckpt(self, m: BenchmarkModel, work_dir: str) -> Optional[str]:
-        if self.is_rpn_teacher(m):
+        if self.selects_on_val(m):
             best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
             return best[-1] if best else None
         path = osp.join(work_dir, f'iter_{self.iters_of(m)}.pth')
         return path if osp.isfile(path) else None
 
     def train(self, m: BenchmarkModel, seed: int) -> str:
-        from mmengine.runner import Runner
+        """Train ``m`` for ``seed`` (or reuse / resume its run). Two processes sharing an
+        output folder (a sweep per student beside the run) never train one model at once: the
+        second waits for the first (a lock file beside the work dir) and then reuses its run."""
         work_dir = self.work_dir(m, seed)
+        os.makedirs(osp.dirname(work_dir), exist_ok=True)
+        with open(f'{work_dir}.lock', 'w') as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f'{m.name} (seed {seed}): another process is training it; waiting')
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._train(m, seed, work_dir)
+
+    def _train(self, m: BenchmarkModel, seed: int, work_dir: str) -> str:
+        from mmengine.runner import Runner
         if m.name in self.args.force and osp.isdir(work_dir) and \
                 f'{m.name}@{seed}' not in self.stage_times:
             shutil.rmtree(work_dir)
@@ -396,7 +421,8 @@ class MainJob:
         cfg = self.config_of(m, seed, for_training=False)
         # the same detections bit for bit, the RPN's predict step from its best 500 (then 1000)
         # anchors per level where that provably equals the full step (benchmarks/fast_rpn_head.py)
-        use_fast_exact_rpn(cfg.model)
+        if m.block != 'mmdet':  # the Inception RPNs' single-level head
+            use_fast_exact_rpn(cfg.model)
         cfg.test_dataloader.dataset.ann_file = SPLIT_LISTS[split]
         if split == 'test':
             for ev in cfg.test_evaluator:

@@ -16,11 +16,17 @@ The study's blocks (the project's README):
 * ``stage2`` (Tables 6/9): 1/2-Inception R-FCNs (cross-scale, deconv) fine-tuned from the
   stage-1 mimic RPN and from the stage-1 scratch RPN, and two-stage mimic; every one has the
   same total iterations (stage 1 + stage 2).
+* ``mmdet`` (pyramid mimic on mmdet's own detectors): a Faster R-CNN R-18-FPN teacher from
+  mmdet's model config, trained from scratch at full input (its checkpoint chosen on the
+  validation split), and two half-width students at half input, each with pyramid mimic and from
+  scratch: a Faster R-CNN (FPN two-stage) and a RetinaNet (one-stage, mimicking the two-stage
+  teacher). Their level rule and mimic weight are chosen on validation
+  (``tools/mmdet_sweep.py``).
 """
 import copy
 import os.path as osp
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 #: repository root: the configs below are relative to it
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -56,6 +62,10 @@ class BenchmarkModel:
         run_dir: the folder (under the output's ``shared/``) of a model trained once; default its
             name. The RPN teacher's candidates (:data:`TEACHER_CANDIDATES`) are all named
             ``teacher`` (the students refer to it by that name) and differ here.
+        selects_on_val: a teacher outside the ``teacher`` block (the mmdet block's): validated
+            while it trains, its best validation checkpoint kept, like the RPN teacher.
+        cfg_options: ``((key, value), ...)`` merged into the config (a validation sweep's
+            variant, e.g. ``(('model.level_rule', 'all'),)``).
     """
     name: str
     config: str
@@ -69,9 +79,12 @@ class BenchmarkModel:
     speed_config: Optional[str] = None
     seeded: bool = True
     run_dir: Optional[str] = None
+    selects_on_val: bool = False
+    cfg_options: Tuple[Tuple[str, object], ...] = ()
 
 
 _V = CONFIG_DIR
+_M = CONFIG_DIR + 'mmdet/'
 MODELS = (
     BenchmarkModel('teacher', _V + 'rpn_inception_vtest.py', 'Inception RPN (teacher)', 'teacher',
                    seeded=False),
@@ -124,6 +137,25 @@ MODELS = (
                    '1/2-Inception R-FCN + deconv, half input, two-stage mimic', 'stage2', 0.5,
                    True, 'teacher-rfcn', init_from='xs-mimic-1-2',
                    speed_config=_V + 'rfcn_inception-1-2-deconv_vtest-half.py'),
+    # ---- mmdet block: pyramid mimic on mmdet's Faster R-CNN FPN and RetinaNet, half input
+    BenchmarkModel('mm-teacher', _M + 'faster-rcnn_r18-w32_fpn_vtest.py',
+                   'Faster R-CNN R-18-FPN (w32, mmdet teacher)', 'mmdet', seeded=False,
+                   selects_on_val=True),
+    BenchmarkModel('mm-mimic-frcnn', _M + 'faster-rcnn_r18-w16_fpn_mimic-r18-w32_vtest-half.py',
+                   'Faster R-CNN R-18-FPN (w16), half input, pyramid mimic', 'mmdet', 0.5, True,
+                   'mm-teacher', init_group='mm-frcnn',
+                   speed_config=_M + 'faster-rcnn_r18-w16_fpn_vtest-half.py'),
+    BenchmarkModel('mm-scratch-frcnn', _M + 'faster-rcnn_r18-w16_fpn_vtest-half.py',
+                   'Faster R-CNN R-18-FPN (w16), half input, scratch', 'mmdet', 0.5,
+                   init_group='mm-frcnn'),
+    BenchmarkModel('mm-mimic-retina',
+                   _M + 'retinanet_r18-w16_fpn_mimic-frcnn-r18-w32_vtest-half.py',
+                   'RetinaNet R-18-FPN (w16), half input, pyramid mimic', 'mmdet', 0.5, True,
+                   'mm-teacher', init_group='mm-retina',
+                   speed_config=_M + 'retinanet_r18-w16_fpn_vtest-half.py'),
+    BenchmarkModel('mm-scratch-retina', _M + 'retinanet_r18-w16_fpn_vtest-half.py',
+                   'RetinaNet R-18-FPN (w16), half input, scratch', 'mmdet', 0.5,
+                   init_group='mm-retina'),
 )
 BY_NAME: Dict[str, BenchmarkModel] = {m.name: m for m in MODELS}
 #: candidates for the RPN teacher (``--teacher`` of the run; the presets' ``teacher``), compared
@@ -147,7 +179,15 @@ COMPARISONS = (
     ('same-input', '1-2', 'mimic-1-2', 'scratch-1-2', None),
     ('same-input', '1-4', 'mimic-1-4', 'scratch-1-4', None),
     ('stage2', '1-2', 's2-mimic-1-2', 's2-scratch-1-2', 's2-twostage-1-2'),
+    ('mmdet', 'frcnn', 'mm-mimic-frcnn', 'mm-scratch-frcnn', None),
+    ('mmdet', 'retina', 'mm-mimic-retina', 'mm-scratch-retina', None),
 )
+#: the teacher of each block: the scratch-to-teacher gap and the precondition are measured
+#: against it
+BLOCK_TEACHER = {'cross-scale': 'teacher', 'same-input': 'teacher', 'stage2': 'teacher-rfcn',
+                 'mmdet': 'mm-teacher'}
+#: the blocks whose students read the Inception RPN teacher (the run trains it only for these)
+INCEPTION_BLOCKS = ('cross-scale', 'same-input', 'stage2')
 
 #: the validation / test parts of the vtest release (build_vtest: set00 train, set01 val, set02
 #: test)
@@ -194,7 +234,8 @@ def vtest_train_config(config: str,
                        init_ckpt: Optional[str] = None,
                        stage1_ckpt: Optional[str] = None,
                        mimic_weight: Optional[float] = None,
-                       teacher_cache: Optional[dict] = None):
+                       teacher_cache: Optional[dict] = None,
+                       cfg_options: Sequence[Tuple[str, object]] = ()):
     """The mmengine config of one benchmark run: ``config`` on ``data_dir`` for ``iters``
     iterations, its schedule rescaled (warm-up over the first 10 % (at most 100 iterations), one
     10x step at 75 %), checkpoints at the half and the end.
@@ -214,6 +255,7 @@ def vtest_train_config(config: str,
         stage1_ckpt: stage 2: the stage-1 checkpoint every ``MimicStudentInit`` reads.
         mimic_weight: the mimic loss weight (lambda1) of a mimic student.
         teacher_cache: a mimic student's ``teacher_cache`` settings.
+        cfg_options: ``(key, value)`` pairs merged into the config last.
 
     Returns:
         :class:`mmengine.config.Config`.
@@ -254,6 +296,8 @@ def vtest_train_config(config: str,
         _set_stage1(cfg.model.student if distiller else cfg.model, stage1_ckpt)
     if mimic_weight is not None:
         cfg.model.mimic_loss.loss_weight = mimic_weight
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
     if teacher_cache is not None:
         cfg.model.teacher_cache = dict(teacher_cache,
                                        pipeline=cfg.train_dataloader.dataset.pipeline)

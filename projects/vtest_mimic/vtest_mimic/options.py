@@ -9,13 +9,14 @@ from typing import Dict, Optional, Sequence
 from mmengine.config import Config, DictAction
 
 from .device import resolve_device
-from .models import BY_NAME, MODELS, TEACHER_CANDIDATES
+from .models import BY_NAME, INCEPTION_BLOCKS, MODELS, TEACHER_CANDIDATES
 
 #: the presets' folder
 PRESET_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'presets')
 #: the keys a preset sets (``--cfg-options`` may override only these)
 PRESET_KEYS = ('seeds', 'iters', 'teacher', 'teacher_iters', 'teacher_val_interval',
-               'stage2_iters', 'mimic_weight', 'mimic_weights', 'blocks')
+               'stage2_iters', 'mimic_weight', 'mimic_weights', 'blocks', 'mmdet_iters',
+               'mmdet_teacher_iters')
 #: where the teacher and 2 seeds of the cross-scale block were timed (``--quick``'s help)
 QUICK_TIMES = ('projects/vtest_mimic/results/teacher_sweep/teacher_sweep.md',
                'projects/vtest_mimic/results/xs5/report.md')
@@ -55,13 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help='override preset keys (' + ', '.join(PRESET_KEYS) + '), e.g. '
                         'iters=300 mimic_weights.mimic-1-4=1')
     parser.add_argument('--seeds', nargs='+', type=int, help='override the preset\'s seeds')
-    parser.add_argument('--blocks', nargs='+', choices=['cross-scale', 'same-input', 'stage2'],
-                        help='override the preset\'s blocks (the teacher is always trained)')
+    parser.add_argument('--blocks', nargs='+',
+                        choices=['cross-scale', 'same-input', 'stage2', 'mmdet'],
+                        help='override the preset\'s blocks (the Inception RPN teacher is trained '
+                        'for the first three, the mmdet block trains its own)')
     parser.add_argument('--iters', type=int, help='stage-1 student iterations')
     parser.add_argument('--teacher', choices=list(TEACHER_CANDIDATES),
                         help='the RPN teacher (default: the preset\'s; candidates compared on '
                              'validation by tools/teacher_sweep.py)')
     parser.add_argument('--teacher-iters', type=int, help='teacher iterations')
+    parser.add_argument('--mmdet-iters', type=int, help='mmdet block: student iterations')
+    parser.add_argument('--mmdet-teacher-iters', type=int,
+                        help='mmdet block: teacher iterations (validated every '
+                        '--teacher-val-interval, the best checkpoint kept)')
     parser.add_argument('--teacher-val-interval', type=int,
                         help='validate the teacher every N iterations (best checkpoint kept)')
     parser.add_argument('--stage2-iters', type=int, help='stage-2 iterations')
@@ -119,7 +126,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     # --mimic-weight sets every mimic student; without it the preset's exceptions apply
     weights = dict(preset['mimic_weights']) if args.mimic_weight is None else {}
     for key in ('seeds', 'iters', 'teacher', 'teacher_iters', 'teacher_val_interval',
-                'stage2_iters', 'mimic_weight'):
+                'stage2_iters', 'mimic_weight', 'mmdet_iters', 'mmdet_teacher_iters'):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
     if args.teacher not in TEACHER_CANDIDATES:
@@ -137,11 +144,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         if not w >= 0:
             parser.error(f'lambda1 must be >= 0: {name} = {w}')
     args.mimic_weights = weights
-    args.blocks = ('teacher', *(args.blocks or [b for b in preset['blocks'] if b != 'teacher']))
+    blocks = args.blocks or [b for b in preset['blocks'] if b != 'teacher']
+    # the Inception RPN teacher only where a block reads it
+    args.blocks = (('teacher', ) if set(blocks) & set(INCEPTION_BLOCKS) else ()) + tuple(blocks)
     if 'stage2' in args.blocks and 'cross-scale' not in args.blocks:
         parser.error('--blocks stage2 needs cross-scale (stage 2 starts from its RPNs)')
     if 'stage2' in args.blocks and args.stage2_iters <= 0:
         parser.error('--blocks stage2 needs --stage2-iters > 0')
     if args.teacher_val_interval > args.teacher_iters:
         args.teacher_val_interval = args.teacher_iters
+    if 'mmdet' in args.blocks and min(args.mmdet_iters, args.mmdet_teacher_iters) <= 0:
+        parser.error('--blocks mmdet needs mmdet_iters and mmdet_teacher_iters > 0')
     return args

@@ -9,7 +9,7 @@ from mmmimic.evaluation.functional.caltech_records import bootstrap_paired, load
 from mmmimic.fileio import atomic_write_text
 from mmmimic.utils.tables import markdown_table
 from .common import AP50, MR2, MR4, PRECONDITION_POINTS, StageError, log
-from .models import BY_NAME, COMPARISONS, SPLIT_LISTS, TEST_SET
+from .models import BLOCK_TEACHER, BY_NAME, COMPARISONS, SPLIT_LISTS, TEST_SET
 from .stats import gap_closed, paired_difference
 
 
@@ -90,11 +90,25 @@ def table(rows: Sequence[Dict]) -> str:
 
 
 def precondition(job, val: Dict) -> Dict:
-    """Teacher vs scratch students on validation MR-2 (mean over seeds)."""
+    """Teacher vs scratch students on validation MR-2 (mean over seeds): the Inception blocks
+    against the RPN teacher; the mmdet block against its own teacher (``mmdet``: None without
+    that block)."""
+    mmdet = None
+    if 'mm-teacher' in val:
+        t = val['mm-teacher'][job.args.seeds[0]][MR2]
+        studs = {n: float(np.mean([v[MR2] for v in per_seed.values()]))
+                 for n, per_seed in val.items() if BY_NAME[n].block == 'mmdet' and
+                 n != 'mm-teacher'}
+        margins = {n: v - t for n, v in studs.items()}
+        mmdet = dict(teacher_val_mr2=t, students_val_mr2=studs, margins=margins,
+                     met=all(v >= PRECONDITION_POINTS for v in margins.values()))
+    if 'teacher' not in val:
+        return dict(teacher_val_mr2=None, students_val_mr2={}, margins={}, met=None,
+                    same_input_not_met=[], mmdet=mmdet)
     teacher = val['teacher'][job.args.seeds[0]][MR2]
     students = {}
     for name, per_seed in val.items():
-        if name == 'teacher' or name == 'teacher-rfcn':
+        if name in ('teacher', 'teacher-rfcn') or BY_NAME[name].block == 'mmdet':
             continue
         students[name] = float(np.mean([v[MR2] for v in per_seed.values()]))
     headline = [n for n in students if BY_NAME[n].block == 'cross-scale']
@@ -106,7 +120,7 @@ def precondition(job, val: Dict) -> Dict:
     short = [n for n in students
              if BY_NAME[n].block == 'same-input' and margins[n] < PRECONDITION_POINTS]
     return dict(teacher_val_mr2=teacher, students_val_mr2=students, margins=margins, met=met,
-                same_input_not_met=short)
+                same_input_not_met=short, mmdet=mmdet)
 
 
 def intervals(job, results: Dict, records: Dict) -> List[Dict]:
@@ -131,7 +145,7 @@ def intervals(job, results: Dict, records: Dict) -> List[Dict]:
                 row[metric] = dict(seeds=diff.as_dict(), frames=boot.as_dict(),
                                    text=f'{diff.estimate:+.1f}; seeds {_iv(diff)}; frames '
                                         f'{_iv(boot)}')
-            teacher = 'teacher-rfcn' if block == 'stage2' else 'teacher'
+            teacher = BLOCK_TEACHER[block]
             if b == scratch and teacher in records:
                 t_rec = records[teacher][job.args.seeds[0]]
                 g = gap_closed(records[scratch], records[a], t_rec, n_boot=job.args.n_boot,
@@ -146,6 +160,25 @@ def intervals(job, results: Dict, records: Dict) -> List[Dict]:
 
 def _iv(iv) -> str:
     return f'[{iv.lo:+.1f}, {iv.hi:+.1f}]' if iv.ok else f'({iv.note})'
+
+
+def _mmdet_precondition(pre: Optional[Dict]) -> List[str]:
+    """The mmdet block's precondition paragraph (its own teacher against its scratch
+    students)."""
+    if pre is None:
+        return []
+    text = (f'mmdet block, validation MR-2: its teacher {pre["teacher_val_mr2"]:.1f}; scratch '
+            'students (mean over seeds): ' +
+            ', '.join(f'{BY_NAME[n].label} {v:.1f}' for n, v in pre['students_val_mr2'].items())
+            + '. ')
+    if pre['met']:
+        text += (f'The teacher is at least {PRECONDITION_POINTS:.0f} points better than both: '
+                 'the block can test the claim.')
+    else:
+        text += (f'**The teacher is NOT at least {PRECONDITION_POINTS:.0f} points better than '
+                 'every scratch student of the block on validation: the block cannot test the '
+                 'claim.**')
+    return [text, '']
 
 
 def weights_text(job) -> str:
@@ -168,12 +201,16 @@ def write_report(job, rows, pre, ivs, wall_s) -> str:
     lines = ['# vtest study: feature mimic on vtest.avi', '',
              f'Command: `python -m projects.vtest_mimic.tools.run {" ".join(args.argv)}` '
              f'(wall time {wall_s / 60:.0f} min on this machine).', '',
-             '## Precondition: is the teacher better than the students trained alone?', '',
-             f'Validation MR-2 (%, every validation frame, Reasonable): teacher '
-             f'{pre["teacher_val_mr2"]:.1f}; scratch students (mean over seeds): ' +
-             ', '.join(f'{BY_NAME[n].label} {v:.1f}' for n, v in pre['students_val_mr2'].items())
-             + '.', '']
-    if pre['met'] is None:
+             '## Precondition: is the teacher better than the students trained alone?', '']
+    if pre['teacher_val_mr2'] is not None:
+        lines += [f'Validation MR-2 (%, every validation frame, Reasonable): teacher '
+                  f'{pre["teacher_val_mr2"]:.1f}; scratch students (mean over seeds): ' +
+                  ', '.join(f'{BY_NAME[n].label} {v:.1f}'
+                            for n, v in pre['students_val_mr2'].items()) + '.', '']
+    lines += _mmdet_precondition(pre.get('mmdet'))
+    if pre['teacher_val_mr2'] is None:
+        pass
+    elif pre['met'] is None:
         lines.append('This run has no cross-scale (headline) block; the same-input students are '
                      'judged one by one below.')
     elif pre['met']:
@@ -194,13 +231,18 @@ def write_report(job, rows, pre, ivs, wall_s) -> str:
         else:
             lines += ['', f'Same-input block: the teacher is {margin:.1f} points better than the '
                       f'{BY_NAME[n].label} on validation: that comparison can test the claim.']
+    mmdet_text = (f' mmdet block: students {args.mmdet_iters} iterations, its teacher up to '
+                  f'{args.mmdet_teacher_iters}, checkpoint chosen on validation MR-2 (every '
+                  f'{args.teacher_val_interval}); pyramid level rule and lambda1 chosen on '
+                  'validation (tools/mmdet_sweep.py).' if 'mmdet' in args.blocks else '')
     lines += ['', f'Seeds {list(args.seeds)} (mean ± sample std over seeds); mimic and scratch '
               'students are paired on each seed (same data order, crops and flips, same initial '
               'weights for the parts they share). Students: '
               f'{args.iters} iterations of batch 2 (320x384 crops of the 640x480 frames; '
               'half-input students see them at 160x192); stage 2: '
               f'{args.stage2_iters} more; teacher: up to {args.teacher_iters} iterations, '
-              f'checkpoint chosen on validation MR-2 (every {args.teacher_val_interval}). Mimic '
+              f'checkpoint chosen on validation MR-2 (every {args.teacher_val_interval}).'
+              f'{mmdet_text} Mimic '
               f'weight lambda1: {weights_text(job)} (chosen on validation). Test: every test '
               'frame, whole 640x480 frames, Caltech Reasonable. Speed-up: CPU latency at '
               f'{args.speed_shape} frames, each model at its own input, over the teacher of its '
@@ -208,12 +250,14 @@ def write_report(job, rows, pre, ivs, wall_s) -> str:
     titles = {'teacher': 'Teachers',
               'cross-scale': 'Cross-scale (headline): students at half the teacher\'s input',
               'same-input': 'Same input: students at the teacher\'s input',
-              'stage2': 'Stage 2: R-FCN students (cross-scale, 1/2)'}
+              'stage2': 'Stage 2: R-FCN students (cross-scale, 1/2)',
+              'mmdet': 'mmdet block: pyramid mimic on mmdet\'s Faster R-CNN FPN and RetinaNet, '
+                       'students at half the teacher\'s input'}
     for block, title in titles.items():
         if block not in by_block:
             continue
-        ref = teacher_rows.get('teacher-rfcn' if block == 'stage2' else 'teacher')
-        block_rows = by_block[block] if block == 'teacher' else [ref] + by_block[block]
+        ref = teacher_rows.get(BLOCK_TEACHER.get(block, 'teacher'))
+        block_rows = by_block[block] if ref is None else [ref] + by_block[block]
         lines += [f'## {title}', '', table(block_rows), '']
     if ivs:
         lines += ['## Paired differences (A - B; MR-2: negative = A better; AP50: positive = A '

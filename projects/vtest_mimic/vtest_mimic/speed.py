@@ -12,7 +12,8 @@ from .models import (BY_NAME, CONFIG_DIR, OLD_CONFIG_DIR, BenchmarkModel, speed_
 def measure_speed(args, models: Sequence[BenchmarkModel]) -> Dict[str, Dict[str, float]]:
     """Params, FLOPs and CPU latency at the full frame size (``--speed-shape``), every model at
     its own input (half-input students resize inside the model), speed-ups over the teacher of
-    the same kind (RPN students over the RPN teacher, R-FCNs over the R-FCN teacher).
+    the same kind (RPN students over the RPN teacher, R-FCNs over the R-FCN teacher, the mmdet block's
+    students over its Faster R-CNN teacher).
 
     The timings are :func:`mmmimic.apis.speed.benchmark_detectors`' (random weights, 1 warm-up
     round, ``--speed-runs`` timed rounds, the models round-robin), written as
@@ -43,7 +44,7 @@ def measure_speed(args, models: Sequence[BenchmarkModel]) -> Dict[str, Dict[str,
     for m in models:
         row = by_config[speed_config(m)]
         ref_name = ('teacher-rfcn' if 'rfcn' in m.config and 'teacher-rfcn' in names
-                    else 'teacher')
+                    else 'mm-teacher' if m.block == 'mmdet' else 'teacher')
         ref = by_config[speed_config(BY_NAME[ref_name])]
         speed[m.name] = dict(params_m=row['params_M'], gflops=row.get(f'GFLOPs@{shape}'),
                              latency_ms=row[f'ms@{shape}'], reference=ref_name,

@@ -28,7 +28,8 @@ def test_models_blocks_and_dependencies():
     assert quick == ['teacher', 'xs-mimic-1-2', 'xs-scratch-1-2', 'xs-nodeconv-1-2',
                      'xs-mimic-1-4', 'xs-scratch-1-4', 'xs-nodeconv-1-4']
     full = models_of(PRESETS['default']['blocks'])
-    assert {m.block for m in full} == {'teacher', 'cross-scale', 'same-input', 'stage2'}
+    assert {m.block for m in full} == {'teacher', 'cross-scale', 'same-input', 'stage2',
+                                       'mmdet'}
     assert 'teacher-rfcn' in [m.name for m in full] and len(PRESETS['default']['seeds']) == 5
     with pytest.raises(ValueError, match='s2-mimic-1-2 needs xs-mimic-1-2'):
         models_of(('teacher', 'stage2'))
@@ -98,12 +99,14 @@ def test_presets_are_config_files_with_the_values_of_the_former_dict():
     --cfg-options-style keys override them and unknown keys are refused."""
     assert load_preset('quick') == dict(
         seeds=(0, 1, 2), iters=600, teacher='full', teacher_iters=1500, teacher_val_interval=250,
-        stage2_iters=0, mimic_weight=10.0, mimic_weights={}, blocks=('teacher', 'cross-scale'))
+        stage2_iters=0, mimic_weight=10.0, mimic_weights={}, blocks=('teacher', 'cross-scale'),
+        mmdet_iters=1000, mmdet_teacher_iters=1500)
     assert load_preset('default') == dict(
         seeds=(0, 1, 2, 3, 4), iters=600, teacher='full', teacher_iters=1500,
         teacher_val_interval=250, stage2_iters=400, mimic_weight=10.0,
         mimic_weights={'mimic-1-2': 0.1, 'mimic-1-4': 0.1},
-        blocks=('teacher', 'cross-scale', 'same-input', 'stage2'))
+        blocks=('teacher', 'cross-scale', 'same-input', 'stage2', 'mmdet'), mmdet_iters=1000,
+        mmdet_teacher_iters=1500)
     over = load_preset('quick', {'iters': 300, 'mimic_weights.mimic-1-4': 1})
     assert over['iters'] == 300 and over['mimic_weights'] == {'mimic-1-4': 1}
     with pytest.raises(KeyError, match='not a preset key'):
