@@ -12,8 +12,8 @@ from .models import (BY_NAME, CONFIG_DIR, OLD_CONFIG_DIR, BenchmarkModel, speed_
 def measure_speed(args, models: Sequence[BenchmarkModel]) -> Dict[str, Dict[str, float]]:
     """Params, FLOPs and CPU latency at the full frame size (``--speed-shape``), every model at
     its own input (half-input students resize inside the model), speed-ups over the teacher of
-    the same kind (RPN students over the RPN teacher, R-FCNs over the R-FCN teacher, the mmdet block's
-    students over its Faster R-CNN teacher).
+    the same kind (RPN students over the RPN teacher, R-FCNs over the R-FCN teacher, the mmdet
+    block's students over its Faster R-CNN teacher).
 
     The timings are :func:`mmmimic.apis.speed.benchmark_detectors`' (random weights, 1 warm-up
     round, ``--speed-runs`` timed rounds, the models round-robin), written as
