@@ -16,8 +16,9 @@ interpreter, put first on PATH as an activated venv does), timed with ``time.per
    mimicked the last map; and P2 with ``--mimic-student-feature 0 --mimic-teacher-feature 0``),
    mmdet's R-50-C4 Faster R-CNN (as shipped: refused for its caffe normalisation; with the
    teacher's normalisation and ``--mimic-teacher-feature 2``; and without that flag: the stride
-   error), Cascade R-CNN R-18, RPN-only R-18 (``ProposalRecallMetric``) and RetinaNet (must be
-   refused with one line);
+   error), Cascade R-CNN R-18, RPN-only R-18 (``ProposalRecallMetric``) and RetinaNet (a
+   one-stage student: trains, its detections are the mimic RoIs; the committed results predate
+   one-stage students and recorded it refused);
 3. Ctrl-C and ``--resume``: the R-18 FPN student of step 2 is the straight run; the same command
    is interrupted with SIGINT after its first checkpoint, then rerun with ``--resume``; the final
    checkpoints' state_dict and optimizer tensors are compared bit for bit;
