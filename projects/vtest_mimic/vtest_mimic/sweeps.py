@@ -26,6 +26,16 @@ from .job import MainJob
 from .models import BY_NAME, TEACHER_CANDIDATES
 
 
+def write_sweep(stem: str, table: str, out: Dict, *folders: Optional[str]) -> None:
+    """Write a sweep's table (``<stem>.md``) and content (``<stem>.json``) into each folder."""
+    for folder in filter(None, folders):
+        os.makedirs(folder, exist_ok=True)
+        with open(osp.join(folder, f'{stem}.md'), 'w') as f:
+            f.write(table + '\n')
+        with open(osp.join(folder, f'{stem}.json'), 'w') as f:
+            json.dump(out, f, indent=1)
+
+
 def weight_sweep(demo_args, weights: Sequence[float], width: str = '1-2',
                  block: str = 'cross-scale', commit_to: Optional[str] = None) -> Dict:
     """Sweep lambda1 of ``block``'s ``width`` student; ``demo_args``: the run's options
@@ -89,12 +99,7 @@ def weight_sweep(demo_args, weights: Sequence[float], width: str = '1-2',
     stem = 'sweep' if (block, width) == ('cross-scale', '1-2') else f'sweep_{block}_{width}'
     if teacher.run_dir:  # another teacher candidate than the full-size one: its own files
         stem += f'_{teacher.run_dir}'
-    for folder in filter(None, (sweep_dir, commit_to)):
-        os.makedirs(folder, exist_ok=True)
-        with open(osp.join(folder, f'{stem}.md'), 'w') as f:
-            f.write(table + '\n')
-        with open(osp.join(folder, f'{stem}.json'), 'w') as f:
-            json.dump(out, f, indent=1)
+    write_sweep(stem, table, out, sweep_dir, commit_to)
     return out
 
 
@@ -303,10 +308,5 @@ def mmdet_sweep(demo_args, student: str, rules: Sequence = LEVEL_RULES,
                rules=list(rules), weights=list(weights), first_weight=first_weight,
                iters=demo_args.mmdet_iters, teacher_iters=demo_args.mmdet_teacher_iters,
                seeds=list(demo_args.seeds))
-    for folder in filter(None, (sweep_dir, commit_to)):
-        os.makedirs(folder, exist_ok=True)
-        with open(osp.join(folder, f'sweep_{student}.md'), 'w') as f:
-            f.write(table + '\n')
-        with open(osp.join(folder, f'sweep_{student}.json'), 'w') as f:
-            json.dump(out, f, indent=1)
+    write_sweep(f'sweep_{student}', table, out, sweep_dir, commit_to)
     return out
