@@ -104,7 +104,8 @@ def test_presets_are_config_files_with_the_values_of_the_former_dict():
     assert load_preset('default') == dict(
         seeds=(0, 1, 2, 3, 4), iters=600, teacher='full', teacher_iters=1500,
         teacher_val_interval=250, stage2_iters=400, mimic_weight=10.0,
-        mimic_weights={'mimic-1-2': 0.1, 'mimic-1-4': 0.1},
+        mimic_weights={'mimic-1-2': 0.1, 'mimic-1-4': 0.1, 'mm-mimic-frcnn': 1.0,
+                       'mm-mimic-retina': 1.0},
         blocks=('teacher', 'cross-scale', 'same-input', 'stage2', 'mmdet'), mmdet_iters=1000,
         mmdet_teacher_iters=1500)
     over = load_preset('quick', {'iters': 300, 'mimic_weights.mimic-1-4': 1})

@@ -153,7 +153,8 @@ def test_mimic_weights_per_model(repo_root, tmp_path, capsys):
         assert got[name] == w
     assert set(default['mimic_weights']) <= set(got)
     assert weights_text(job) == \
-        '10 (xs-mimic-1-2, xs-mimic-1-4, s2-twostage-1-2); 0.1 (mimic-1-2, mimic-1-4)'
+        '10 (xs-mimic-1-2, xs-mimic-1-4, s2-twostage-1-2); 0.1 (mimic-1-2, mimic-1-4); ' \
+        '1 (mm-mimic-frcnn, mm-mimic-retina)'
     job.ckpts['teacher@0'] = 'teacher.pth'
     cfg = job.config_of(BY_NAME['mimic-1-2'], 0, for_training=False)
     assert cfg.model.mimic_loss.loss_weight == default['mimic_weights']['mimic-1-2']

@@ -19,7 +19,9 @@ stage2_iters = 400
 mimic_weight = 10.0
 # per-model exceptions, each chosen on validation by the same sweep for its own block
 # (`--block same-input`; results/weight_sweep/sweep_same-input_1-2.md, ..._1-4.md)
-mimic_weights = {'mimic-1-2': 0.1, 'mimic-1-4': 0.1}
+# The mmdet block's students: tools/mmdet_sweep.py (projects/vtest_mimic/results/mmdet_sweep/)
+mimic_weights = {'mimic-1-2': 0.1, 'mimic-1-4': 0.1, 'mm-mimic-frcnn': 1.0,
+                 'mm-mimic-retina': 1.0}
 # the mmdet block (pyramid mimic on mmdet's Faster R-CNN FPN and RetinaNet, half input): its
 # teacher's and students' iterations; its level rule and weights were chosen on validation by
 # tools/mmdet_sweep.py (projects/vtest_mimic/results/mmdet_sweep/)
