@@ -21,12 +21,15 @@ def _load(path):
 
 
 def _user_facing_configs():
-    """Every config under configs/ and projects/*/configs/ except the bases (test fixtures live in
-    mmmimic/testing/; the projects' presets sit one level down)."""
+    """Every config under configs/ and projects/*/configs/ (and one folder down, e.g. the vtest
+    study's mmdet block) except the bases and the projects' presets (test fixtures live in
+    mmmimic/testing/)."""
     paths = glob.glob(osp.join(ROOT, 'configs', '*', '*.py')) + \
-        glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py'))
+        glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*.py')) + \
+        glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '*', '*.py'))
     return sorted(
-        osp.relpath(p, ROOT) for p in paths if osp.basename(osp.dirname(p)) != '_base_')
+        osp.relpath(p, ROOT) for p in paths
+        if osp.basename(osp.dirname(p)) not in ('_base_', 'presets'))
 
 
 def _metafiles():
