@@ -23,7 +23,7 @@ from mmmimic.utils.tables import markdown_table
 from .common import AP50, MR2, log
 from .data import prepare_data
 from .job import MainJob
-from .models import BY_NAME, TEACHER_CANDIDATES
+from .models import BY_NAME, REPO_ROOT, TEACHER_CANDIDATES
 
 
 def write_sweep(stem: str, table: str, out: Dict, *folders: Optional[str]) -> None:
@@ -229,7 +229,8 @@ def mmdet_sweep(demo_args, student: str, rules: Sequence = LEVEL_RULES,
     ``first_weight``, then every weight of ``weights`` at the chosen rule; the rule each time:
     the lowest mean validation MR-2 over ``demo_args.seeds``. The scratch student is trained
     and scored on the same seeds (the run's own runs, reused by it); the test split is never
-    read.
+    read. The variant at the run's own settings (the config's ``level_rule``, the preset's
+    lambda1) is the run's own mimic run, reused by the run.
 
     Writes ``<out>/mmdet_sweep/sweep_<student>.{md,json}`` and a copy into ``commit_to``.
     Returns the JSON content."""
@@ -271,15 +272,24 @@ def mmdet_sweep(demo_args, student: str, rules: Sequence = LEVEL_RULES,
         s.ckpts.update(job.ckpts)
         return s
 
+    # the run's own settings (the config's level rule, the preset's lambda1): the run's own mimic
+    # runs, trained once for the sweep and the run
+    from mmengine.config import Config
+    own = (Config.fromfile(osp.join(REPO_ROOT, mimic.config)).model.get('level_rule', 'scale'),
+           job.weight_of(mimic))
+
+    def run_variant(rule, w):
+        name, m = variant(rule, w)
+        if name not in means:
+            own_run = (rule, float(w)) == (own[0], float(own[1]))
+            means[name] = score(job, mimic, name) if own_run else score(sweep_job(), m, name)
+
     means: Dict[str, float] = {}
     for rule in rules:
-        name, m = variant(rule, first_weight)
-        means[name] = score(sweep_job(), m, name)
+        run_variant(rule, first_weight)
     best_rule = variants[min(means, key=means.get)][0]
     for w in weights:
-        name, m = variant(best_rule, w)
-        if name not in means:
-            means[name] = score(sweep_job(), m, name)
+        run_variant(best_rule, w)
     best = min(means, key=means.get)
     rule, weight = variants[best][:2]
     rows = []

@@ -130,9 +130,13 @@ def test_sweep_then_block_run_end_to_end(repo_root, tmp_path):
         assert sorted(per_seed) == ['0', '1'] and all(0 <= v[MR2] <= 100
                                                       for v in per_seed.values())
     assert 'Test split not read' in open(osp.join(commit, 'sweep_retina.md')).read()
-    # a sweep variant's config carries its rule
-    stage = Config.fromfile(osp.join(out, 'mmdet_sweep', 'seed1', 'mm-mimic-retina_pair0_w1',
+    # a sweep variant's config carries its rule; the variant at the run's own settings (the
+    # config's finest pair, the preset's lambda1 1) is the run's own mimic run
+    stage = Config.fromfile(osp.join(out, 'mmdet_sweep', 'seed1', 'mm-mimic-retina_scale_w1',
                                      'stage_config.py'))
+    assert stage.model.level_rule == 'scale' and stage.model.mimic_loss.loss_weight == 1.0
+    assert not osp.exists(osp.join(out, 'mmdet_sweep', 'seed1', 'mm-mimic-retina_pair0_w1'))
+    stage = Config.fromfile(osp.join(out, 'seed1', 'mm-mimic-retina', 'stage_config.py'))
     assert stage.model.level_rule == 0 and stage.model.mimic_loss.loss_weight == 1.0
 
     proc = subprocess.run(
@@ -143,6 +147,10 @@ def test_sweep_then_block_run_end_to_end(repo_root, tmp_path):
     # the sweep's teacher and scratch students are the run's own
     assert 'mm-teacher (seed 0): reusing' in proc.stdout
     assert 'mm-scratch-retina (seed 1): reusing' in proc.stdout
+    # the sweep's variant at the run's own settings (finest pair, the preset's lambda1 1) is the
+    # run's own mimic run
+    assert 'mm-mimic-retina (seed 1): reusing' in proc.stdout
+    assert 'mm-mimic-frcnn (seed 1): reusing' not in proc.stdout
     assert 'train teacher ' not in proc.stdout  # no Inception teacher
     summary = json.load(open(osp.join(out, 'results.json')))
     rows = {r['name']: r for r in summary['rows']}
