@@ -89,30 +89,32 @@ def table(rows: Sequence[Dict]) -> str:
     return markdown_table(cells, TABLE_HEADERS)
 
 
+def _against_teacher(job, val: Dict, teacher: str, students: Sequence[str]) -> tuple:
+    """The ``teacher``'s validation MR-2 (first seed), each of ``students``' mean over seeds and
+    its margin over the teacher."""
+    t = val[teacher][job.args.seeds[0]][MR2]
+    means = {n: float(np.mean([v[MR2] for v in val[n].values()])) for n in students}
+    return t, means, {n: m - t for n, m in means.items()}
+
+
 def precondition(job, val: Dict) -> Dict:
     """Teacher vs scratch students on validation MR-2 (mean over seeds): the Inception blocks
     against the RPN teacher; the mmdet block against its own teacher (``mmdet``: None without
     that block)."""
     mmdet = None
     if 'mm-teacher' in val:
-        t = val['mm-teacher'][job.args.seeds[0]][MR2]
-        studs = {n: float(np.mean([v[MR2] for v in per_seed.values()]))
-                 for n, per_seed in val.items() if BY_NAME[n].block == 'mmdet' and
-                 n != 'mm-teacher'}
-        margins = {n: v - t for n, v in studs.items()}
+        t, studs, margins = _against_teacher(
+            job, val, 'mm-teacher',
+            [n for n in val if BY_NAME[n].block == 'mmdet' and n != 'mm-teacher'])
         mmdet = dict(teacher_val_mr2=t, students_val_mr2=studs, margins=margins,
                      met=all(v >= PRECONDITION_POINTS for v in margins.values()))
     if 'teacher' not in val:
         return dict(teacher_val_mr2=None, students_val_mr2={}, margins={}, met=None,
                     same_input_not_met=[], mmdet=mmdet)
-    teacher = val['teacher'][job.args.seeds[0]][MR2]
-    students = {}
-    for name, per_seed in val.items():
-        if name in ('teacher', 'teacher-rfcn') or BY_NAME[name].block == 'mmdet':
-            continue
-        students[name] = float(np.mean([v[MR2] for v in per_seed.values()]))
+    teacher, students, margins = _against_teacher(
+        job, val, 'teacher', [n for n in val if n not in ('teacher', 'teacher-rfcn')
+                              and BY_NAME[n].block != 'mmdet'])
     headline = [n for n in students if BY_NAME[n].block == 'cross-scale']
-    margins = {n: students[n] - teacher for n in students}
     # None: the run has no cross-scale (headline) block to judge
     met = all(margins[n] >= PRECONDITION_POINTS for n in headline) if headline else None
     # the same-input block is judged student by student: a scratch student at the teacher's own
@@ -202,40 +204,40 @@ def write_report(job, rows, pre, ivs, wall_s) -> str:
              f'Command: `python -m projects.vtest_mimic.tools.run {" ".join(args.argv)}` '
              f'(wall time {wall_s / 60:.0f} min on this machine).', '',
              '## Precondition: is the teacher better than the students trained alone?', '']
-    if pre['teacher_val_mr2'] is not None:
+    if pre['teacher_val_mr2'] is not None:  # the Inception blocks
         lines += [f'Validation MR-2 (%, every validation frame, Reasonable): teacher '
                   f'{pre["teacher_val_mr2"]:.1f}; scratch students (mean over seeds): ' +
                   ', '.join(f'{BY_NAME[n].label} {v:.1f}'
                             for n, v in pre['students_val_mr2'].items()) + '.', '']
-    lines += _mmdet_precondition(pre.get('mmdet'))
-    if pre['teacher_val_mr2'] is None:
-        pass
-    elif pre['met'] is None:
-        lines.append('This run has no cross-scale (headline) block; the same-input students are '
-                     'judged one by one below.')
-    elif pre['met']:
-        lines.append(f'The teacher is at least {PRECONDITION_POINTS:.0f} points better than '
-                     'every cross-scale scratch student on validation: this run can test the '
-                     'claim.')
-    else:
-        lines.append(f'**The teacher is NOT at least {PRECONDITION_POINTS:.0f} points better '
-                     'than every cross-scale scratch student on validation: this run cannot '
-                     'test the paper\'s claim** (there is no gap for mimic to close).')
+        if pre['met'] is None:
+            lines.append('This run has no cross-scale (headline) block; the same-input students '
+                         'are judged one by one below.')
+        elif pre['met']:
+            lines.append(f'The teacher is at least {PRECONDITION_POINTS:.0f} points better than '
+                         'every cross-scale scratch student on validation: this run can test the '
+                         'claim.')
+        else:
+            lines.append(f'**The teacher is NOT at least {PRECONDITION_POINTS:.0f} points better '
+                         'than every cross-scale scratch student on validation: this run cannot '
+                         'test the paper\'s claim** (there is no gap for mimic to close).')
+        lines.append('')
     for n, margin in pre['margins'].items():  # the same-input students, one by one
         if BY_NAME[n].block != 'same-input':
             continue
         if n in pre['same_input_not_met']:
-            lines += ['', f'**Same-input block: the teacher is only {margin:.1f} points better '
+            lines += [f'**Same-input block: the teacher is only {margin:.1f} points better '
                       f'than the {BY_NAME[n].label} on validation (less than '
-                      f'{PRECONDITION_POINTS:.0f}): that comparison cannot test the claim.**']
+                      f'{PRECONDITION_POINTS:.0f}): that comparison cannot test the claim.**', '']
         else:
-            lines += ['', f'Same-input block: the teacher is {margin:.1f} points better than the '
-                      f'{BY_NAME[n].label} on validation: that comparison can test the claim.']
+            lines += [f'Same-input block: the teacher is {margin:.1f} points better than the '
+                      f'{BY_NAME[n].label} on validation: that comparison can test the claim.',
+                      '']
+    lines += _mmdet_precondition(pre.get('mmdet'))
     mmdet_text = (f' mmdet block: students {args.mmdet_iters} iterations, its teacher up to '
                   f'{args.mmdet_teacher_iters}, checkpoint chosen on validation MR-2 (every '
                   f'{args.teacher_val_interval}); pyramid level rule and lambda1 chosen on '
                   'validation (tools/mmdet_sweep.py).' if 'mmdet' in args.blocks else '')
-    lines += ['', f'Seeds {list(args.seeds)} (mean ± sample std over seeds); mimic and scratch '
+    lines += [f'Seeds {list(args.seeds)} (mean ± sample std over seeds); mimic and scratch '
               'students are paired on each seed (same data order, crops and flips, same initial '
               'weights for the parts they share). Students: '
               f'{args.iters} iterations of batch 2 (320x384 crops of the 640x480 frames; '
@@ -256,7 +258,8 @@ def write_report(job, rows, pre, ivs, wall_s) -> str:
     for block, title in titles.items():
         if block not in by_block:
             continue
-        ref = teacher_rows.get(BLOCK_TEACHER.get(block, 'teacher'))
+        # a block's table opens with its teacher where that teacher is a row of the Teachers table
+        ref = None if block == 'teacher' else teacher_rows.get(BLOCK_TEACHER[block])
         block_rows = by_block[block] if ref is None else [ref] + by_block[block]
         lines += [f'## {title}', '', table(block_rows), '']
     if ivs:

@@ -48,6 +48,12 @@ def test_study_run_end_to_end(repo_root, tmp_path):
                  '1/2-Inception R-FCN + deconv, half input, two-stage mimic',
                  'NOT Caltech numbers'):
         assert text in report, text
+    # the teacher is a row of the Teachers table once and opens the cross-scale table; the R-FCN
+    # teacher opens the stage-2 table
+    rows_of = lambda label: [ln for ln in report.splitlines()  # noqa: E731
+                             if ln.startswith(f'| {label} ')]
+    assert len(rows_of('Inception RPN (teacher)')) == 2
+    assert len(rows_of('Inception R-FCN (two-stage teacher)')) == 2
     assert osp.getsize(osp.join(out, 'mr_fppi.png')) > 1000
     assert osp.isfile(osp.join(out, 'speed', 'speed.png'))
 
